@@ -1,0 +1,1 @@
+"""The app SDK: the seed's IoTVideo SDK, in Python."""

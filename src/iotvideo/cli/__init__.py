@@ -1,0 +1,5 @@
+"""The ``iotvideo`` command."""
+
+from iotvideo.cli.main import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,153 @@
+"""``iotvideo cloud``, ``iotvideo keys ...`` and ``iotvideo db ...``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Column, Table
+
+from iotvideo.cli._common import DataOpt, DbOpt, cloud_settings, die, stderr
+from iotvideo.cloud import keys as keymod
+from iotvideo.cloud.db import Database
+from iotvideo.cloud.server import run
+
+__all__ = ["cloud_command", "db_app", "keys_app"]
+
+T = TypeVar("T")
+
+keys_app = typer.Typer(
+    help="Vendor API keys: create one per vendor, list them, revoke a leaked one.",
+    no_args_is_help=True,
+)
+db_app = typer.Typer(
+    help="Database schema: apply migrations, show the revision.", no_args_is_help=True
+)
+
+
+def cloud_command(
+    data: DataOpt = None,
+    db: DbOpt = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on. Env: IOTVIDEO_HOST.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port, 0 for any free one. Env: IOTVIDEO_PORT.")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning or error. Env: IOTVIDEO_LOG_LEVEL.")
+    ] = None,
+) -> None:
+    """Run the cloud server (vendor API, health at /healthz) until Ctrl-C or SIGTERM.
+
+    The schema is migrated at start. Prints 'iotvideo cloud listening on URL' on stderr
+    once it accepts requests.
+    """
+    settings = cloud_settings(data=data, db=db, host=host, port=port, log_level=log_level)
+    raise typer.Exit(run(settings))
+
+
+def _with_db(data: object, db: object, work: Callable[[Database], Awaitable[T]]) -> T:
+    settings = cloud_settings(data=data, db=db)
+
+    async def go() -> T:
+        settings.data.mkdir(parents=True, exist_ok=True)
+        database = Database(settings.db_url)
+        try:
+            await database.migrate()
+            return await work(database)
+        finally:
+            await database.close()
+
+    try:
+        return asyncio.run(go())
+    except keymod.UnknownKeyError as exc:
+        die(str(exc.args[0]))
+    except OSError as exc:
+        die(f"cannot open the database: {exc}")
+
+
+@keys_app.command("create")
+def keys_create(
+    data: DataOpt = None,
+    db: DbOpt = None,
+    vendor: Annotated[
+        str | None,
+        typer.Option(
+            help="Add the key to this existing vendor (key rotation) instead of a new one."
+        ),
+    ] = None,
+    name: Annotated[str, typer.Option(help="A name for a new vendor.")] = "",
+) -> None:
+    """Create a vendor with an API key (or a new key for --vendor).
+
+    Prints exactly one JSON object on stdout: {"SecretId": ..., "SecretKey": ...}.
+    The SecretKey is shown only this once.
+    """
+    now = int(time.time())
+    key = _with_db(data, db, lambda d: keymod.create_key(d, now=now, vendor_id=vendor, name=name))
+    print(json.dumps({"SecretId": key.secret_id, "SecretKey": key.secret_key}))
+    stderr.print(f"key {key.secret_id} created for vendor {key.vendor_id}", highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(
+    data: DataOpt = None,
+    db: DbOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List API keys (never their secrets), active and revoked."""
+    rows = _with_db(data, db, keymod.list_keys)
+    if as_json:
+        for k in rows:
+            print(
+                json.dumps(
+                    {
+                        "SecretId": k.secret_id,
+                        "VendorId": k.vendor_id,
+                        "VendorName": k.vendor_name,
+                        "CreatedAt": k.created_at,
+                        "RevokedAt": k.revoked_at,
+                    }
+                )
+            )
+        return
+    table = Table("Vendor", "Name", "Created (UTC)", "Status")
+    table.columns.insert(0, Column("SecretId", no_wrap=True))
+    for k in rows:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(k.created_at))
+        table.add_row(
+            k.secret_id, k.vendor_id, k.vendor_name, created, "active" if k.active else "revoked"
+        )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    secret_id: Annotated[str, typer.Argument(help="The SecretId to revoke.")],
+    data: DataOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Revoke a key at once: requests signed with it get AuthFailure.SecretIdNotFound."""
+    now = int(time.time())
+    info = _with_db(data, db, lambda d: keymod.revoke_key(d, secret_id, now=now))
+    stderr.print(f"key {info.secret_id} of vendor {info.vendor_id} is revoked", highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data: DataOpt = None, db: DbOpt = None) -> None:
+    """Apply all migrations (the cloud also does this when it starts)."""
+    revision = _with_db(data, db, lambda d: d.revision())
+    stderr.print(f"database at revision {revision}", highlight=False)
+
+
+@db_app.command("current")
+def db_current(data: DataOpt = None, db: DbOpt = None) -> None:
+    """Print the schema revision of the database."""
+    revision = _with_db(data, db, lambda d: d.revision())
+    print(revision)

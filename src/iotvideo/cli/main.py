@@ -1,0 +1,45 @@
+"""Entry point of the ``iotvideo`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from iotvideo import __version__
+from iotvideo.cli.cloud import cloud_command, db_app, keys_app
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="iotvideo",
+    help=(
+        "iotvideo: a self-hostable IoT camera video platform.\n\n"
+        "Start the cloud with `iotvideo cloud --data DIR`, then create a vendor API key with "
+        "`iotvideo keys create --data DIR` and drive it with any Tencent Cloud API 3.0 "
+        "iotvideo client."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("cloud")(cloud_command)
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """iotvideo command line."""
+
+
+def main() -> None:
+    app()

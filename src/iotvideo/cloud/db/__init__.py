@@ -1,0 +1,101 @@
+"""The cloud's database: engine, sessions and migrations (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+__all__ = ["MIGRATIONS", "Database"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Any constant works; it only has to be the same in every cloud process.
+_MIGRATION_LOCK = 0x10770_1DE0
+
+
+class Database:
+    """An async engine, a session factory and the schema migrations.
+
+    URLs: ``sqlite+aiosqlite:///FILE`` or ``postgresql+asyncpg://USER@HOST[:PORT]/DB``.
+    A PostgreSQL URL may carry ``?search_path=SCHEMA`` to keep iotvideo's tables in one
+    schema (asyncpg has no URL option for it, so it is turned into a server setting here).
+    """
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        connect_args: dict[str, Any] = {}
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if not self.is_sqlite and "search_path" in parsed.query:
+            search_path = parsed.query["search_path"]
+            connect_args["server_settings"] = {"search_path": str(search_path)}
+            parsed = parsed.difference_update_query(["search_path"])
+        if self.is_sqlite and parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.url = parsed
+        self.engine: AsyncEngine = create_async_engine(parsed, connect_args=connect_args)
+        if self.is_sqlite:
+            _tune_sqlite(self.engine)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> AsyncSession:
+        return self.sessions()
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision. Safe to run from many processes at once."""
+        async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # Two instances starting together must not both create the tables.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+            await conn.run_sync(_upgrade)
+
+    async def revision(self) -> str | None:
+        """The schema revision the database is at (``None`` before the first migration)."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _upgrade(connection: Connection) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, a busy timeout, and write-intent transactions.
+
+    SQLite cannot upgrade a read transaction to a write one while another writer is
+    active (SQLITE_BUSY without waiting), so every transaction starts with BEGIN IMMEDIATE
+    and waits its turn under busy_timeout instead.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,173 @@
+"""The cloud's tables. Times are integer UNIX seconds (UTC), as the vendor API shows them."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, String, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AccessToken",
+    "ApiKey",
+    "AppUser",
+    "Base",
+    "Binding",
+    "Device",
+    "Product",
+    "Terminal",
+    "Vendor",
+]
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        int: BigInteger,
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+class Vendor(Base):
+    """A camera vendor: the owner of API keys, products, devices and app users."""
+
+    __tablename__ = "vendors"
+
+    vendor_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[int]
+
+
+class ApiKey(Base):
+    """A vendor-API key pair. HMAC verification needs the secret itself, so it is kept."""
+
+    __tablename__ = "api_keys"
+
+    secret_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vendor_id: Mapped[str] = mapped_column(
+        ForeignKey("vendors.vendor_id", ondelete="CASCADE"), index=True
+    )
+    secret_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int]
+    revoked_at: Mapped[int | None]
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    product_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    vendor_id: Mapped[str] = mapped_column(
+        ForeignKey("vendors.vendor_id", ondelete="CASCADE"), index=True
+    )
+    product_model: Mapped[str] = mapped_column(String(64))
+    product_name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(256))
+    features: Mapped[list[str]]
+    chip_manufacture_id: Mapped[str] = mapped_column(String(64), default="")
+    chip_id: Mapped[str] = mapped_column(String(64), default="")
+    region: Mapped[str] = mapped_column(String(64), default="")
+    cate: Mapped[int] = mapped_column(default=0)
+    access_mode: Mapped[int] = mapped_column(default=0)
+    os: Mapped[str] = mapped_column(String(32), default="")
+    chip_arch: Mapped[str] = mapped_column(String(32), default="")
+    secret_key: Mapped[str] = mapped_column(String(64))
+    iot_model_revision: Mapped[int] = mapped_column(default=0)
+    device_seq: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[int] = mapped_column(index=True)
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    __table_args__ = (Index("uq_devices_product_name", "product_id", "device_name", unique=True),)
+
+    tid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.product_id", ondelete="CASCADE"))
+    vendor_id: Mapped[str] = mapped_column(
+        ForeignKey("vendors.vendor_id", ondelete="CASCADE"), index=True
+    )
+    device_name: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(64))
+    disabled: Mapped[bool] = mapped_column(default=False)
+    active_time: Mapped[int] = mapped_column(default=0)
+    ota_version: Mapped[str] = mapped_column(String(32), default="")
+    online: Mapped[int] = mapped_column(default=0)
+    last_online_time: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[int]
+
+
+class AppUser(Base):
+    """An end user of the vendor's app (``AccessId``). Anonymous users have no CunionId."""
+
+    __tablename__ = "app_users"
+    __table_args__ = (Index("uq_app_users_cunion", "vendor_id", "cunion_id", unique=True),)
+
+    access_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    vendor_id: Mapped[str] = mapped_column(
+        ForeignKey("vendors.vendor_id", ondelete="CASCADE"), index=True
+    )
+    cunion_id: Mapped[str | None] = mapped_column(String(128))
+    mobile: Mapped[str] = mapped_column(String(32), default="")
+    anonymous: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[int]
+
+
+class Terminal(Base):
+    """One of a user's terminals (phones, tablets...), named by the vendor's UniqueId."""
+
+    __tablename__ = "terminals"
+    __table_args__ = (Index("uq_terminals_unique", "access_id", "unique_id", unique=True),)
+
+    terminal_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    access_id: Mapped[str] = mapped_column(ForeignKey("app_users.access_id", ondelete="CASCADE"))
+    unique_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[int]
+
+
+class AccessToken(Base):
+    """An access token, stored as its SHA-256.
+
+    ``kind`` is ``user`` (CreateUsrToken: the SDK logs in with it), ``device`` (CreateDevToken:
+    temporary access to ``tid``), ``anonymous`` (CreateAnonymousAccessToken) or ``binding``
+    (returned by CreateBinding, passed to subscribeDevice).
+    """
+
+    __tablename__ = "access_tokens"
+    __table_args__ = (Index("ix_access_tokens_user_tid", "access_id", "tid"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    access_id: Mapped[str] = mapped_column(ForeignKey("app_users.access_id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    tid: Mapped[str | None] = mapped_column(
+        ForeignKey("devices.tid", ondelete="CASCADE"), index=True
+    )
+    terminal_id: Mapped[str | None] = mapped_column(
+        ForeignKey("terminals.terminal_id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[int]
+    expires_at: Mapped[int]
+    revoked_at: Mapped[int | None]
+
+
+class Binding(Base):
+    """A relation between an app user and a device: ``owner`` (at most one) or ``guest``."""
+
+    __tablename__ = "bindings"
+    __table_args__ = (
+        Index(
+            "uq_bindings_owner",
+            "tid",
+            unique=True,
+            sqlite_where=text("role = 'owner'"),
+            postgresql_where=text("role = 'owner'"),
+        ),
+    )
+
+    access_id: Mapped[str] = mapped_column(
+        ForeignKey("app_users.access_id", ondelete="CASCADE"), primary_key=True
+    )
+    tid: Mapped[str] = mapped_column(
+        ForeignKey("devices.tid", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(8))
+    nick: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[int]

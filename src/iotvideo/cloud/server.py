@@ -1,0 +1,67 @@
+"""Run the cloud under uvicorn, with graceful shutdown on SIGTERM and SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+
+import uvicorn
+
+from iotvideo.cloud.app import create_app
+from iotvideo.cloud.settings import CloudSettings
+
+__all__ = ["bind", "configure_logging", "run"]
+
+log = logging.getLogger("iotvideo.cloud")
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("iotvideo", "uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket; port 0 picks a free port (read it from ``getsockname``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(settings: CloudSettings) -> int:
+    """Serve until SIGTERM/SIGINT; return the process exit status."""
+    configure_logging(settings.log_level)
+    try:
+        sock = bind(settings.host, settings.port)
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
+        return 2
+    host, port = sock.getsockname()[:2]
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def ready() -> None:
+        # Tests and scripts wait for this exact line on stderr.
+        print(f"iotvideo cloud listening on {url}", file=sys.stderr, flush=True)
+
+    app = create_app(settings, on_ready=ready)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    return 0 if server.started else 1

@@ -1,0 +1,46 @@
+"""The cloud's settings: flags override ``IOTVIDEO_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["CloudSettings"]
+
+
+class CloudSettings(BaseSettings):
+    """Settings of one cloud process.
+
+    Every field can be set by an environment variable named ``IOTVIDEO_<FIELD>``
+    (``IOTVIDEO_DATA``, ``IOTVIDEO_DB``, ``IOTVIDEO_PORT``...); command-line flags win.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="IOTVIDEO_", extra="ignore")
+
+    data: Path = Field(description="Data directory: SQLite file, blobs, logs.")
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    db: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the database: sqlite+aiosqlite:///FILE or "
+            "postgresql+asyncpg://USER@HOST/DB[?search_path=SCHEMA]. Default: a SQLite "
+            "file in the data directory."
+        ),
+    )
+    max_body_bytes: int = Field(
+        1 << 20, ge=1024, description="Largest vendor-API request body accepted, in bytes."
+    )
+    signature_max_skew: int = Field(
+        300, ge=1, description="Seconds a request's X-TC-Timestamp may differ from our clock."
+    )
+    log_level: str = Field("info", description="debug, info, warning or error.")
+
+    @property
+    def db_url(self) -> str:
+        """The database URL, defaulting to ``<data>/iotvideo.db``."""
+        if self.db:
+            return self.db
+        return f"sqlite+aiosqlite:///{(self.data / 'iotvideo.db').resolve()}"

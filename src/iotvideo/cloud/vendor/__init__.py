@@ -1,0 +1,21 @@
+"""The vendor-cloud API, compatible with Tencent Cloud API 3.0 ``iotvideo`` 2019-11-26."""
+
+from iotvideo.cloud.vendor import bindings, devices, products, tokens, users
+from iotvideo.cloud.vendor.api import API_VERSION, ActionContext, VendorApi, VendorRequest
+from iotvideo.cloud.vendor.errors import Code, VendorError
+
+__all__ = [
+    "API_VERSION",
+    "ActionContext",
+    "Code",
+    "VendorApi",
+    "VendorError",
+    "VendorRequest",
+    "register_all",
+]
+
+
+def register_all(api: VendorApi) -> None:
+    """Register every action this cloud implements."""
+    for module in (products, devices, users, tokens, bindings):
+        module.register(api)

@@ -1,0 +1,268 @@
+"""The vendor API: authenticate a request, validate its parameters, run its action.
+
+:class:`VendorApi` takes a :class:`VendorRequest` (plain values, no HTTP objects) and
+returns the fields of a successful response, or raises :class:`VendorError`. The HTTP
+route in :mod:`iotvideo.cloud.vendor.router` is a thin adapter around it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from iotvideo.cloud.db import Database
+from iotvideo.cloud.db.models import ApiKey, AppUser, Device, Product
+from iotvideo.cloud.vendor.errors import Code, VendorError, not_found
+from iotvideo.cloud.vendor.params import Params, unflatten, validate
+from iotvideo.protocol import tc3
+
+__all__ = ["API_VERSION", "ActionContext", "VendorApi", "VendorRequest"]
+
+API_VERSION = "2019-11-26"
+log = logging.getLogger("iotvideo.cloud.vendor")
+
+Handler = Callable[["ActionContext", Any], Awaitable[dict[str, Any]]]
+
+_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class VendorRequest:
+    """A vendor-API HTTP request as plain values; header names are lower case."""
+
+    method: str
+    headers: Mapping[str, str]
+    query: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Action:
+    params: type[Params]
+    handler: Handler
+
+
+@dataclass
+class ActionContext:
+    """What an action handler works with: one transaction, scoped to one vendor."""
+
+    session: AsyncSession
+    vendor_id: str
+    now: int
+    request_id: str
+    #: Callbacks to run after the transaction commits (e.g. to kick a disabled device).
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def product(self, product_id: str) -> Product:
+        row = await self.session.get(Product, product_id)
+        if row is None or row.vendor_id != self.vendor_id:
+            raise not_found("ProductId", product_id)
+        return row
+
+    async def device(self, tid: str) -> Device:
+        row = await self.session.get(Device, tid)
+        if row is None or row.vendor_id != self.vendor_id:
+            raise not_found("Tid", tid)
+        return row
+
+    async def devices(self, tids: list[str]) -> list[Device]:
+        """All of ``tids`` (duplicates dropped), or ResourceNotFound naming the first missing."""
+        wanted = list(dict.fromkeys(tids))
+        rows = await self.session.scalars(
+            select(Device).where(Device.tid.in_(wanted), Device.vendor_id == self.vendor_id)
+        )
+        found = {d.tid: d for d in rows}
+        for tid in wanted:
+            if tid not in found:
+                raise not_found("Tid", tid)
+        return [found[t] for t in wanted]
+
+    async def user(self, access_id: str) -> AppUser:
+        row = await self.session.get(AppUser, access_id)
+        if row is None or row.vendor_id != self.vendor_id:
+            raise not_found("AccessId", access_id)
+        return row
+
+
+class VendorApi:
+    """The action registry and the request pipeline of the vendor API."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], float],
+        max_skew: int = 300,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._max_skew = max_skew
+        self._actions: dict[str, _Action] = {}
+
+    def add(self, name: str, params: type[Params], handler: Handler) -> None:
+        """Register an action under its API name (``CreateProduct``)."""
+        self._actions[name] = _Action(params, handler)
+
+    @property
+    def actions(self) -> list[str]:
+        return sorted(self._actions)
+
+    async def handle(self, request: VendorRequest, request_id: str) -> dict[str, Any]:
+        """Run one request; return the response fields or raise :class:`VendorError`."""
+        now = int(self._clock())
+        auth, timestamp = _parse_auth(request, now, self._max_skew)
+        for attempt in range(_RETRIES):
+            try:
+                return await self._run(request, request_id, now, auth, timestamp)
+            except IntegrityError:
+                # A concurrent request took a unique name first; the retry sees its result.
+                if attempt == _RETRIES - 1:
+                    raise VendorError(
+                        Code.RESOURCE_IN_USE, "A concurrent request changed the same resource."
+                    ) from None
+        raise AssertionError("unreachable")
+
+    async def _run(
+        self,
+        request: VendorRequest,
+        request_id: str,
+        now: int,
+        auth: tc3.Authorization,
+        timestamp: int,
+    ) -> dict[str, Any]:
+        async with self._db.session() as session:
+            async with session.begin():
+                # Authenticate first: an unsigned caller learns nothing about parameters.
+                vendor_id = await _verify_signature(session, request, auth, timestamp)
+                action, data, lenient = self._parse_call(request)
+                params = validate(action.params, data, lenient=lenient)
+                ctx = ActionContext(session, vendor_id, now, request_id)
+                result = await action.handler(ctx, params)
+            for callback in ctx.after_commit:
+                await callback()
+        return result
+
+    def _parse_call(self, request: VendorRequest) -> tuple[_Action, dict[str, Any], bool]:
+        version = request.headers.get("x-tc-version")
+        if not version:
+            raise VendorError(Code.MISSING_PARAMETER, "The header X-TC-Version is required.")
+        if version != API_VERSION:
+            raise VendorError(
+                Code.NO_SUCH_VERSION, f"Version {version!r} does not exist; use {API_VERSION}."
+            )
+        name = request.headers.get("x-tc-action", "")
+        if not name:
+            raise VendorError(Code.MISSING_PARAMETER, "The header X-TC-Action is required.")
+        action = self._actions.get(name)
+        if action is None:
+            raise VendorError(Code.INVALID_ACTION, f"The action {name!r} does not exist.")
+        data, lenient = _parse_params(request)
+        return action, data, lenient
+
+
+def _parse_auth(request: VendorRequest, now: int, max_skew: int) -> tuple[tc3.Authorization, int]:
+    header = request.headers.get("authorization")
+    if not header:
+        raise VendorError(
+            Code.AUTH_INVALID_AUTHORIZATION,
+            "The Authorization header is missing; sign the request with TC3-HMAC-SHA256.",
+        )
+    try:
+        auth = tc3.Authorization.parse(header)
+    except ValueError as exc:
+        raise VendorError(Code.AUTH_INVALID_AUTHORIZATION, str(exc)) from None
+    raw = request.headers.get("x-tc-timestamp", "")
+    if not raw.isdigit() or len(raw) > 12:
+        raise VendorError(
+            Code.MISSING_PARAMETER if not raw else Code.INVALID_PARAMETER,
+            "The header X-TC-Timestamp must be the request's UNIX time in seconds.",
+        )
+    timestamp = int(raw)
+    if abs(now - timestamp) > max_skew:
+        raise VendorError(
+            Code.AUTH_SIGNATURE_EXPIRE,
+            f"The signature expired: X-TC-Timestamp is {timestamp - now:+d} s from the server's "
+            f"time (at most {max_skew} s allowed). Check the client's clock.",
+        )
+    if auth.service != tc3.SERVICE:
+        raise VendorError(
+            Code.AUTH_SIGNATURE_FAILURE, f"The credential scope names service {auth.service!r}."
+        )
+    if auth.date != tc3.utc_date(timestamp):
+        raise VendorError(
+            Code.AUTH_SIGNATURE_FAILURE,
+            "The credential date is not the UTC date of X-TC-Timestamp.",
+        )
+    return auth, timestamp
+
+
+async def _verify_signature(
+    session: AsyncSession, request: VendorRequest, auth: tc3.Authorization, timestamp: int
+) -> str:
+    key = await session.get(ApiKey, auth.secret_id)
+    if key is None or key.revoked_at is not None:
+        raise VendorError(
+            Code.AUTH_SECRET_ID_NOT_FOUND,
+            "The SecretId does not exist or was revoked; create a key with `iotvideo keys create`.",
+        )
+    query = request.query if request.method == "GET" else ""
+    payload = b"" if request.method == "GET" else request.body
+    for headers in (request.headers, {k: v.lower() for k, v in request.headers.items()}):
+        expected = tc3.sign(
+            key.secret_key,
+            timestamp=timestamp,
+            service=auth.service,
+            method=request.method,
+            uri="/",
+            query=query,
+            headers=headers,
+            signed_headers=auth.signed_headers,
+            payload=payload,
+        )
+        if hmac.compare_digest(expected, auth.signature):
+            return key.vendor_id
+    raise VendorError(
+        Code.AUTH_SIGNATURE_FAILURE,
+        "The signature does not match; check the SecretKey and that the signed body, "
+        "Content-Type and Host are sent unchanged.",
+    )
+
+
+def _parse_params(request: VendorRequest) -> tuple[dict[str, Any], bool]:
+    """The request's parameters, and whether they came as strings (GET or form)."""
+    if request.method == "GET":
+        return unflatten(parse_qsl(request.query, keep_blank_values=True)), True
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/x-www-form-urlencoded":
+        text = _decode(request.body)
+        return unflatten(parse_qsl(text, keep_blank_values=True)), True
+    if content_type != "application/json":
+        raise VendorError(
+            Code.UNSUPPORTED_PROTOCOL,
+            "Send application/json (POST) or application/x-www-form-urlencoded parameters.",
+        )
+    if not request.body.strip():
+        return {}, False
+    try:
+        data = json.loads(_decode(request.body))
+    except (ValueError, RecursionError):
+        raise VendorError(Code.INVALID_PARAMETER, "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise VendorError(Code.INVALID_PARAMETER, "The request body must be a JSON object.")
+    return data, False
+
+
+def _decode(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise VendorError(Code.INVALID_PARAMETER, "The request body is not UTF-8.") from None

@@ -1,0 +1,50 @@
+"""Vendor-API errors: the string codes Tencent Cloud API 3.0 clients know.
+
+Every refused vendor-API request ends in a :class:`VendorError`, which the router turns
+into ``{"Response": {"Error": {"Code": ..., "Message": ...}, "RequestId": ...}}``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["Code", "VendorError"]
+
+
+class Code(StrEnum):
+    """The error codes the vendor API answers with (common and iotvideo ones)."""
+
+    AUTH_FAILURE = "AuthFailure"
+    AUTH_INVALID_AUTHORIZATION = "AuthFailure.InvalidAuthorization"
+    AUTH_SECRET_ID_NOT_FOUND = "AuthFailure.SecretIdNotFound"  # noqa: S105
+    AUTH_SIGNATURE_EXPIRE = "AuthFailure.SignatureExpire"
+    AUTH_SIGNATURE_FAILURE = "AuthFailure.SignatureFailure"
+    AUTH_TOKEN_FAILURE = "AuthFailure.TokenFailure"  # noqa: S105
+    FAILED_OPERATION = "FailedOperation"
+    INTERNAL_ERROR = "InternalError"
+    INVALID_ACTION = "InvalidAction"
+    INVALID_PARAMETER = "InvalidParameter"
+    INVALID_PARAMETER_VALUE = "InvalidParameterValue"
+    LIMIT_EXCEEDED = "LimitExceeded"
+    MISSING_PARAMETER = "MissingParameter"
+    NO_SUCH_VERSION = "NoSuchVersion"
+    REQUEST_SIZE_LIMIT_EXCEEDED = "RequestSizeLimitExceeded"
+    RESOURCE_IN_USE = "ResourceInUse"
+    RESOURCE_NOT_FOUND = "ResourceNotFound"
+    UNAUTHORIZED_OPERATION = "UnauthorizedOperation"
+    UNKNOWN_PARAMETER = "UnknownParameter"
+    UNSUPPORTED_OPERATION = "UnsupportedOperation"
+    UNSUPPORTED_PROTOCOL = "UnsupportedProtocol"
+
+
+class VendorError(Exception):
+    """A refused vendor-API request: a Tencent-style code and a message saying what to do."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def not_found(what: str, value: str) -> VendorError:
+    return VendorError(Code.RESOURCE_NOT_FOUND, f"{what} {value!r} does not exist.")

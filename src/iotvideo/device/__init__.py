@@ -1,0 +1,1 @@
+"""The device SDK and the simulated camera."""

@@ -1,0 +1,1 @@
+"""Shared audio/video building blocks (sources, fan-out, muxing, WebRTC glue)."""
