@@ -73,7 +73,9 @@ class Product(Base):
     secret_key: Mapped[str] = mapped_column(String(64))
     iot_model_revision: Mapped[int] = mapped_column(default=0)
     device_seq: Mapped[int] = mapped_column(default=0)
-    created_at: Mapped[int] = mapped_column(index=True)
+    created_at: Mapped[int]
+    #: Creation time in milliseconds: lists show products in the order they were made.
+    created_ms: Mapped[int] = mapped_column(index=True)
 
 
 class Device(Base):

@@ -57,10 +57,15 @@ class ActionContext:
 
     session: AsyncSession
     vendor_id: str
-    now: int
+    now_ms: int
     request_id: str
     #: Callbacks to run after the transaction commits (e.g. to kick a disabled device).
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def now(self) -> int:
+        """The request's time in UNIX seconds."""
+        return self.now_ms // 1000
 
     async def product(self, product_id: str) -> Product:
         row = await self.session.get(Product, product_id)
@@ -118,11 +123,11 @@ class VendorApi:
 
     async def handle(self, request: VendorRequest, request_id: str) -> dict[str, Any]:
         """Run one request; return the response fields or raise :class:`VendorError`."""
-        now = int(self._clock())
-        auth, timestamp = _parse_auth(request, now, self._max_skew)
+        now_ms = int(self._clock() * 1000)
+        auth, timestamp = _parse_auth(request, now_ms // 1000, self._max_skew)
         for attempt in range(_RETRIES):
             try:
-                return await self._run(request, request_id, now, auth, timestamp)
+                return await self._run(request, request_id, now_ms, auth, timestamp)
             except IntegrityError:
                 # A concurrent request took a unique name first; the retry sees its result.
                 if attempt == _RETRIES - 1:
@@ -135,7 +140,7 @@ class VendorApi:
         self,
         request: VendorRequest,
         request_id: str,
-        now: int,
+        now_ms: int,
         auth: tc3.Authorization,
         timestamp: int,
     ) -> dict[str, Any]:
@@ -145,7 +150,7 @@ class VendorApi:
                 vendor_id = await _verify_signature(session, request, auth, timestamp)
                 action, data, lenient = self._parse_call(request)
                 params = validate(action.params, data, lenient=lenient)
-                ctx = ActionContext(session, vendor_id, now, request_id)
+                ctx = ActionContext(session, vendor_id, now_ms, request_id)
                 result = await action.handler(ctx, params)
             for callback in ctx.after_commit:
                 await callback()

@@ -118,6 +118,7 @@ async def create_product(ctx: ActionContext, p: CreateProductParams) -> dict[str
         iot_model_revision=0,
         device_seq=0,
         created_at=ctx.now,
+        created_ms=ctx.now_ms,
     )
     ctx.session.add(product)
     return {"Data": product_base(product)}
@@ -139,7 +140,7 @@ async def describe_products(ctx: ActionContext, p: DescribeProductsParams) -> di
     rows = await ctx.session.scalars(
         select(Product)
         .where(*where)
-        .order_by(Product.created_at, Product.product_id)
+        .order_by(Product.created_ms, Product.product_id)
         .limit(p.Limit)
         .offset(p.Offset)
     )

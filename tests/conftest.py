@@ -1,0 +1,69 @@
+"""Fixtures: cloud servers on SQLite and on PostgreSQL (a schema per test session)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.support import PG_URL, Cloud, start_cloud
+
+
+def _pg_dsn() -> str:
+    url = make_url(PG_URL).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+async def _pg(sql: str) -> None:
+    conn = await asyncpg.connect(_pg_dsn())
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema for this session, dropped at the end."""
+    schema = f"iv_test_{secrets.token_hex(4)}"
+    asyncio.run(_pg(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{PG_URL}?search_path={schema}"
+    finally:
+        asyncio.run(_pg(f"DROP SCHEMA {schema} CASCADE"))
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def cloud(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cloud]:
+    """A running cloud on each backend. Tests isolate themselves with their own vendor key."""
+    data = tmp_path_factory.mktemp("cloud")
+    db = request.getfixturevalue("pg_schema_url") if request.param == "postgres" else None
+    server = start_cloud(data, db)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def sqlite_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    """A running cloud on the embedded default (SQLite)."""
+    server = start_cloud(tmp_path_factory.mktemp("cloud"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
