@@ -6,16 +6,16 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Column, Table
 
 from iotvideo.cli._common import DataOpt, DbOpt, cloud_settings, die, stderr
-from iotvideo.cloud import keys as keymod
-from iotvideo.cloud.db import Database
-from iotvideo.cloud.server import run
+
+if TYPE_CHECKING:
+    from iotvideo.cloud.db import Database
 
 __all__ = ["cloud_command", "db_app", "keys_app"]
 
@@ -48,11 +48,16 @@ def cloud_command(
     The schema is migrated at start. Prints 'iotvideo cloud listening on URL' on stderr
     once it accepts requests.
     """
+    from iotvideo.cloud.server import run
+
     settings = cloud_settings(data=data, db=db, host=host, port=port, log_level=log_level)
     raise typer.Exit(run(settings))
 
 
 def _with_db(data: object, db: object, work: Callable[[Database], Awaitable[T]]) -> T:
+    from iotvideo.cloud.db import Database
+    from iotvideo.cloud.keys import UnknownKeyError
+
     settings = cloud_settings(data=data, db=db)
 
     async def go() -> T:
@@ -66,7 +71,7 @@ def _with_db(data: object, db: object, work: Callable[[Database], Awaitable[T]])
 
     try:
         return asyncio.run(go())
-    except keymod.UnknownKeyError as exc:
+    except UnknownKeyError as exc:
         die(str(exc.args[0]))
     except OSError as exc:
         die(f"cannot open the database: {exc}")
@@ -89,8 +94,10 @@ def keys_create(
     Prints exactly one JSON object on stdout: {"SecretId": ..., "SecretKey": ...}.
     The SecretKey is shown only this once.
     """
+    from iotvideo.cloud.keys import create_key
+
     now = int(time.time())
-    key = _with_db(data, db, lambda d: keymod.create_key(d, now=now, vendor_id=vendor, name=name))
+    key = _with_db(data, db, lambda d: create_key(d, now=now, vendor_id=vendor, name=name))
     print(json.dumps({"SecretId": key.secret_id, "SecretKey": key.secret_key}))
     stderr.print(f"key {key.secret_id} created for vendor {key.vendor_id}", highlight=False)
 
@@ -102,7 +109,9 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List API keys (never their secrets), active and revoked."""
-    rows = _with_db(data, db, keymod.list_keys)
+    from iotvideo.cloud.keys import list_keys
+
+    rows = _with_db(data, db, list_keys)
     if as_json:
         for k in rows:
             print(
@@ -134,8 +143,10 @@ def keys_revoke(
     db: DbOpt = None,
 ) -> None:
     """Revoke a key at once: requests signed with it get AuthFailure.SecretIdNotFound."""
+    from iotvideo.cloud.keys import revoke_key
+
     now = int(time.time())
-    info = _with_db(data, db, lambda d: keymod.revoke_key(d, secret_id, now=now))
+    info = _with_db(data, db, lambda d: revoke_key(d, secret_id, now=now))
     stderr.print(f"key {info.secret_id} of vendor {info.vendor_id} is revoked", highlight=False)
 
 

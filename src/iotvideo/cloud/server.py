@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
 import sys
+from types import FrameType
 
 import uvicorn
 
@@ -63,5 +66,21 @@ def run(settings: CloudSettings) -> int:
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
-    server.run(sockets=[sock])
-    return 0 if server.started else 1
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
+    # previous handler. Make that handler end the process with status 0, not a signal death.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
+    with contextlib.suppress(_Stopped):
+        server.run(sockets=[sock])
+    if not server.started:
+        return 1
+    print("iotvideo cloud stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+class _Stopped(Exception):
+    """A stop signal arrived (after uvicorn's graceful shutdown, or before it started)."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
