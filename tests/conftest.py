@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import settings
 from sqlalchemy.engine import make_url
 
 from tests.support import PG_URL, Cloud, start_cloud
+
+# `HYPOTHESIS_PROFILE=deep make unit` fuzzes ten times longer than CI does.
+settings.register_profile("ci", max_examples=150)
+settings.register_profile("deep", max_examples=1500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _pg_dsn() -> str:
