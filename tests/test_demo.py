@@ -1,0 +1,23 @@
+"""`make demo` works: the demo script runs end to end (here with --once)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py"), "--once", "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"IOTVIDEO_PORT": "0", "PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+    )
+    assert out.returncode == 0, out.stderr
+    for shown in ("SecretId", "ProductId", "Tid", "AccessId", "binding AccessToken", "Front door"):
+        assert shown in out.stdout
+    assert "iotvideo cloud stopped" in out.stderr
