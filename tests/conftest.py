@@ -22,7 +22,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _pg_dsn() -> str:
-    url = make_url(PG_URL).set(drivername="postgresql")
+    url = make_url(PG_URL).set(drivername="postgresql", query={})
     return url.render_as_string(hide_password=False)
 
 
@@ -40,7 +40,8 @@ def pg_schema_url() -> Iterator[str]:
     schema = f"iv_test_{secrets.token_hex(4)}"
     asyncio.run(_pg(f"CREATE SCHEMA {schema}"))
     try:
-        yield f"{PG_URL}?search_path={schema}"
+        url = make_url(PG_URL).update_query_dict({"search_path": schema})
+        yield url.render_as_string(hide_password=False)
     finally:
         asyncio.run(_pg(f"DROP SCHEMA {schema} CASCADE"))
 

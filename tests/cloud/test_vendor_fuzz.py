@@ -26,7 +26,7 @@ class _Collect:
     def __init__(self) -> None:
         self.actions: dict[str, type[Params]] = {}
 
-    def add(self, name: str, params: type[Params], handler: object) -> None:
+    def add(self, name: str, params: type[Params], handler: object, *, writes: bool = True) -> None:
         self.actions[name] = params
 
 

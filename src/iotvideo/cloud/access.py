@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, and_, delete, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, and_, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud import ids
-from iotvideo.cloud.db.models import AccessToken
+from iotvideo.cloud.db.tables import AnyRow, access_tokens
 from iotvideo.protocol.tokens import hash_token, looks_like_token
 
-__all__ = ["NEVER", "TokenKind", "find_token", "issue_token", "purge_expired", "revoke_tokens"]
+__all__ = ["NEVER", "TokenKind", "find_token", "issue_token", "purge_tokens", "revoke_tokens"]
 
 #: ``expires_at`` of tokens that live as long as what they grant (binding tokens).
 NEVER = (1 << 62) - 1
+#: Revoked and expired tokens are kept this long, so that their use is reported as such.
+KEEP_DEAD_TOKENS = 86400
 
 
 class TokenKind(StrEnum):
@@ -33,7 +35,7 @@ _PREFIX = {
 
 
 async def issue_token(
-    session: AsyncSession,
+    conn: AsyncConnection,
     *,
     access_id: str,
     kind: TokenKind,
@@ -44,8 +46,8 @@ async def issue_token(
 ) -> str:
     """Create a token and store its hash; the plain token is returned once, here."""
     token = ids.new_token(_PREFIX[kind])
-    session.add(
-        AccessToken(
+    await conn.execute(
+        insert(access_tokens).values(
             token_hash=hash_token(token),
             access_id=access_id,
             kind=kind.value,
@@ -59,30 +61,35 @@ async def issue_token(
     return token
 
 
-async def find_token(session: AsyncSession, token: str, *, now: int) -> AccessToken | None:
+async def find_token(conn: AsyncConnection, token: str, *, now: int) -> AnyRow | None:
     """The live (unrevoked, unexpired) token record for ``token``, or ``None``."""
     if not looks_like_token(token):
         return None
-    row = await session.get(AccessToken, hash_token(token))
+    row = (
+        await conn.execute(
+            select(access_tokens).where(access_tokens.c.token_hash == hash_token(token))
+        )
+    ).first()
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return None
     return row
 
 
-async def revoke_tokens(session: AsyncSession, *where: ColumnElement[bool], now: int) -> None:
+async def revoke_tokens(conn: AsyncConnection, *where: ColumnElement[bool], now: int) -> None:
     """Revoke every live token matching ``where``."""
-    await session.execute(
-        update(AccessToken)
-        .where(and_(*where), AccessToken.revoked_at.is_(None))
+    await conn.execute(
+        update(access_tokens)
+        .where(and_(*where), access_tokens.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
 
 
-async def purge_expired(session: AsyncSession, *where: ColumnElement[bool], now: int) -> None:
-    """Delete tokens matching ``where`` that expired or were revoked a day ago or more."""
-    await session.execute(
-        delete(AccessToken).where(
-            and_(*where),
-            (AccessToken.expires_at < now - 86400) | (AccessToken.revoked_at < now - 86400),
+async def purge_tokens(conn: AsyncConnection, *, now: int) -> int:
+    """Delete tokens that expired or were revoked more than a day ago; return how many."""
+    cutoff = now - KEEP_DEAD_TOKENS
+    result = await conn.execute(
+        delete(access_tokens).where(
+            (access_tokens.c.expires_at < cutoff) | (access_tokens.c.revoked_at < cutoff)
         )
     )
+    return int(result.rowcount)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from iotvideo.cloud import ids
 from iotvideo.cloud.db import Database
-from iotvideo.cloud.db.models import ApiKey, Vendor
+from iotvideo.cloud.db.tables import AnyRow, api_keys, vendors
 
 __all__ = ["KeyInfo", "NewKey", "UnknownKeyError", "create_key", "list_keys", "revoke_key"]
 
@@ -38,21 +38,38 @@ class KeyInfo:
     def active(self) -> bool:
         return self.revoked_at is None
 
+    @classmethod
+    def from_row(cls, row: AnyRow) -> KeyInfo:
+        return cls(row.secret_id, row.vendor_id, row.name, row.created_at, row.revoked_at)
+
+
+_LISTED = select(
+    api_keys.c.secret_id,
+    api_keys.c.vendor_id,
+    vendors.c.name,
+    api_keys.c.created_at,
+    api_keys.c.revoked_at,
+).join(vendors, vendors.c.vendor_id == api_keys.c.vendor_id)
+
 
 async def create_key(
     db: Database, *, now: int, vendor_id: str | None = None, name: str = ""
 ) -> NewKey:
     """Create a key for ``vendor_id``, or a new vendor with its first key when it is ``None``."""
-    async with db.session() as session, session.begin():
+    async with db.engine.begin() as conn:
         if vendor_id is None:
             vendor_id = ids.vendor_id()
-            session.add(Vendor(vendor_id=vendor_id, name=name, created_at=now))
-            await session.flush()  # the key row refers to it
-        elif await session.get(Vendor, vendor_id) is None:
+            await conn.execute(
+                insert(vendors).values(vendor_id=vendor_id, name=name, created_at=now)
+            )
+        elif (
+            await conn.scalar(select(vendors.c.vendor_id).where(vendors.c.vendor_id == vendor_id))
+            is None
+        ):
             raise UnknownKeyError(f"no vendor {vendor_id!r}; see `iotvideo keys list`")
         key = NewKey(ids.secret_id(), ids.secret_key(), vendor_id)
-        session.add(
-            ApiKey(
+        await conn.execute(
+            insert(api_keys).values(
                 secret_id=key.secret_id,
                 vendor_id=vendor_id,
                 secret_key=key.secret_key,
@@ -64,30 +81,20 @@ async def create_key(
 
 
 async def list_keys(db: Database) -> list[KeyInfo]:
-    async with db.session() as session:
-        rows = await session.execute(
-            select(ApiKey, Vendor.name)
-            .join(Vendor, Vendor.vendor_id == ApiKey.vendor_id)
-            .order_by(ApiKey.created_at, ApiKey.secret_id)
-        )
-        return [
-            KeyInfo(k.secret_id, k.vendor_id, name, k.created_at, k.revoked_at) for k, name in rows
-        ]
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(_LISTED.order_by(api_keys.c.created_at, api_keys.c.secret_id))
+        return [KeyInfo.from_row(r) for r in rows]
 
 
 async def revoke_key(db: Database, secret_id: str, *, now: int) -> KeyInfo:
     """Revoke a key at once; requests signed with it are refused from now on."""
-    async with db.session() as session, session.begin():
-        key = await session.get(ApiKey, secret_id)
-        if key is None:
-            raise UnknownKeyError(f"no key {secret_id!r}; see `iotvideo keys list`")
-        if key.revoked_at is None:
-            key.revoked_at = now
-        vendor = await session.get(Vendor, key.vendor_id)
-        return KeyInfo(
-            key.secret_id,
-            key.vendor_id,
-            vendor.name if vendor else "",
-            key.created_at,
-            key.revoked_at,
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            update(api_keys)
+            .where(api_keys.c.secret_id == secret_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=now)
         )
+        row = (await conn.execute(_LISTED.where(api_keys.c.secret_id == secret_id))).first()
+        if row is None:
+            raise UnknownKeyError(f"no key {secret_id!r}; see `iotvideo keys list`")
+        return KeyInfo.from_row(row)

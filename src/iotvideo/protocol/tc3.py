@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 __all__ = [
     "ALGORITHM",
@@ -78,7 +78,8 @@ class Authorization:
 
 def utc_date(timestamp: int) -> str:
     """The ``YYYY-MM-DD`` UTC day that TC3 puts in the credential scope."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+    t = time.gmtime(timestamp)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
 
 
 def canonical_request(

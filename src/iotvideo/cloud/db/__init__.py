@@ -10,12 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 __all__ = ["MIGRATIONS", "Database"]
 
@@ -33,7 +28,7 @@ class Database:
     schema (asyncpg has no URL option for it, so it is turned into a server setting here).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20) -> None:
         parsed = make_url(url)
         connect_args: dict[str, Any] = {}
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -44,13 +39,21 @@ class Database:
         if self.is_sqlite and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.url = parsed
-        self.engine: AsyncEngine = create_async_engine(parsed, connect_args=connect_args)
+        # SQLite: one connection. Every transaction writes (BEGIN IMMEDIATE), so a second
+        # connection could only wait in SQLite's busy handler, which sleeps in steps of up
+        # to 100 ms; queueing for the one connection in asyncio is fair and prompt.
+        # PostgreSQL: a pool as large as the concurrency we expect; connections beyond it
+        # are closed on return, and reopening them (a TLS handshake, maybe) costs more than
+        # the queries.
+        size = 1 if self.is_sqlite else pool_size
+        self.engine: AsyncEngine = create_async_engine(
+            parsed,
+            connect_args=connect_args,
+            pool_size=size,
+            max_overflow=0 if self.is_sqlite else pool_size,
+        )
         if self.is_sqlite:
             _tune_sqlite(self.engine)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-
-    def session(self) -> AsyncSession:
-        return self.sessions()
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision. Safe to run from many processes at once."""

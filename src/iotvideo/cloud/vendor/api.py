@@ -10,17 +10,18 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import select
+from sqlalchemy import Column, Table, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud.db import Database
-from iotvideo.cloud.db.models import ApiKey, AppUser, Device, Product
+from iotvideo.cloud.db.tables import AnyRow, api_keys, app_users, devices, products
 from iotvideo.cloud.vendor.errors import Code, VendorError, not_found
 from iotvideo.cloud.vendor.params import Params, unflatten, validate
 from iotvideo.protocol import tc3
@@ -49,13 +50,14 @@ class VendorRequest:
 class _Action:
     params: type[Params]
     handler: Handler
+    writes: bool
 
 
 @dataclass
 class ActionContext:
     """What an action handler works with: one transaction, scoped to one vendor."""
 
-    session: AsyncSession
+    conn: AsyncConnection
     vendor_id: str
     now_ms: int
     request_id: str
@@ -67,35 +69,36 @@ class ActionContext:
         """The request's time in UNIX seconds."""
         return self.now_ms // 1000
 
-    async def product(self, product_id: str) -> Product:
-        row = await self.session.get(Product, product_id)
-        if row is None or row.vendor_id != self.vendor_id:
-            raise not_found("ProductId", product_id)
+    async def _one(self, table: Table, key: Column[Any], value: str, what: str) -> AnyRow:
+        row = (
+            await self.conn.execute(
+                select(table).where(key == value, table.c.vendor_id == self.vendor_id)
+            )
+        ).first()
+        if row is None:
+            raise not_found(what, value)
         return row
 
-    async def device(self, tid: str) -> Device:
-        row = await self.session.get(Device, tid)
-        if row is None or row.vendor_id != self.vendor_id:
-            raise not_found("Tid", tid)
-        return row
+    async def product(self, product_id: str) -> AnyRow:
+        return await self._one(products, products.c.product_id, product_id, "ProductId")
 
-    async def devices(self, tids: list[str]) -> list[Device]:
+    async def device(self, tid: str) -> AnyRow:
+        return await self._one(devices, devices.c.tid, tid, "Tid")
+
+    async def user(self, access_id: str) -> AnyRow:
+        return await self._one(app_users, app_users.c.access_id, access_id, "AccessId")
+
+    async def devices(self, tids: list[str]) -> list[AnyRow]:
         """All of ``tids`` (duplicates dropped), or ResourceNotFound naming the first missing."""
         wanted = list(dict.fromkeys(tids))
-        rows = await self.session.scalars(
-            select(Device).where(Device.tid.in_(wanted), Device.vendor_id == self.vendor_id)
+        rows = await self.conn.execute(
+            select(devices).where(devices.c.tid.in_(wanted), devices.c.vendor_id == self.vendor_id)
         )
         found = {d.tid: d for d in rows}
         for tid in wanted:
             if tid not in found:
                 raise not_found("Tid", tid)
         return [found[t] for t in wanted]
-
-    async def user(self, access_id: str) -> AppUser:
-        row = await self.session.get(AppUser, access_id)
-        if row is None or row.vendor_id != self.vendor_id:
-            raise not_found("AccessId", access_id)
-        return row
 
 
 class VendorApi:
@@ -113,9 +116,15 @@ class VendorApi:
         self._max_skew = max_skew
         self._actions: dict[str, _Action] = {}
 
-    def add(self, name: str, params: type[Params], handler: Handler) -> None:
-        """Register an action under its API name (``CreateProduct``)."""
-        self._actions[name] = _Action(params, handler)
+    def add(
+        self, name: str, params: type[Params], handler: Handler, *, writes: bool = True
+    ) -> None:
+        """Register an action under its API name (``CreateProduct``).
+
+        Actions with ``writes=False`` only read; they run without a transaction of their
+        own, which spares two database round trips.
+        """
+        self._actions[name] = _Action(params, handler, writes)
 
     @property
     def actions(self) -> list[str]:
@@ -144,17 +153,26 @@ class VendorApi:
         auth: tc3.Authorization,
         timestamp: int,
     ) -> dict[str, Any]:
-        async with self._db.session() as session:
-            async with session.begin():
-                # Authenticate first: an unsigned caller learns nothing about parameters.
-                vendor_id = await _verify_signature(session, request, auth, timestamp)
-                action, data, lenient = self._parse_call(request)
-                params = validate(action.params, data, lenient=lenient)
-                ctx = ActionContext(session, vendor_id, now_ms, request_id)
-                result = await action.handler(ctx, params)
-            for callback in ctx.after_commit:
-                await callback()
+        known = self._actions.get(request.headers.get("x-tc-action", ""))
+        async with self._connect(writes=known is not None and known.writes) as conn:
+            # Authenticate first: an unsigned caller learns nothing about parameters.
+            vendor_id = await _verify_signature(conn, request, auth, timestamp)
+            action, data, lenient = self._parse_call(request)
+            params = validate(action.params, data, lenient=lenient)
+            ctx = ActionContext(conn, vendor_id, now_ms, request_id)
+            result = await action.handler(ctx, params)
+        for callback in ctx.after_commit:
+            await callback()
         return result
+
+    @asynccontextmanager
+    async def _connect(self, *, writes: bool) -> AsyncIterator[AsyncConnection]:
+        if writes:
+            async with self._db.engine.begin() as conn:
+                yield conn
+        else:
+            async with self._db.engine.connect() as conn:
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def _parse_call(self, request: VendorRequest) -> tuple[_Action, dict[str, Any], bool]:
         version = request.headers.get("x-tc-version")
@@ -211,9 +229,15 @@ def _parse_auth(request: VendorRequest, now: int, max_skew: int) -> tuple[tc3.Au
 
 
 async def _verify_signature(
-    session: AsyncSession, request: VendorRequest, auth: tc3.Authorization, timestamp: int
+    conn: AsyncConnection, request: VendorRequest, auth: tc3.Authorization, timestamp: int
 ) -> str:
-    key = await session.get(ApiKey, auth.secret_id)
+    key = (
+        await conn.execute(
+            select(api_keys.c.secret_key, api_keys.c.vendor_id, api_keys.c.revoked_at).where(
+                api_keys.c.secret_id == auth.secret_id
+            )
+        )
+    ).first()
     if key is None or key.revoked_at is not None:
         raise VendorError(
             Code.AUTH_SECRET_ID_NOT_FOUND,
@@ -234,7 +258,7 @@ async def _verify_signature(
             payload=payload,
         )
         if hmac.compare_digest(expected, auth.signature):
-            return key.vendor_id
+            return str(key.vendor_id)
     raise VendorError(
         Code.AUTH_SIGNATURE_FAILURE,
         "The signature does not match; check the SecretKey and that the signed body, "

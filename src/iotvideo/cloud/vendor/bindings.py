@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select, update
 
 from iotvideo.cloud.access import NEVER, TokenKind, issue_token, revoke_tokens
-from iotvideo.cloud.db.models import AccessToken, Binding, Device, Product
+from iotvideo.cloud.db.tables import access_tokens, bindings, devices, products
 from iotvideo.cloud.vendor.api import ActionContext, VendorApi
 from iotvideo.cloud.vendor.errors import Code, VendorError, not_found
 from iotvideo.cloud.vendor.params import Id, Opaque, Params, Short
@@ -47,9 +47,9 @@ class DescribeBindUsrParams(Params):
     AccessId: Id
 
 
-async def _owner(ctx: ActionContext, tid: str) -> Binding | None:
-    owner: Binding | None = await ctx.session.scalar(
-        select(Binding).where(Binding.tid == tid, Binding.role == "owner")
+async def _owner(ctx: ActionContext, tid: str) -> str | None:
+    owner: str | None = await ctx.conn.scalar(
+        select(bindings.c.access_id).where(bindings.c.tid == tid, bindings.c.role == "owner")
     )
     return owner
 
@@ -57,12 +57,19 @@ async def _owner(ctx: ActionContext, tid: str) -> Binding | None:
 async def _revoke_device_access(ctx: ActionContext, access_id: str, tid: str) -> None:
     """Revoke what a user held for one device: binding and temporary device tokens."""
     await revoke_tokens(
-        ctx.session,
-        AccessToken.access_id == access_id,
-        AccessToken.tid == tid,
-        AccessToken.kind.in_([TokenKind.BINDING.value, TokenKind.DEVICE.value]),
+        ctx.conn,
+        access_tokens.c.access_id == access_id,
+        access_tokens.c.tid == tid,
+        access_tokens.c.kind.in_([TokenKind.BINDING.value, TokenKind.DEVICE.value]),
         now=ctx.now,
     )
+
+
+async def _unbind(ctx: ActionContext, access_id: str, tid: str) -> None:
+    await ctx.conn.execute(
+        delete(bindings).where(bindings.c.access_id == access_id, bindings.c.tid == tid)
+    )
+    await _revoke_device_access(ctx, access_id, tid)
 
 
 async def create_binding(ctx: ActionContext, p: CreateBindingParams) -> dict[str, Any]:
@@ -83,7 +90,7 @@ async def create_binding(ctx: ActionContext, p: CreateBindingParams) -> dict[str
         )
     if p.Role == "owner":
         owner = await _owner(ctx, device.tid)
-        if owner is not None and owner.access_id != user.access_id:
+        if owner is not None and owner != user.access_id:
             if not p.ForceBind:
                 raise VendorError(
                     Code.RESOURCE_IN_USE,
@@ -91,22 +98,24 @@ async def create_binding(ctx: ActionContext, p: CreateBindingParams) -> dict[str
                     f"({ErrorCode.IVASrvErr_binderror_dev_has_bind_other.name}); "
                     "pass ForceBind=true to replace the owner.",
                 )
-            await ctx.session.delete(owner)
-            await _revoke_device_access(ctx, owner.access_id, device.tid)
-            await ctx.session.flush()
-    binding = await ctx.session.get(Binding, (user.access_id, device.tid))
-    if binding is None:
-        binding = Binding(
-            access_id=user.access_id, tid=device.tid, role=p.Role, nick=p.Nick, created_at=ctx.now
+            await _unbind(ctx, owner, device.tid)
+    changed = await ctx.conn.execute(
+        update(bindings)
+        .where(bindings.c.access_id == user.access_id, bindings.c.tid == device.tid)
+        .values(role=p.Role, **({"nick": p.Nick} if p.Nick else {}))
+    )
+    if changed.rowcount == 0:
+        await ctx.conn.execute(
+            insert(bindings).values(
+                access_id=user.access_id,
+                tid=device.tid,
+                role=p.Role,
+                nick=p.Nick,
+                created_at=ctx.now,
+            )
         )
-        ctx.session.add(binding)
-    else:
-        binding.role = p.Role
-        if p.Nick:
-            binding.nick = p.Nick
-    await ctx.session.flush()
     token = await issue_token(
-        ctx.session,
+        ctx.conn,
         access_id=user.access_id,
         kind=TokenKind.BINDING,
         now=ctx.now,
@@ -117,27 +126,41 @@ async def create_binding(ctx: ActionContext, p: CreateBindingParams) -> dict[str
 
 
 async def delete_binding(ctx: ActionContext, p: DeleteBindingParams) -> dict[str, Any]:
-    binding = await ctx.session.get(Binding, (p.AccessId, p.Tid))
-    if binding is None or binding.role != p.Role:
+    device = await ctx.device(p.Tid)  # the binding's device must be this vendor's
+    role = await ctx.conn.scalar(
+        select(bindings.c.role).where(
+            bindings.c.access_id == p.AccessId, bindings.c.tid == device.tid
+        )
+    )
+    if role != p.Role:
         raise not_found(f"{p.Role} binding of AccessId", f"{p.AccessId} to Tid {p.Tid}")
-    await ctx.device(p.Tid)  # the binding's device must be this vendor's
-    await ctx.session.delete(binding)
-    await _revoke_device_access(ctx, p.AccessId, p.Tid)
+    await _unbind(ctx, p.AccessId, device.tid)
     return {}
 
 
 async def describe_bind_dev(ctx: ActionContext, p: DescribeBindDevParams) -> dict[str, Any]:
     user = await ctx.user(p.AccessId)
-    rows = await ctx.session.execute(
-        select(Binding, Device.device_name, Product.product_model)
-        .join(Device, Device.tid == Binding.tid)
-        .join(Product, Product.product_id == Device.product_id)
-        .where(Binding.access_id == user.access_id)
-        .order_by(Binding.created_at, Binding.tid)
+    rows = await ctx.conn.execute(
+        select(
+            bindings.c.tid,
+            bindings.c.nick,
+            bindings.c.role,
+            devices.c.device_name,
+            products.c.product_model,
+        )
+        .join(devices, devices.c.tid == bindings.c.tid)
+        .join(products, products.c.product_id == devices.c.product_id)
+        .where(bindings.c.access_id == user.access_id)
+        .order_by(bindings.c.created_at, bindings.c.tid)
     )
     data = [
-        {"Tid": b.tid, "DeviceName": b.nick or name, "DeviceModel": model, "Role": b.role}
-        for b, name, model in rows
+        {
+            "Tid": r.tid,
+            "DeviceName": r.nick or r.device_name,
+            "DeviceModel": r.product_model,
+            "Role": r.role,
+        }
+        for r in rows
     ]
     return {"Data": data}
 
@@ -145,21 +168,22 @@ async def describe_bind_dev(ctx: ActionContext, p: DescribeBindDevParams) -> dic
 async def describe_bind_usr(ctx: ActionContext, p: DescribeBindUsrParams) -> dict[str, Any]:
     """The users bound to a device; only its owner may ask."""
     device = await ctx.device(p.Tid)
-    owner = await _owner(ctx, device.tid)
-    if owner is None or owner.access_id != p.AccessId:
+    if await _owner(ctx, device.tid) != p.AccessId:
         raise VendorError(
             Code.UNAUTHORIZED_OPERATION,
             f"AccessId {p.AccessId!r} is not the owner of device {device.tid!r}; "
             "only the owner may list its users.",
         )
-    rows = await ctx.session.scalars(
-        select(Binding).where(Binding.tid == device.tid).order_by(Binding.created_at)
+    rows = await ctx.conn.execute(
+        select(bindings.c.access_id, bindings.c.role)
+        .where(bindings.c.tid == device.tid)
+        .order_by(bindings.c.created_at, bindings.c.access_id)
     )
-    return {"Data": [{"AccessId": b.access_id, "Role": b.role} for b in rows]}
+    return {"Data": [{"AccessId": r.access_id, "Role": r.role} for r in rows]}
 
 
 def register(api: VendorApi) -> None:
     api.add("CreateBinding", CreateBindingParams, create_binding)
     api.add("DeleteBinding", DeleteBindingParams, delete_binding)
-    api.add("DescribeBindDev", DescribeBindDevParams, describe_bind_dev)
-    api.add("DescribeBindUsr", DescribeBindUsrParams, describe_bind_usr)
+    api.add("DescribeBindDev", DescribeBindDevParams, describe_bind_dev, writes=False)
+    api.add("DescribeBindUsr", DescribeBindUsrParams, describe_bind_usr, writes=False)

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import Field
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select, update
 
 from iotvideo.cloud import ids
-from iotvideo.cloud.db.models import Binding, Device
+from iotvideo.cloud.db.tables import AnyRow, bindings, devices, products
 from iotvideo.cloud.vendor.api import ActionContext, VendorApi
 from iotvideo.cloud.vendor.errors import not_found
 from iotvideo.cloud.vendor.params import PRINTABLE, Count, Id, IdList, Offset, Params, Short
@@ -49,41 +49,50 @@ class ModifyDeviceParams(Params):
     Nick: Short
 
 
-def _new_device(ctx: ActionContext, product_id: str, name: str) -> tuple[Device, str]:
+def _key_pair(tid: str, product_id: str) -> tuple[bytes, str]:
+    """A new Ed25519 key: the public half to keep, the Certificate to hand out once."""
     key = Ed25519PrivateKey.generate()
-    tid = ids.tid()
-    device = Device(
-        tid=tid,
-        product_id=product_id,
-        vendor_id=ctx.vendor_id,
-        device_name=name,
-        public_key=key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
-        disabled=False,
-        active_time=0,
-        ota_version="",
-        online=0,
-        last_online_time=0,
-        created_at=ctx.now,
-    )
-    seed = key.private_bytes_raw()
-    return device, DeviceCertificate(tid=tid, product_id=product_id, private_key=seed).to_string()
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    cert = DeviceCertificate(tid=tid, product_id=product_id, private_key=key.private_bytes_raw())
+    return public, cert.to_string()
 
 
 async def create_devices(ctx: ActionContext, p: CreateDevicesParams) -> dict[str, Any]:
     product = await ctx.product(p.ProductId)
+    # Reserve a block of sequence numbers for the names; concurrent batches get others.
+    first = await ctx.conn.scalar(
+        update(products)
+        .where(products.c.product_id == product.product_id)
+        .values(device_seq=products.c.device_seq + p.Number)
+        .returning(products.c.device_seq - p.Number + 1)
+    )
+    assert first is not None
     prefix = p.NamePrefix or "dev"
-    data = []
-    for _ in range(p.Number):
-        product.device_seq += 1
-        device, certificate = _new_device(
-            ctx, product.product_id, f"{prefix}{product.device_seq:06d}"
+    rows, data = [], []
+    for seq in range(first, first + p.Number):
+        tid = ids.tid()
+        public, certificate = _key_pair(tid, product.product_id)
+        rows.append(
+            {
+                "tid": tid,
+                "product_id": product.product_id,
+                "vendor_id": ctx.vendor_id,
+                "device_name": f"{prefix}{seq:06d}",
+                "public_key": public,
+                "disabled": False,
+                "active_time": 0,
+                "ota_version": "",
+                "online": 0,
+                "last_online_time": 0,
+                "created_at": ctx.now,
+            }
         )
-        ctx.session.add(device)
-        data.append({"Tid": device.tid, "Certificate": certificate, "WhiteBoxSoUrl": ""})
+        data.append({"Tid": tid, "Certificate": certificate, "WhiteBoxSoUrl": ""})
+    await ctx.conn.execute(insert(devices), rows)
     return {"Data": data}
 
 
-def device_data(d: Device, *, iot_model: str = "") -> dict[str, Any]:
+def device_data(d: AnyRow, *, iot_model: str = "") -> dict[str, Any]:
     """DeviceData. The Certificate was returned once, by CreateDevices, and is not kept."""
     return {
         "Tid": d.tid,
@@ -101,7 +110,7 @@ def device_data(d: Device, *, iot_model: str = "") -> dict[str, Any]:
     }
 
 
-def _devices_data(d: Device, full: bool) -> dict[str, Any]:
+def _devices_data(d: AnyRow, full: bool) -> dict[str, Any]:
     return {
         "Tid": d.tid,
         "DeviceName": d.device_name,
@@ -122,16 +131,16 @@ async def describe_device(ctx: ActionContext, p: TidParams) -> dict[str, Any]:
 
 async def describe_devices(ctx: ActionContext, p: DescribeDevicesParams) -> dict[str, Any]:
     product = await ctx.product(p.ProductId)
-    where = [Device.product_id == product.product_id]
+    where = [devices.c.product_id == product.product_id]
     if p.OtaVersion:
-        where.append(Device.ota_version == p.OtaVersion)
+        where.append(devices.c.ota_version == p.OtaVersion)
     if p.DeviceName:
-        where.append(Device.device_name.startswith(p.DeviceName, autoescape=True))
-    total = await ctx.session.scalar(select(func.count()).select_from(Device).where(*where))
-    rows = await ctx.session.scalars(
-        select(Device)
+        where.append(devices.c.device_name.startswith(p.DeviceName, autoescape=True))
+    total = await ctx.conn.scalar(select(func.count()).select_from(devices).where(*where))
+    rows = await ctx.conn.execute(
+        select(devices)
         .where(*where)
-        .order_by(Device.created_at, Device.device_name)
+        .order_by(devices.c.created_at, devices.c.device_name)
         .limit(p.Limit)
         .offset(p.Offset)
     )
@@ -139,37 +148,45 @@ async def describe_devices(ctx: ActionContext, p: DescribeDevicesParams) -> dict
 
 
 async def delete_device(ctx: ActionContext, p: TidsParams) -> dict[str, Any]:
-    for device in await ctx.devices(p.Tids):
-        await ctx.session.delete(device)
+    tids = [d.tid for d in await ctx.devices(p.Tids)]
+    await ctx.conn.execute(delete(devices).where(devices.c.tid.in_(tids)))
     return {}
 
 
+async def _set_disabled(ctx: ActionContext, tids: list[str], disabled: bool) -> None:
+    found = [d.tid for d in await ctx.devices(tids)]
+    await ctx.conn.execute(
+        update(devices).where(devices.c.tid.in_(found)).values(disabled=disabled)
+    )
+
+
 async def disable_device(ctx: ActionContext, p: TidsParams) -> dict[str, Any]:
-    for device in await ctx.devices(p.Tids):
-        device.disabled = True
+    await _set_disabled(ctx, p.Tids, True)
     return {}
 
 
 async def run_device(ctx: ActionContext, p: TidsParams) -> dict[str, Any]:
-    for device in await ctx.devices(p.Tids):
-        device.disabled = False
+    await _set_disabled(ctx, p.Tids, False)
     return {}
 
 
 async def modify_device(ctx: ActionContext, p: ModifyDeviceParams) -> dict[str, Any]:
     device = await ctx.device(p.Tid)
     await ctx.user(p.AccessId)
-    binding = await ctx.session.get(Binding, (p.AccessId, device.tid))
-    if binding is None:
+    result = await ctx.conn.execute(
+        update(bindings)
+        .where(bindings.c.access_id == p.AccessId, bindings.c.tid == device.tid)
+        .values(nick=p.Nick)
+    )
+    if result.rowcount == 0:
         raise not_found("binding of AccessId to Tid", f"{p.AccessId} -> {p.Tid}")
-    binding.nick = p.Nick
     return {}
 
 
 def register(api: VendorApi) -> None:
     api.add("CreateDevices", CreateDevicesParams, create_devices)
-    api.add("DescribeDevice", TidParams, describe_device)
-    api.add("DescribeDevices", DescribeDevicesParams, describe_devices)
+    api.add("DescribeDevice", TidParams, describe_device, writes=False)
+    api.add("DescribeDevices", DescribeDevicesParams, describe_devices, writes=False)
     api.add("DeleteDevice", TidsParams, delete_device)
     api.add("DisableDevice", TidsParams, disable_device)
     api.add("RunDevice", TidsParams, run_device)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
 
 from iotvideo.cloud import ids
-from iotvideo.cloud.db.models import Device, Product
+from iotvideo.cloud.db.tables import AnyRow, devices, products
 from iotvideo.cloud.vendor.api import ActionContext, VendorApi
 from iotvideo.cloud.vendor.errors import Code, VendorError
 from iotvideo.cloud.vendor.params import (
@@ -65,7 +65,7 @@ class DescribeProductsParams(Params):
     EndTime: Timestamp | None = None
 
 
-def product_base(p: Product) -> dict[str, Any]:
+def product_base(p: AnyRow) -> dict[str, Any]:
     return {
         "ProductId": p.product_id,
         "ProductModel": p.product_model,
@@ -80,7 +80,7 @@ def product_base(p: Product) -> dict[str, Any]:
     }
 
 
-def product_data(p: Product) -> dict[str, Any]:
+def product_data(p: AnyRow) -> dict[str, Any]:
     return {
         "ProductId": p.product_id,
         "ProductName": p.product_name,
@@ -100,28 +100,28 @@ def product_data(p: Product) -> dict[str, Any]:
 
 
 async def create_product(ctx: ActionContext, p: CreateProductParams) -> dict[str, Any]:
-    product = Product(
-        product_id=ids.product_id(),
-        vendor_id=ctx.vendor_id,
-        product_model=p.ProductModel,
-        product_name=p.ProductName,
-        description=p.ProductDescription,
-        features=list(dict.fromkeys(p.Features)),
-        chip_manufacture_id=p.ChipManufactureId,
-        chip_id=p.ChipId,
-        region=p.ProductRegion or "China-Mainland",
-        cate=p.ProductCate,
-        access_mode=p.AccessMode,
-        os=p.Os,
-        chip_arch=p.ChipArch,
-        secret_key=ids.secret_key(),
-        iot_model_revision=0,
-        device_seq=0,
-        created_at=ctx.now,
-        created_ms=ctx.now_ms,
-    )
-    ctx.session.add(product)
-    return {"Data": product_base(product)}
+    values = {
+        "product_id": ids.product_id(),
+        "vendor_id": ctx.vendor_id,
+        "product_model": p.ProductModel,
+        "product_name": p.ProductName,
+        "description": p.ProductDescription,
+        "features": list(dict.fromkeys(p.Features)),
+        "chip_manufacture_id": p.ChipManufactureId,
+        "chip_id": p.ChipId,
+        "region": p.ProductRegion or "China-Mainland",
+        "cate": p.ProductCate,
+        "access_mode": p.AccessMode,
+        "os": p.Os,
+        "chip_arch": p.ChipArch,
+        "secret_key": ids.secret_key(),
+        "iot_model_revision": 0,
+        "device_seq": 0,
+        "created_at": ctx.now,
+        "created_ms": ctx.now_ms,
+    }
+    row = (await ctx.conn.execute(insert(products).values(values).returning(products))).one()
+    return {"Data": product_base(row)}
 
 
 async def describe_product(ctx: ActionContext, p: ProductIdParams) -> dict[str, Any]:
@@ -129,18 +129,18 @@ async def describe_product(ctx: ActionContext, p: ProductIdParams) -> dict[str, 
 
 
 async def describe_products(ctx: ActionContext, p: DescribeProductsParams) -> dict[str, Any]:
-    where = [Product.vendor_id == ctx.vendor_id]
+    where = [products.c.vendor_id == ctx.vendor_id]
     if p.ProductModel:
-        where.append(Product.product_model == p.ProductModel)
+        where.append(products.c.product_model == p.ProductModel)
     if p.StartTime is not None:
-        where.append(Product.created_at >= p.StartTime)
+        where.append(products.c.created_at >= p.StartTime)
     if p.EndTime is not None:
-        where.append(Product.created_at <= p.EndTime)
-    total = await ctx.session.scalar(select(func.count()).select_from(Product).where(*where))
-    rows = await ctx.session.scalars(
-        select(Product)
+        where.append(products.c.created_at <= p.EndTime)
+    total = await ctx.conn.scalar(select(func.count()).select_from(products).where(*where))
+    rows = await ctx.conn.execute(
+        select(products)
         .where(*where)
-        .order_by(Product.created_ms, Product.product_id)
+        .order_by(products.c.created_ms, products.c.product_id)
         .limit(p.Limit)
         .offset(p.Offset)
     )
@@ -149,21 +149,21 @@ async def describe_products(ctx: ActionContext, p: DescribeProductsParams) -> di
 
 async def delete_product(ctx: ActionContext, p: ProductIdParams) -> dict[str, Any]:
     product = await ctx.product(p.ProductId)
-    devices = await ctx.session.scalar(
-        select(func.count()).select_from(Device).where(Device.product_id == product.product_id)
+    count = await ctx.conn.scalar(
+        select(func.count()).select_from(devices).where(devices.c.product_id == product.product_id)
     )
-    if devices:
+    if count:
         raise VendorError(
             Code.RESOURCE_IN_USE,
-            f"Product {product.product_id!r} still has {devices} device(s); "
+            f"Product {product.product_id!r} still has {count} device(s); "
             "delete them first (DeleteDevice).",
         )
-    await ctx.session.delete(product)
+    await ctx.conn.execute(delete(products).where(products.c.product_id == product.product_id))
     return {}
 
 
 def register(api: VendorApi) -> None:
     api.add("CreateProduct", CreateProductParams, create_product)
-    api.add("DescribeProduct", ProductIdParams, describe_product)
-    api.add("DescribeProducts", DescribeProductsParams, describe_products)
+    api.add("DescribeProduct", ProductIdParams, describe_product, writes=False)
+    api.add("DescribeProducts", DescribeProductsParams, describe_products, writes=False)
     api.add("DeleteProduct", ProductIdParams, delete_product)

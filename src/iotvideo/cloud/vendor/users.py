@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select, update
 
 from iotvideo.cloud import ids
-from iotvideo.cloud.db.models import AppUser
+from iotvideo.cloud.db.tables import app_users
 from iotvideo.cloud.vendor.api import ActionContext, VendorApi
 from iotvideo.cloud.vendor.params import PRINTABLE, Id, Params
 
@@ -30,38 +30,39 @@ class DescribeRegistrationStatusParams(Params):
     CunionIds: Annotated[list[CunionId], Field(min_length=1, max_length=100)]
 
 
-async def _find(ctx: ActionContext, cunion_id: str) -> AppUser | None:
-    found: AppUser | None = await ctx.session.scalar(
-        select(AppUser).where(AppUser.vendor_id == ctx.vendor_id, AppUser.cunion_id == cunion_id)
-    )
-    return found
-
-
 async def create_app_usr(ctx: ActionContext, p: CreateAppUsrParams) -> dict[str, Any]:
     """Register a user once per CunionId; asking again returns the same AccessId."""
-    user = await _find(ctx, p.CunionId)
-    new = user is None
-    if user is None:
-        user = AppUser(
-            access_id=ids.access_id(),
+    existing = await ctx.conn.scalar(
+        select(app_users.c.access_id).where(
+            app_users.c.vendor_id == ctx.vendor_id, app_users.c.cunion_id == p.CunionId
+        )
+    )
+    if existing is not None:
+        if p.Mobile:
+            await ctx.conn.execute(
+                update(app_users).where(app_users.c.access_id == existing).values(mobile=p.Mobile)
+            )
+        return {"CunionId": p.CunionId, "AccessId": existing, "NewRegist": False}
+    # A concurrent registration of the same CunionId makes this insert fail on the unique
+    # index; the request is then retried and finds that user.
+    access_id = ids.access_id()
+    await ctx.conn.execute(
+        insert(app_users).values(
+            access_id=access_id,
             vendor_id=ctx.vendor_id,
             cunion_id=p.CunionId,
             mobile=p.Mobile,
             anonymous=False,
             created_at=ctx.now,
         )
-        ctx.session.add(user)
-        # Flush now: a concurrent registration of the same CunionId fails here and the
-        # request is retried, finding this user.
-        await ctx.session.flush()
-    elif p.Mobile:
-        user.mobile = p.Mobile
-    return {"CunionId": p.CunionId, "AccessId": user.access_id, "NewRegist": new}
+    )
+    return {"CunionId": p.CunionId, "AccessId": access_id, "NewRegist": True}
 
 
 async def delete_app_usr(ctx: ActionContext, p: AccessIdParams) -> dict[str, Any]:
     """Remove the user with its bindings, terminals and tokens (they cascade)."""
-    await ctx.session.delete(await ctx.user(p.AccessId))
+    user = await ctx.user(p.AccessId)
+    await ctx.conn.execute(delete(app_users).where(app_users.c.access_id == user.access_id))
     return {}
 
 
@@ -70,9 +71,9 @@ async def describe_registration_status(
 ) -> dict[str, Any]:
     wanted = list(dict.fromkeys(p.CunionIds))
     found = set(
-        await ctx.session.scalars(
-            select(AppUser.cunion_id).where(
-                AppUser.vendor_id == ctx.vendor_id, AppUser.cunion_id.in_(wanted)
+        await ctx.conn.scalars(
+            select(app_users.c.cunion_id).where(
+                app_users.c.vendor_id == ctx.vendor_id, app_users.c.cunion_id.in_(wanted)
             )
         )
     )
@@ -83,5 +84,8 @@ def register(api: VendorApi) -> None:
     api.add("CreateAppUsr", CreateAppUsrParams, create_app_usr)
     api.add("DeleteAppUsr", AccessIdParams, delete_app_usr)
     api.add(
-        "DescribeRegistrationStatus", DescribeRegistrationStatusParams, describe_registration_status
+        "DescribeRegistrationStatus",
+        DescribeRegistrationStatusParams,
+        describe_registration_status,
+        writes=False,
     )
