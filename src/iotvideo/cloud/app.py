@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -11,6 +13,7 @@ from fastapi import FastAPI
 from iotvideo import __version__
 from iotvideo.cloud import health
 from iotvideo.cloud.db import Database
+from iotvideo.cloud.janitor import run_janitor
 from iotvideo.cloud.settings import CloudSettings
 from iotvideo.cloud.vendor import VendorApi, register_all
 from iotvideo.cloud.vendor.router import router as vendor_router
@@ -41,9 +44,17 @@ def create_app(
             app.state.settings = settings
             app.state.db = db
             app.state.vendor_api = api
+            janitor = asyncio.create_task(
+                run_janitor(db, clock=clock, interval=settings.purge_interval), name="janitor"
+            )
             if on_ready is not None:
                 on_ready()
-            yield
+            try:
+                yield
+            finally:
+                janitor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await janitor
         finally:
             await db.close()
 

@@ -37,6 +37,9 @@ class CloudSettings(BaseSettings):
         300, ge=1, description="Seconds a request's X-TC-Timestamp may differ from our clock."
     )
     log_level: str = Field("info", description="debug, info, warning or error.")
+    purge_interval: float = Field(
+        3600, gt=0, description="Seconds between purges of long-dead access tokens."
+    )
 
     @property
     def db_url(self) -> str:

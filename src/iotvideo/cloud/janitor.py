@@ -1,0 +1,30 @@
+"""Periodic housekeeping: delete access tokens that died more than a day ago."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from iotvideo.cloud.access import purge_tokens
+from iotvideo.cloud.db import Database
+
+__all__ = ["run_janitor"]
+
+log = logging.getLogger("iotvideo.cloud.janitor")
+
+
+async def run_janitor(db: Database, *, clock: Callable[[], float], interval: float) -> None:
+    """Purge dead tokens now and then every ``interval`` seconds, until cancelled.
+
+    Every cloud instance runs one; the deletes are idempotent, so several at once are fine.
+    """
+    while True:
+        try:
+            async with db.engine.begin() as conn:
+                purged = await purge_tokens(conn, now=int(clock()))
+            if purged:
+                log.info("purged %d expired or revoked access tokens", purged)
+        except Exception:  # a failed round must not end housekeeping for good
+            log.exception("purging access tokens failed; will retry")
+        await asyncio.sleep(interval)
