@@ -4,7 +4,7 @@ The cloud runs pinned to one core (CPU 0); the load comes from threads of offici
 `tencentcloud-sdk-python-iotvideo` clients pinned to the other cores, with keep-alive.
 For CreateUsrToken and DescribeBindDev it prints requests per second and p50/p99 latency.
 
-    .venv/bin/python benchmarks/vendor_api.py [--seconds 5] [--threads 4] [--backend sqlite|postgres|both]
+    .venv/bin/python benchmarks/vendor_api.py [--seconds 5] [--threads 4] [--backend both]
 
 Besides the rate the machine reaches (two cores shared by the cloud, the client and
 PostgreSQL), it prints the cloud's own CPU time per request, and from it the rate one
@@ -162,10 +162,12 @@ def bench(backend: str, seconds: float, threads: int) -> None:
                 cpu0 = cpu_seconds(proc.pid)
                 rate, lat = load(clients, seconds, work)
                 per_request = (cpu_seconds(proc.pid) - cpu0) / len(lat)
+                p50, p99 = percentile(lat, 50), percentile(lat, 99)
                 print(
-                    f"{backend:9} {name:16} {rate:6.0f} req/s   p50 {percentile(lat, 50):6.2f} ms"
-                    f"   p99 {percentile(lat, 99):6.2f} ms   cloud CPU {per_request * 1000:5.2f} ms/req"
-                    f" = {1 / per_request:5.0f} req/s per core   ({len(lat)} requests, {threads} threads)",
+                    f"{backend:9} {name:16} {rate:6.0f} req/s   p50 {p50:6.2f} ms"
+                    f"   p99 {p99:6.2f} ms   cloud CPU {per_request * 1000:5.2f} ms/req"
+                    f" = {1 / per_request:5.0f} req/s per core"
+                    f"   ({len(lat)} requests, {threads} threads)",
                     flush=True,
                 )
         finally:
