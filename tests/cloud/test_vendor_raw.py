@@ -213,3 +213,37 @@ def test_healthz_and_openapi(sqlite_cloud: Cloud) -> None:
     assert httpx.get(sqlite_cloud.url + "/healthz").json() == {"status": "ok", "db": "ok"}
     schema = httpx.get(sqlite_cloud.url + "/openapi.json").json()
     assert "/" in schema["paths"] and "/healthz" in schema["paths"]
+
+
+def test_get_values_of_the_wrong_type(sqlite_cloud: Cloud, key: tuple[str, str]) -> None:
+    query = urlencode({"Limit": "ten", "Offset": "0"})
+    auth_time = int(time.time())
+    sig = tc3.sign(
+        key[1],
+        timestamp=auth_time,
+        service="iotvideo",
+        method="GET",
+        uri="/",
+        query=query,
+        headers={
+            "content-type": "application/x-www-form-urlencoded",
+            "host": sqlite_cloud.endpoint,
+        },
+        signed_headers=("content-type", "host"),
+        payload=b"",
+    )
+    auth = tc3.Authorization(
+        key[0], tc3.utc_date(auth_time), "iotvideo", ("content-type", "host"), sig
+    )
+    r = httpx.get(
+        f"{sqlite_cloud.url}/?{query}",
+        headers={
+            "Authorization": str(auth),
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Host": sqlite_cloud.endpoint,
+            "X-TC-Action": "DescribeProducts",
+            "X-TC-Version": "2019-11-26",
+            "X-TC-Timestamp": str(auth_time),
+        },
+    )
+    assert error_code(r) == "InvalidParameter"

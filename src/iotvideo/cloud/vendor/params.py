@@ -99,7 +99,8 @@ def from_validation_error(exc: ValidationError) -> VendorError:
 
 def _is_type_error(error: ErrorDetails) -> bool:
     kind = error["type"]
-    return kind.endswith("_type") or kind in {"int_from_float", "model_attributes_type"}
+    # "_parsing": a GET/form value that is not of the declared type ("Limit=ten").
+    return kind.endswith(("_type", "_parsing")) or kind == "int_from_float"
 
 
 def _msg(error: ErrorDetails) -> str:
