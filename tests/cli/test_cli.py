@@ -94,7 +94,20 @@ def test_settings_from_the_environment(data_dir: Path) -> None:
 
     env = dict(os.environ, IOTVIDEO_DATA=str(data_dir))
     assert iotvideo("keys", "create", env=env).returncode == 0
-    assert iotvideo("db", "current", env=env).stdout.strip() == "0001"
+    assert iotvideo("db", "current", env=env).stdout.strip() == _head_revision()
+
+
+def _head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from iotvideo.cloud.db import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
 
 
 def test_missing_data_dir_says_what_to_do() -> None:

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
+import httpx
 from fastapi import FastAPI
 
 from iotvideo import __version__
 from iotvideo.cloud import health
+from iotvideo.cloud.bus import Bus, make_bus
 from iotvideo.cloud.db import Database
 from iotvideo.cloud.janitor import run_janitor
+from iotvideo.cloud.link import presence
+from iotvideo.cloud.link.context import LinkContext
+from iotvideo.cloud.link.hub import Hub
+from iotvideo.cloud.link.messaging import Messaging
+from iotvideo.cloud.link.presence import run_presence
+from iotvideo.cloud.link.router import router as link_router
 from iotvideo.cloud.settings import CloudSettings
+from iotvideo.cloud.things import Things
 from iotvideo.cloud.vendor import VendorApi, register_all
 from iotvideo.cloud.vendor.router import router as vendor_router
 
@@ -37,26 +48,26 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data.mkdir(parents=True, exist_ok=True)
         db = Database(settings.db_url)
-        try:
+        bus = make_bus(settings.bus)
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(db.close)
             await db.migrate()
-            api = VendorApi(db, clock=clock, max_skew=settings.signature_max_skew)
+            await bus.start()
+            stack.push_async_callback(bus.close)
+            link = await _start_link(settings, db, bus, clock, stack)
+            api = VendorApi(db, clock=clock, max_skew=settings.signature_max_skew, link=link)
             register_all(api)
             app.state.settings = settings
             app.state.db = db
             app.state.vendor_api = api
-            janitor = asyncio.create_task(
-                run_janitor(db, clock=clock, interval=settings.purge_interval), name="janitor"
-            )
+            app.state.link = link
+            sessions: set[object] = set()
+            app.state.link_sessions = sessions
+            _background(stack, run_janitor(db, clock=clock, interval=settings.purge_interval))
+            _background(stack, run_presence(link, sessions))
             if on_ready is not None:
                 on_ready()
-            try:
-                yield
-            finally:
-                janitor.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await janitor
-        finally:
-            await db.close()
+            yield
 
     app = FastAPI(
         title="iotvideo cloud",
@@ -67,4 +78,37 @@ def create_app(
     )
     app.include_router(health.router)
     app.include_router(vendor_router)
+    app.include_router(link_router)
     return app
+
+
+async def _start_link(
+    settings: CloudSettings,
+    db: Database,
+    bus: Bus,
+    clock: Callable[[], float],
+    stack: contextlib.AsyncExitStack,
+) -> LinkContext:
+    hub = Hub(bus, instance_id=secrets.token_hex(6))
+    await hub.start()
+    stack.push_async_callback(hub.close)
+    things = Things(db, clock)
+    messaging = Messaging(things, hub, device_timeout=settings.device_timeout)
+    http = httpx.AsyncClient()
+    stack.push_async_callback(http.aclose)
+    link = LinkContext(settings, db, things, hub, messaging, http, clock)
+    await presence.register(link)
+    stack.push_async_callback(presence.unregister, link)
+    return link
+
+
+def _background(stack: contextlib.AsyncExitStack, coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` until the app stops."""
+    task = asyncio.create_task(coro)
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(stop)

@@ -17,7 +17,7 @@ router = APIRouter()
 async def healthz(request: Request) -> JSONResponse:
     db: Database = request.app.state.db
     try:
-        async with db.engine.connect() as conn:
+        async with db.read() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any database failure means "not healthy"
         return JSONResponse({"status": "error", "db": type(exc).__name__}, status_code=503)

@@ -21,7 +21,7 @@ async def run_janitor(db: Database, *, clock: Callable[[], float], interval: flo
     """
     while True:
         try:
-            async with db.engine.begin() as conn:
+            async with db.begin() as conn:
                 purged = await purge_tokens(conn, now=int(clock()))
             if purged:
                 log.info("purged %d expired or revoked access tokens", purged)

@@ -56,7 +56,7 @@ async def create_key(
     db: Database, *, now: int, vendor_id: str | None = None, name: str = ""
 ) -> NewKey:
     """Create a key for ``vendor_id``, or a new vendor with its first key when it is ``None``."""
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         if vendor_id is None:
             vendor_id = ids.vendor_id()
             await conn.execute(
@@ -81,14 +81,14 @@ async def create_key(
 
 
 async def list_keys(db: Database) -> list[KeyInfo]:
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         rows = await conn.execute(_LISTED.order_by(api_keys.c.created_at, api_keys.c.secret_id))
         return [KeyInfo.from_row(r) for r in rows]
 
 
 async def revoke_key(db: Database, secret_id: str, *, now: int) -> KeyInfo:
     """Revoke a key at once; requests signed with it are refused from now on."""
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         await conn.execute(
             update(api_keys)
             .where(api_keys.c.secret_id == secret_id, api_keys.c.revoked_at.is_(None))

@@ -37,6 +37,20 @@ class CloudSettings(BaseSettings):
         300, ge=1, description="Seconds a request's X-TC-Timestamp may differ from our clock."
     )
     log_level: str = Field("info", description="debug, info, warning or error.")
+    bus: str = Field(
+        "memory",
+        description="Bus between cloud instances: 'memory' (one process) or redis://HOST:PORT/DB.",
+    )
+    login_timeout: float = Field(10, gt=0, description="Seconds a link peer has to log in.")
+    link_idle_timeout: float = Field(
+        90, gt=0, description="Seconds of silence after which a link session is closed."
+    )
+    device_timeout: float = Field(
+        8, gt=0, description="Seconds the cloud waits for a device to answer a request."
+    )
+    heartbeat_interval: float = Field(
+        10, gt=0, description="Seconds between this instance's liveness beats."
+    )
     purge_interval: float = Field(
         3600, gt=0, description="Seconds between purges of long-dead access tokens."
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 __all__ = ["MIGRATIONS", "Database"]
 
@@ -39,21 +42,38 @@ class Database:
         if self.is_sqlite and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.url = parsed
-        # SQLite: one connection. Every transaction writes (BEGIN IMMEDIATE), so a second
-        # connection could only wait in SQLite's busy handler, which sleeps in steps of up
-        # to 100 ms; queueing for the one connection in asyncio is fair and prompt.
+        # SQLite allows one writer at a time, and a second one waits in its busy handler,
+        # which sleeps in steps of up to 100 ms. So writes queue in asyncio instead, on
+        # `_write_lock` (see begin()); reads run beside them (WAL).
         # PostgreSQL: a pool as large as the concurrency we expect; connections beyond it
         # are closed on return, and reopening them (a TLS handshake, maybe) costs more than
         # the queries.
-        size = 1 if self.is_sqlite else pool_size
         self.engine: AsyncEngine = create_async_engine(
-            parsed,
-            connect_args=connect_args,
-            pool_size=size,
-            max_overflow=0 if self.is_sqlite else pool_size,
+            parsed, connect_args=connect_args, pool_size=pool_size, max_overflow=pool_size
         )
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:
             _tune_sqlite(self.engine)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a write transaction, committed at the end (rolled back on error).
+
+        Do not open another write transaction while holding one: on SQLite they queue on
+        one lock.
+        """
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in autocommit mode, for reads."""
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision. Safe to run from many processes at once."""
@@ -101,4 +121,6 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads (Database.read) run in autocommit mode and must take no lock at all.
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

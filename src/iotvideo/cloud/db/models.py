@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, String, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -13,8 +13,12 @@ __all__ = [
     "AppUser",
     "Base",
     "Binding",
+    "CloudInstance",
     "Device",
+    "DeviceState",
+    "IotModel",
     "Product",
+    "Task",
     "Terminal",
     "Vendor",
 ]
@@ -36,6 +40,8 @@ class Vendor(Base):
     vendor_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[int]
+    #: Where apps' send_data-to-server messages are POSTed (empty: not configured).
+    webhook_url: Mapped[str] = mapped_column(String(512), default="", server_default="")
 
 
 class ApiKey(Base):
@@ -72,6 +78,8 @@ class Product(Base):
     chip_arch: Mapped[str] = mapped_column(String(32), default="")
     secret_key: Mapped[str] = mapped_column(String(64))
     iot_model_revision: Mapped[int] = mapped_column(default=0)
+    #: The submitted (CreateIotModel) but unpublished model, "" when there is none.
+    draft_model: Mapped[str] = mapped_column(Text, default="", server_default="")
     device_seq: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[int]
     #: Creation time in milliseconds: lists show products in the order they were made.
@@ -95,6 +103,11 @@ class Device(Base):
     online: Mapped[int] = mapped_column(default=0)
     last_online_time: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[int]
+    #: The cloud instance and link session holding the device while it is online.
+    online_instance: Mapped[str] = mapped_column(
+        String(32), default="", server_default="", index=True
+    )
+    online_session: Mapped[str] = mapped_column(String(32), default="", server_default="")
 
 
 class AppUser(Base):
@@ -173,3 +186,52 @@ class Binding(Base):
     role: Mapped[str] = mapped_column(String(8))
     nick: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[int]
+
+
+class IotModel(Base):
+    """A published revision of a product's thing model (RunIotModel)."""
+
+    __tablename__ = "iot_models"
+
+    product_id: Mapped[str] = mapped_column(
+        ForeignKey("products.product_id", ondelete="CASCADE"), primary_key=True
+    )
+    revision: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int]
+
+
+class DeviceState(Base):
+    """A device's thing-model state tree (see :mod:`iotvideo.protocol.thingmodel`)."""
+
+    __tablename__ = "device_state"
+
+    tid: Mapped[str] = mapped_column(
+        ForeignKey("devices.tid", ondelete="CASCADE"), primary_key=True
+    )
+    doc: Mapped[dict[str, Any]]
+    updated_at: Mapped[int]
+
+
+class Task(Base):
+    """A vendor-API request a device answers late (ModifyDeviceAction, SendOnlineMsg)."""
+
+    __tablename__ = "tasks"
+
+    task_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    vendor_id: Mapped[str] = mapped_column(ForeignKey("vendors.vendor_id", ondelete="CASCADE"))
+    tid: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # pending, done, failed
+    result: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[int] = mapped_column(index=True)
+    finished_at: Mapped[int | None]
+
+
+class CloudInstance(Base):
+    """A running cloud process; devices held by an instance that stopped beating go offline."""
+
+    __tablename__ = "cloud_instances"
+
+    instance_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    started_at: Mapped[int]
+    heartbeat_at: Mapped[int]

@@ -19,8 +19,12 @@ __all__ = [
     "api_keys",
     "app_users",
     "bindings",
+    "cloud_instances",
+    "device_state",
     "devices",
+    "iot_models",
     "products",
+    "tasks",
     "terminals",
     "vendors",
 ]
@@ -36,3 +40,7 @@ app_users = cast(Table, models.AppUser.__table__)
 terminals = cast(Table, models.Terminal.__table__)
 access_tokens = cast(Table, models.AccessToken.__table__)
 bindings = cast(Table, models.Binding.__table__)
+iot_models = cast(Table, models.IotModel.__table__)
+device_state = cast(Table, models.DeviceState.__table__)
+tasks = cast(Table, models.Task.__table__)
+cloud_instances = cast(Table, models.CloudInstance.__table__)

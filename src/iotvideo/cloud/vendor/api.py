@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud.db import Database
 from iotvideo.cloud.db.tables import AnyRow, api_keys, app_users, devices, products
+from iotvideo.cloud.link.context import LinkContext
 from iotvideo.cloud.vendor.errors import Code, VendorError, not_found
 from iotvideo.cloud.vendor.params import Params, unflatten, validate
 from iotvideo.protocol import tc3
@@ -61,8 +62,33 @@ class ActionContext:
     vendor_id: str
     now_ms: int
     request_id: str
+    #: The link (sessions, messaging), when the cloud runs one.
+    link: LinkContext | None = None
     #: Callbacks to run after the transaction commits (e.g. to kick a disabled device).
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def live(self) -> LinkContext:
+        """The link, for actions that talk to devices."""
+        if self.link is None:
+            raise VendorError(Code.UNSUPPORTED_OPERATION, "this cloud runs no link")
+        return self.link
+
+    def notify_user(self, access_id: str) -> None:
+        """After commit, tell the user's link sessions that tokens or bindings changed."""
+        if self.link is not None:
+            hub = self.link.hub
+            self.after_commit.append(lambda: hub.user_changed(access_id))
+
+    def kick_device(self, tid: str, code: int, message: str) -> None:
+        """After commit, end the device's link session with a seed code."""
+        if self.link is not None:
+            hub = self.link.hub
+
+            async def kick() -> None:
+                await hub.kick(tid, code, message)
+
+            self.after_commit.append(kick)
 
     @property
     def now(self) -> int:
@@ -110,8 +136,10 @@ class VendorApi:
         *,
         clock: Callable[[], float],
         max_skew: int = 300,
+        link: LinkContext | None = None,
     ) -> None:
         self._db = db
+        self._link = link
         self._clock = clock
         self._max_skew = max_skew
         self._actions: dict[str, _Action] = {}
@@ -159,7 +187,7 @@ class VendorApi:
             vendor_id = await _verify_signature(conn, request, auth, timestamp)
             action, data, lenient = self._parse_call(request)
             params = validate(action.params, data, lenient=lenient)
-            ctx = ActionContext(conn, vendor_id, now_ms, request_id)
+            ctx = ActionContext(conn, vendor_id, now_ms, request_id, self._link)
             result = await action.handler(ctx, params)
         for callback in ctx.after_commit:
             await callback()
@@ -168,11 +196,11 @@ class VendorApi:
     @asynccontextmanager
     async def _connect(self, *, writes: bool) -> AsyncIterator[AsyncConnection]:
         if writes:
-            async with self._db.engine.begin() as conn:
+            async with self._db.begin() as conn:
                 yield conn
         else:
-            async with self._db.engine.connect() as conn:
-                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with self._db.read() as conn:
+                yield conn
 
     def _parse_call(self, request: VendorRequest) -> tuple[_Action, dict[str, Any], bool]:
         version = request.headers.get("x-tc-version")

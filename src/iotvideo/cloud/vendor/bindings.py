@@ -70,6 +70,7 @@ async def _unbind(ctx: ActionContext, access_id: str, tid: str) -> None:
         delete(bindings).where(bindings.c.access_id == access_id, bindings.c.tid == tid)
     )
     await _revoke_device_access(ctx, access_id, tid)
+    ctx.notify_user(access_id)
 
 
 async def create_binding(ctx: ActionContext, p: CreateBindingParams) -> dict[str, Any]:
@@ -114,6 +115,7 @@ async def create_binding(ctx: ActionContext, p: CreateBindingParams) -> dict[str
                 created_at=ctx.now,
             )
         )
+    ctx.notify_user(user.access_id)
     token = await issue_token(
         ctx.conn,
         access_id=user.access_id,

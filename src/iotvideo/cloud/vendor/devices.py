@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -10,11 +11,12 @@ from pydantic import Field
 from sqlalchemy import delete, func, insert, select, update
 
 from iotvideo.cloud import ids
-from iotvideo.cloud.db.tables import AnyRow, bindings, devices, products
+from iotvideo.cloud.db.tables import AnyRow, bindings, device_state, devices, products
 from iotvideo.cloud.vendor.api import ActionContext, VendorApi
 from iotvideo.cloud.vendor.errors import not_found
 from iotvideo.cloud.vendor.params import PRINTABLE, Count, Id, IdList, Offset, Params, Short
 from iotvideo.protocol.certificate import DeviceCertificate
+from iotvideo.protocol.errors import ErrorCode
 
 __all__ = ["device_data", "register"]
 
@@ -126,7 +128,11 @@ def _devices_data(d: AnyRow, full: bool) -> dict[str, Any]:
 
 
 async def describe_device(ctx: ActionContext, p: TidParams) -> dict[str, Any]:
-    return {"Data": device_data(await ctx.device(p.Tid))}
+    device = await ctx.device(p.Tid)
+    state = await ctx.conn.scalar(
+        select(device_state.c.doc).where(device_state.c.tid == device.tid)
+    )
+    return {"Data": device_data(device, iot_model=json.dumps(state) if state else "")}
 
 
 async def describe_devices(ctx: ActionContext, p: DescribeDevicesParams) -> dict[str, Any]:
@@ -149,7 +155,12 @@ async def describe_devices(ctx: ActionContext, p: DescribeDevicesParams) -> dict
 
 async def delete_device(ctx: ActionContext, p: TidsParams) -> dict[str, Any]:
     tids = [d.tid for d in await ctx.devices(p.Tids)]
+    users = await ctx.conn.scalars(select(bindings.c.access_id).where(bindings.c.tid.in_(tids)))
+    for access_id in set(users):
+        ctx.notify_user(access_id)
     await ctx.conn.execute(delete(devices).where(devices.c.tid.in_(tids)))
+    for tid in tids:
+        ctx.kick_device(tid, ErrorCode.IVASrvErr_dst_notexsit, "the device was deleted")
     return {}
 
 
@@ -162,6 +173,10 @@ async def _set_disabled(ctx: ActionContext, tids: list[str], disabled: bool) -> 
 
 async def disable_device(ctx: ActionContext, p: TidsParams) -> dict[str, Any]:
     await _set_disabled(ctx, p.Tids, True)
+    for tid in p.Tids:
+        ctx.kick_device(
+            tid, ErrorCode.IVTermErr_msg_calling_dev_is_disable, "the device was disabled"
+        )
     return {}
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Code", "VendorError"]
+from iotvideo.protocol.errors import ErrorCode, IVError
+
+__all__ = ["Code", "VendorError", "from_iv_error", "not_found"]
 
 
 class Code(StrEnum):
@@ -31,6 +33,7 @@ class Code(StrEnum):
     REQUEST_SIZE_LIMIT_EXCEEDED = "RequestSizeLimitExceeded"
     RESOURCE_IN_USE = "ResourceInUse"
     RESOURCE_NOT_FOUND = "ResourceNotFound"
+    RESOURCE_UNAVAILABLE = "ResourceUnavailable"
     UNAUTHORIZED_OPERATION = "UnauthorizedOperation"
     UNKNOWN_PARAMETER = "UnknownParameter"
     UNSUPPORTED_OPERATION = "UnsupportedOperation"
@@ -48,3 +51,25 @@ class VendorError(Exception):
 
 def not_found(what: str, value: str) -> VendorError:
     return VendorError(Code.RESOURCE_NOT_FOUND, f"{what} {value!r} does not exist.")
+
+
+def from_iv_error(exc: IVError) -> VendorError:
+    """The vendor-API error for a seed error met while serving a request."""
+    code = int(exc.code)
+    text = f"{exc.message} ({exc.code_name} {code})"
+    if code == ErrorCode.IVASrvErr_dst_notexsit:
+        return VendorError(Code.RESOURCE_NOT_FOUND, text)
+    if code == ErrorCode.IVASrvErr_dst_offline:
+        return VendorError(Code.RESOURCE_UNAVAILABLE, text)
+    if code in _BAD_INPUT:
+        return VendorError(Code.INVALID_PARAMETER_VALUE, text)
+    return VendorError(Code.FAILED_OPERATION, text)
+
+
+_BAD_INPUT = {
+    ErrorCode.IVTermErr_msg_gdm_handle_leaf_path_error,
+    ErrorCode.IVTermErr_msg_gdm_handle_parse_json_fail,
+    ErrorCode.IVTermErr_msg_user_cmd_param_error,
+    ErrorCode.IVCSrvErr_prouser_name_reserved,
+    ErrorCode.IVMessageError_ExceedsMaxLength,
+}

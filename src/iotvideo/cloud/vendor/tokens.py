@@ -57,6 +57,7 @@ async def _renewing(ctx: ActionContext, token: str, kind: TokenKind) -> AnyRow:
 
 async def _revoke(ctx: ActionContext, row: AnyRow) -> None:
     await revoke_tokens(ctx.conn, access_tokens.c.token_hash == row.token_hash, now=ctx.now)
+    ctx.notify_user(row.access_id)
 
 
 async def create_usr_token(ctx: ActionContext, p: CreateUsrTokenParams) -> dict[str, Any]:

@@ -63,6 +63,7 @@ async def delete_app_usr(ctx: ActionContext, p: AccessIdParams) -> dict[str, Any
     """Remove the user with its bindings, terminals and tokens (they cascade)."""
     user = await ctx.user(p.AccessId)
     await ctx.conn.execute(delete(app_users).where(app_users.c.access_id == user.access_id))
+    ctx.notify_user(user.access_id)
     return {}
 
 

@@ -1,0 +1,174 @@
+"""The bus between cloud instances: publish/subscribe on named channels.
+
+One process needs no broker: :class:`MemoryBus` delivers in process. Several cloud
+processes share a :class:`RedisBus` (``--bus redis://host:6379/0``). Both tell the
+publisher how many subscribers received a message, which is how the cloud knows whether a
+device's session exists anywhere.
+
+Handlers run on the event loop, in the order messages arrive on a channel; they must not
+block (hand work to a task or a queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["Bus", "Handler", "MemoryBus", "RedisBus", "make_bus"]
+
+log = logging.getLogger("iotvideo.cloud.bus")
+
+Handler = Callable[[bytes], None]
+
+
+class Bus(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, channel: str, message: bytes) -> int:
+        """Send ``message``; return how many subscribers (instances) received it."""
+        ...
+
+    async def subscribe(self, channel: str, handler: Handler) -> None: ...
+
+    async def unsubscribe(self, channel: str, handler: Handler) -> None: ...
+
+
+class _Handlers:
+    """Local handlers per channel, shared by both buses."""
+
+    def __init__(self) -> None:
+        self.by_channel: dict[str, list[Handler]] = {}
+
+    def add(self, channel: str, handler: Handler) -> bool:
+        """Add; True if it is the channel's first handler."""
+        handlers = self.by_channel.setdefault(channel, [])
+        handlers.append(handler)
+        return len(handlers) == 1
+
+    def remove(self, channel: str, handler: Handler) -> bool:
+        """Remove; True if the channel has no handler left."""
+        handlers = self.by_channel.get(channel)
+        if handlers is None:
+            return False
+        with contextlib.suppress(ValueError):
+            handlers.remove(handler)
+        if handlers:
+            return False
+        del self.by_channel[channel]
+        return True
+
+    def dispatch(self, channel: str, message: bytes) -> int:
+        handlers = list(self.by_channel.get(channel, ()))
+        for handler in handlers:
+            try:
+                handler(message)
+            except Exception:  # one faulty handler must not starve the others
+                log.exception("bus handler for %s failed", channel)
+        return len(handlers)
+
+
+class MemoryBus:
+    """Delivery within one process. A channel counts as one subscriber however many
+    handlers it has, as with Redis, where each instance subscribes once."""
+
+    def __init__(self) -> None:
+        self._handlers = _Handlers()
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self._handlers.by_channel.clear()
+
+    async def publish(self, channel: str, message: bytes) -> int:
+        if channel not in self._handlers.by_channel:
+            return 0
+        # Deliver after the publisher resumes, as a network bus would.
+        asyncio.get_running_loop().call_soon(self._handlers.dispatch, channel, message)
+        return 1
+
+    async def subscribe(self, channel: str, handler: Handler) -> None:
+        self._handlers.add(channel, handler)
+
+    async def unsubscribe(self, channel: str, handler: Handler) -> None:
+        self._handlers.remove(channel, handler)
+
+
+class RedisBus:
+    """Redis pub/sub: one connection publishes, one listens, for the whole process."""
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as redis
+
+        self._url = url
+        self._redis: Any = redis.Redis.from_url(url)
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._handlers = _Handlers()
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self._redis.ping()
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        # A channel no one publishes to, so that the connection is in pub/sub mode and
+        # the reader can start before the first real subscription.
+        await self._pubsub.subscribe("iv:bus:keepalive")
+        self._reader = asyncio.create_task(self._read(), name="redis-bus-reader")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+        await self._redis.aclose()
+
+    async def publish(self, channel: str, message: bytes) -> int:
+        return int(await self._redis.publish(channel, message))
+
+    async def subscribe(self, channel: str, handler: Handler) -> None:
+        async with self._lock:
+            if self._handlers.add(channel, handler):
+                await self._pubsub.subscribe(channel)
+
+    async def unsubscribe(self, channel: str, handler: Handler) -> None:
+        async with self._lock:
+            if self._handlers.remove(channel, handler):
+                await self._pubsub.unsubscribe(channel)
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                async for message in self._pubsub.listen():
+                    if message.get("type") == "message":
+                        channel = message["channel"].decode()
+                        self._handlers.dispatch(channel, message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Redis bus connection failed; reconnecting")
+                await asyncio.sleep(1)
+                await self._resubscribe()
+
+    async def _resubscribe(self) -> None:
+        async with self._lock:
+            channels = list(self._handlers.by_channel)
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+            self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            await self._pubsub.subscribe("iv:bus:keepalive", *channels)
+
+
+def make_bus(url: str) -> Bus:
+    """``memory`` (the default) or ``redis://...``."""
+    if url in ("", "memory"):
+        return MemoryBus()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisBus(url)
+    raise ValueError(f"unknown bus {url!r}: use 'memory' or redis://HOST:PORT/DB")

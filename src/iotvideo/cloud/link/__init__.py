@@ -1,0 +1,1 @@
+"""The link: WebSocket sessions of devices and apps, routed across cloud instances."""

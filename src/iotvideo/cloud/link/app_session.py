@@ -1,0 +1,379 @@
+"""An app's link session: token login, grants per device, thing-model and data operations.
+
+An app reaches a device through a binding (owner or guest) or through a token that grants
+that device (the binding's token, CreateDevToken, CreateAnonymousAccessToken) passed to
+``subscribe``. Owners may do everything; guests and token holders may read, watch, take
+actions other than the built-in ``_`` ones and pass data, but not write settings (ProWritable,
+ProUser) nor add or delete ProUser objects (8003).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from iotvideo.cloud.access import NEVER, TokenKind, find_token
+from iotvideo.cloud.db.tables import access_tokens, app_users, bindings, devices
+from iotvideo.cloud.link.session import LinkSession, OpHandler, field
+from iotvideo.protocol import link
+from iotvideo.protocol.errors import ErrorCode, IVError
+from iotvideo.protocol.link import Push, Reply, Request
+
+__all__ = ["AppSession"]
+
+log = logging.getLogger("iotvideo.cloud.link")
+
+MAX_TIMEOUT = 60.0
+
+
+@dataclass
+class Grant:
+    """Why this session may reach a device."""
+
+    role: str  # owner, guest or visitor (a device or anonymous token)
+    token_hash: str | None
+    expires_at: int
+
+
+def _no_relation(message: str) -> IVError:
+    return IVError.of(ErrorCode.IVASrvErr_dst_error_relation, message)
+
+
+class AppSession(LinkSession):
+    kind = "app"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.access_id = ""
+        self.vendor_id = ""
+        self._login_hash = ""
+        self._grants: dict[str, Grant] = {}
+        self._watched: set[str] = set()
+        self._expiry: asyncio.TimerHandle | None = None
+
+    async def run(self) -> None:
+        login = await self.handshake()
+        if login is None:
+            return
+        try:
+            data = await self._login(login)
+        except IVError as exc:
+            await self.send(Reply(login.id, int(exc.code), msg=exc.message))
+            await self.close(link.CLOSE_REFUSED, exc.code, exc.message)
+            return
+        try:
+            await self.send(Reply(login.id, 0, data))
+            await self.serve(self._handlers(), concurrent=True)
+        finally:
+            await self.finish()
+            await self._leave()
+
+    # Login
+
+    async def _login(self, login: Request) -> dict[str, Any]:
+        access_id = field(login.data, "access_id", str)
+        token = field(login.data, "access_token", str)
+        now = self.ctx.now()
+        async with self.ctx.db.read() as conn:
+            row = await find_token(conn, token, now=now)
+            if (
+                row is None
+                or row.access_id != access_id
+                or row.kind not in (TokenKind.USER, TokenKind.ANONYMOUS)
+            ):
+                raise IVError.of(
+                    ErrorCode.IVTermErr_msg_calling_check_token_error,
+                    "the access token is unknown, expired or revoked; get a new one",
+                )
+            self.vendor_id = (
+                await conn.scalar(
+                    select(app_users.c.vendor_id).where(app_users.c.access_id == access_id)
+                )
+            ) or ""
+            if row.kind == TokenKind.ANONYMOUS and row.tid:
+                self._grants[row.tid] = Grant("visitor", row.token_hash, row.expires_at)
+            bound = await _bindings(conn, access_id)
+        self.access_id = access_id
+        self._login_hash = row.token_hash
+        for tid, role in bound.items():
+            self._grants.setdefault(tid, Grant(role, None, NEVER))
+        await self.ctx.hub.watch_user(access_id, self)
+        for tid in self._grants:
+            await self._watch(tid)
+        delay = max(0.0, row.expires_at - now)
+        self._expiry = asyncio.get_running_loop().call_later(
+            min(delay, 86400 * 365), lambda: self.spawn(self._expired())
+        )
+        return {
+            "time": now,
+            "session": self.sid,
+            "access_id": access_id,
+            "expires_at": row.expires_at,
+            "devices": sorted(self._grants),
+        }
+
+    async def _expired(self) -> None:
+        await self.close(
+            link.CLOSE_REFUSED,
+            ErrorCode.IVTermErr_msg_calling_check_token_error,
+            "the access token expired",
+        )
+
+    async def _leave(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if self.access_id:
+            await self.ctx.hub.unwatch_user(self.access_id, self)
+        for tid in list(self._watched):
+            await self.ctx.hub.unwatch(tid, self)
+        self._watched.clear()
+
+    # Grants and watching
+
+    async def _watch(self, tid: str) -> None:
+        if tid not in self._watched:
+            self._watched.add(tid)
+            await self.ctx.hub.watch(tid, self)
+
+    async def _unwatch(self, tid: str, code: int, msg: str) -> None:
+        self._grants.pop(tid, None)
+        if tid in self._watched:
+            self._watched.discard(tid)
+            await self.ctx.hub.unwatch(tid, self)
+            await self.send(Push("unsubscribed", {"tid": tid, "code": int(code), "msg": msg}))
+
+    async def grant(self, tid: str, *, owner_only: bool = False, what: str = "") -> Grant:
+        """The session's grant for ``tid``: 8002 no such device, 8003 no relation or not owner."""
+        found = self._grants.get(tid)
+        if found is not None and found.expires_at <= self.ctx.now():
+            await self._unwatch(
+                tid, ErrorCode.IVASrvErr_dst_error_relation, "the device token expired"
+            )
+            found = None
+        if found is None:
+            found = await self._grant_from_db(tid)
+        if owner_only and found.role != "owner":
+            raise _no_relation(f"only the owner may {what or 'do this'}")
+        return found
+
+    async def _grant_from_db(self, tid: str) -> Grant:
+        async with self.ctx.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(devices.c.tid, devices.c.vendor_id, bindings.c.role)
+                    .select_from(
+                        devices.outerjoin(
+                            bindings,
+                            and_(
+                                bindings.c.tid == devices.c.tid,
+                                bindings.c.access_id == self.access_id,
+                            ),
+                        )
+                    )
+                    .where(devices.c.tid == tid)
+                )
+            ).first()
+        if row is None or (self.vendor_id and row.vendor_id != self.vendor_id):
+            raise IVError.of(ErrorCode.IVASrvErr_dst_notexsit, f"no device {tid!r}")
+        if row.role is None:
+            raise _no_relation(
+                f"no binding or device token for {tid}; bind it or subscribe with a token"
+            )
+        self._grants[tid] = Grant(row.role, None, NEVER)
+        await self._watch(tid)
+        return self._grants[tid]
+
+    # Pushes and changes from elsewhere in the cloud
+
+    def on_push(self, tid: str, op: str, data: dict[str, Any]) -> None:
+        if tid in self._grants:
+            self.send_soon(Push(op, {"tid": tid, **data}))
+
+    def on_user_changed(self, access_id: str) -> None:
+        self.spawn(self._recheck())
+
+    async def _recheck(self) -> None:
+        """Tokens or bindings changed: drop what is no longer granted, add new bindings."""
+        now = self.ctx.now()
+        async with self.ctx.db.read() as conn:
+            live = await conn.scalar(
+                select(access_tokens.c.token_hash).where(
+                    access_tokens.c.token_hash == self._login_hash,
+                    access_tokens.c.revoked_at.is_(None),
+                    access_tokens.c.expires_at > now,
+                )
+            )
+            if live is None:
+                await self.close(
+                    link.CLOSE_REFUSED,
+                    ErrorCode.IVTermErr_msg_calling_check_token_error,
+                    "the access token was revoked",
+                )
+                return
+            bound = await _bindings(conn, self.access_id)
+            hashes = [g.token_hash for g in self._grants.values() if g.token_hash]
+            alive = set(
+                await conn.scalars(
+                    select(access_tokens.c.token_hash).where(
+                        access_tokens.c.token_hash.in_(hashes),
+                        access_tokens.c.revoked_at.is_(None),
+                        access_tokens.c.expires_at > now,
+                    )
+                )
+            )
+        for tid, grant in list(self._grants.items()):
+            if tid in bound:
+                self._grants[tid] = Grant(bound[tid], None, NEVER)
+            elif grant.token_hash is None or grant.token_hash not in alive:
+                await self._unwatch(
+                    tid, ErrorCode.IVTermErr_msg_calling_relation_modify, "the relation changed"
+                )
+        for tid, role in bound.items():
+            if tid not in self._grants:
+                self._grants[tid] = Grant(role, None, NEVER)
+                await self._watch(tid)
+
+    # Operations
+
+    def _handlers(self) -> dict[str, OpHandler]:
+        return {
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe_op,
+            "prop.read": self._read,
+            "prop.write": self._write,
+            "prop.add": self._add,
+            "prop.delete": self._delete,
+            "action": self._action,
+            "data": self._data,
+            "server.data": self._server_data,
+            "ping": self._ping,
+        }
+
+    async def _subscribe(self, request: Request) -> dict[str, Any]:
+        tid = field(request.data, "tid", str)
+        token = field(request.data, "access_token", str)
+        async with self.ctx.db.read() as conn:
+            row = await find_token(conn, token, now=self.ctx.now())
+            role = None
+            if row is not None and row.kind == TokenKind.BINDING:
+                role = await conn.scalar(
+                    select(bindings.c.role).where(
+                        bindings.c.tid == tid, bindings.c.access_id == self.access_id
+                    )
+                )
+        if row is None:
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_calling_check_token_error,
+                "the token is unknown, expired or revoked",
+            )
+        if row.access_id != self.access_id or row.tid != tid or row.kind == TokenKind.USER:
+            raise _no_relation(f"this token does not grant device {tid}")
+        self._grants[tid] = Grant(role or "visitor", row.token_hash, row.expires_at)
+        await self._watch(tid)
+        _, _, state = await self.ctx.things.snapshot(tid)
+        online = state.get("ProReadonly", {}).get("_online", {}).get("stVal", 0)
+        return {"tid": tid, "role": self._grants[tid].role, "online": online}
+
+    async def _unsubscribe_op(self, request: Request) -> dict[str, Any]:
+        tid = field(request.data, "tid", str)
+        self._grants.pop(tid, None)
+        if tid in self._watched:
+            self._watched.discard(tid)
+            await self.ctx.hub.unwatch(tid, self)
+        return {}
+
+    async def _read(self, request: Request) -> dict[str, Any]:
+        tid = field(request.data, "tid", str)
+        path = field(request.data, "path", str, required=False, default="")
+        await self.grant(tid)
+        return {"value": await self.ctx.messaging.read(tid, path)}
+
+    async def _write(self, request: Request) -> dict[str, Any]:
+        tid = field(request.data, "tid", str)
+        await self.grant(tid, owner_only=True, what="change settings")
+        result = await self.ctx.messaging.write(
+            tid, field(request.data, "path", str), field(request.data, "json", str)
+        )
+        return dict(result)
+
+    async def _add(self, request: Request) -> dict[str, Any]:
+        tid = field(request.data, "tid", str)
+        await self.grant(tid, owner_only=True, what="add user properties")
+        value = await self.ctx.messaging.user_add(
+            tid, field(request.data, "path", str), field(request.data, "json", str)
+        )
+        return {"value": value}
+
+    async def _delete(self, request: Request) -> dict[str, Any]:
+        tid = field(request.data, "tid", str)
+        await self.grant(tid, owner_only=True, what="delete user properties")
+        await self.ctx.messaging.user_delete(tid, field(request.data, "path", str))
+        return {}
+
+    async def _action(self, request: Request) -> dict[str, Any]:
+        tid = field(request.data, "tid", str)
+        path = field(request.data, "path", str)
+        builtin = path.split(".")[1:2] and path.split(".")[1].startswith("_")
+        await self.grant(tid, owner_only=bool(builtin), what="run built-in actions")
+        value = await self.ctx.messaging.action(
+            tid, path, field(request.data, "json", str), timeout=_timeout(request.data)
+        )
+        return {"value": value}
+
+    async def _data(self, request: Request) -> dict[str, Any]:
+        tid = field(request.data, "tid", str)
+        await self.grant(tid)
+        try:
+            payload = link.decode_data(request.data.get("data"))
+        except ValueError as exc:
+            raise IVError.of(ErrorCode.IVTermErr_msg_user_cmd_param_error, str(exc)) from None
+        reply = bool(request.data.get("reply", False))
+        answer = await self.ctx.messaging.send_data(
+            tid, payload, reply=reply, timeout=_timeout(request.data)
+        )
+        return {"data": link.encode_data(answer)} if answer is not None else {}
+
+    async def _server_data(self, request: Request) -> dict[str, Any]:
+        from iotvideo.cloud.link.webhook import forward
+
+        url = field(request.data, "url", str)
+        try:
+            payload = link.decode_data(request.data.get("data", ""))
+        except ValueError as exc:
+            raise IVError.of(ErrorCode.IVTermErr_msg_user_cmd_param_error, str(exc)) from None
+        answer = await forward(
+            self.ctx, self.vendor_id, self.access_id, url, payload, _timeout(request.data)
+        )
+        return {"data": link.encode_data(answer)}
+
+    async def _ping(self, _request: Request) -> dict[str, Any]:
+        return {"time": self.ctx.now()}
+
+
+async def _bindings(conn: AsyncConnection, access_id: str) -> dict[str, str]:
+    """The devices the user is bound to, with the user's role."""
+    rows = await conn.execute(
+        select(bindings.c.tid, bindings.c.role).where(bindings.c.access_id == access_id)
+    )
+    return {r.tid: r.role for r in rows}
+
+
+def _timeout(data: dict[str, Any]) -> float | None:
+    value = data.get("timeout")
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= MAX_TIMEOUT
+    ):
+        raise IVError.of(
+            ErrorCode.IVTermErr_msg_user_cmd_param_error,
+            f"timeout must be in (0, {MAX_TIMEOUT:g}] s",
+        )
+    return float(value)

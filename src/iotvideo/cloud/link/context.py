@@ -1,0 +1,33 @@
+"""What link sessions share within one cloud process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+
+from iotvideo.cloud.db import Database
+from iotvideo.cloud.link.hub import Hub
+from iotvideo.cloud.settings import CloudSettings
+from iotvideo.cloud.things import Things
+
+if TYPE_CHECKING:
+    from iotvideo.cloud.link.messaging import Messaging
+
+__all__ = ["LinkContext"]
+
+
+@dataclass
+class LinkContext:
+    settings: CloudSettings
+    db: Database
+    things: Things
+    hub: Hub
+    messaging: Messaging
+    http: httpx.AsyncClient
+    clock: Callable[[], float]
+
+    def now(self) -> int:
+        return int(self.clock())

@@ -1,0 +1,205 @@
+"""A device's link session: proof-of-key login, reports and events in, requests out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import case, select, update
+
+from iotvideo.cloud.db.tables import devices
+from iotvideo.cloud.link.hub import Outcome
+from iotvideo.cloud.link.session import LinkSession, OpHandler, field
+from iotvideo.cloud.things import DeviceInfo
+from iotvideo.protocol import link
+from iotvideo.protocol.errors import ErrorCode, IVError
+from iotvideo.protocol.link import Reply, Request
+from iotvideo.protocol.thingmodel import Change, ThingModel, apply
+
+__all__ = ["DeviceSession"]
+
+log = logging.getLogger("iotvideo.cloud.link")
+
+#: How far a device's login timestamp may be from the cloud's clock.
+LOGIN_SKEW = 300
+
+
+class DeviceSession(LinkSession):
+    kind = "device"
+    tid = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._inflight: dict[int, tuple[str, str]] = {}
+        self._online = False
+
+    async def run(self) -> None:
+        login = await self.handshake()
+        if login is None:
+            return
+        try:
+            writable = await self._login(login)
+        except IVError as exc:
+            await self.send(Reply(login.id, int(exc.code), msg=exc.message))
+            await self.close(link.CLOSE_REFUSED, exc.code, exc.message)
+            return
+        try:
+            await self.send(
+                Reply(
+                    login.id, 0, {"time": self.ctx.now(), "session": self.sid, "writable": writable}
+                )
+            )
+            await self.serve(self._handlers(), concurrent=False)
+        finally:
+            await self.finish()
+            await self._logout()
+
+    # Login and logout
+
+    async def _login(self, login: Request) -> dict[str, Any]:
+        tid = field(login.data, "tid", str)
+        timestamp = field(login.data, "ts", int)
+        signature = field(login.data, "sig", str)
+        versions = login.data.get("version") or {}
+        async with self.ctx.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(devices.c.public_key, devices.c.disabled).where(devices.c.tid == tid)
+                )
+            ).first()
+        if row is None:
+            raise IVError.of(ErrorCode.IVASrvErr_dst_notexsit, f"no device {tid!r}")
+        if abs(timestamp - self.ctx.now()) > LOGIN_SKEW:
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_calling_check_token_error,
+                "login timestamp is more than 5 minutes off; check the device's clock",
+            )
+        if not link.verify_login(row.public_key, tid, self.nonce, timestamp, signature):
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_calling_check_token_error, "the login proof does not verify"
+            )
+        if row.disabled:
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_calling_dev_is_disable, "the device is disabled"
+            )
+        self.tid = tid
+        await self.ctx.hub.attach(self)
+        self._online = True
+        return await self._mark_online(versions if isinstance(versions, dict) else {})
+
+    async def _mark_online(self, versions: dict[str, Any]) -> dict[str, Any]:
+        now = self.ctx.now()
+        sw = versions.get("swVer")
+        values: dict[str, Any] = {
+            "online": 1,
+            "last_online_time": now,
+            "active_time": case((devices.c.active_time == 0, now), else_=devices.c.active_time),
+            "online_instance": self.ctx.hub.instance_id,
+            "online_session": self.sid,
+        }
+        if isinstance(sw, str) and len(sw) <= 32:
+            values["ota_version"] = sw
+        async with self.ctx.db.begin() as conn:
+            await conn.execute(update(devices).where(devices.c.tid == self.tid).values(values))
+
+        def come_online(
+            _info: DeviceInfo, model: ThingModel, state: dict[str, Any]
+        ) -> dict[str, Any]:
+            apply(state, Change("ProReadonly", "_online", {"stVal": 1}), now)
+            if versions:
+                try:
+                    apply(state, model.device_report("ProConst._versionInfo", versions), now)
+                except IVError:
+                    log.info("device %s reported unusable version info %r", self.tid, versions)
+            return {name: obj.get("setVal") for name, obj in state.get("ProWritable", {}).items()}
+
+        writable = await self.ctx.things.change(self.tid, come_online)
+        await self.ctx.hub.push(
+            self.tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 1, "t": now}}
+        )
+        return writable
+
+    async def _logout(self) -> None:
+        if not self._online:
+            return
+        self._online = False
+        await self.ctx.hub.detach(self)
+        now = self.ctx.now()
+        async with self.ctx.db.begin() as conn:
+            result = await conn.execute(
+                update(devices)
+                .where(devices.c.tid == self.tid, devices.c.online_session == self.sid)
+                .values(online=0, online_instance="", online_session="")
+            )
+        if result.rowcount == 0:
+            return  # another session of this device took over meanwhile
+        await self.ctx.things.change(
+            self.tid,
+            lambda _i, _m, state: apply(state, Change("ProReadonly", "_online", {"stVal": 0}), now),
+        )
+        await self.ctx.hub.push(
+            self.tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 0, "t": now}}
+        )
+
+    # Frames from the device
+
+    def _handlers(self) -> dict[str, OpHandler]:
+        return {
+            "report": self._report,
+            "event": self._event,
+            "status": self._status,
+            "ping": self._ping,
+        }
+
+    async def _report(self, request: Request) -> dict[str, Any]:
+        await self.ctx.messaging.report(
+            self.tid, field(request.data, "path", str), request.data.get("value")
+        )
+        return {}
+
+    async def _event(self, request: Request) -> dict[str, Any]:
+        await self.ctx.messaging.event(
+            self.tid, field(request.data, "path", str), request.data.get("value")
+        )
+        return {}
+
+    async def _status(self, request: Request) -> dict[str, Any]:
+        online = field(request.data, "online", int)
+        if online not in (1, 2):
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_user_cmd_param_error, "online is 1 (awake) or 2 (asleep)"
+            )
+        await self.ctx.messaging.report(self.tid, "ProReadonly._online", online)
+        return {}
+
+    async def _ping(self, _request: Request) -> dict[str, Any]:
+        return {"time": self.ctx.now()}
+
+    # Requests to the device, from anywhere in the cloud
+
+    def on_request(
+        self, reply_to: str, rid: str, op: str, data: dict[str, Any], timeout: float
+    ) -> None:
+        local_id = next(self.ids)
+        self._inflight[local_id] = (reply_to, rid)
+        # Forget the request a little after the asker stops waiting for it.
+        asyncio.get_running_loop().call_later(timeout + 1, self._inflight.pop, local_id, None)
+        self.send_soon(Request(local_id, op, data))
+
+    def on_reply(self, reply: Reply) -> None:
+        target = self._inflight.pop(reply.id, None)
+        if target is not None:
+            self.spawn(
+                self.ctx.hub.answer(
+                    target[0], target[1], Outcome(reply.code, reply.data, reply.msg)
+                )
+            )
+
+    def on_kick(self, code: int, msg: str) -> None:
+        ws_code = (
+            link.CLOSE_REPLACED
+            if code == ErrorCode.IVTermErr_msg_calling_duplicate_call
+            else link.CLOSE_REFUSED
+        )
+        self.spawn(self.close(ws_code, code, msg))

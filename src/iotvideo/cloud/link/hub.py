@@ -1,0 +1,232 @@
+"""Routing between link sessions, within and across cloud instances, over the bus.
+
+Channels (all JSON messages):
+
+- ``iv:dev:<tid>``: to the device's session, wherever it is: requests, kicks. Exactly one
+  instance subscribes while the device is online, so "no receiver" means offline.
+- ``iv:inst:<instance>``: replies to requests this instance asked.
+- ``iv:push:<tid>``: from a device to the apps watching it (property changes, events).
+- ``iv:user:<access_id>``: the user's tokens or bindings changed; sessions re-check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from iotvideo.cloud.bus import Bus
+from iotvideo.protocol.errors import ErrorCode, IVError
+
+__all__ = ["DeviceEndpoint", "Hub", "Outcome", "PushTarget", "UserTarget"]
+
+log = logging.getLogger("iotvideo.cloud.link")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A device's answer to a request: a seed code, data, and a message."""
+
+    code: int
+    data: dict[str, Any] = field(default_factory=dict)
+    msg: str = ""
+
+    def raise_for_code(self) -> dict[str, Any]:
+        if self.code != 0:
+            raise IVError.of(self.code, self.msg or None)
+        return self.data
+
+
+class DeviceEndpoint(Protocol):
+    """A device session as the hub sees it."""
+
+    tid: str
+    sid: str
+
+    def on_request(
+        self, reply_to: str, rid: str, op: str, data: dict[str, Any], timeout: float
+    ) -> None: ...
+
+    def on_kick(self, code: int, msg: str) -> None: ...
+
+
+class PushTarget(Protocol):
+    def on_push(self, tid: str, op: str, data: dict[str, Any]) -> None: ...
+
+
+class UserTarget(Protocol):
+    def on_user_changed(self, access_id: str) -> None: ...
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class Hub:
+    """This instance's end of the bus."""
+
+    def __init__(self, bus: Bus, instance_id: str) -> None:
+        self.bus = bus
+        self.instance_id = instance_id
+        self._rids = itertools.count(1)
+        self._pending: dict[str, asyncio.Future[Outcome]] = {}
+        self._devices: dict[str, tuple[DeviceEndpoint, Callable[[bytes], None]]] = {}
+        self._watchers: dict[str, set[PushTarget]] = {}
+        self._push_handlers: dict[str, Callable[[bytes], None]] = {}
+        self._users: dict[str, set[UserTarget]] = {}
+        self._user_handlers: dict[str, Callable[[bytes], None]] = {}
+
+    async def start(self) -> None:
+        await self.bus.subscribe(f"iv:inst:{self.instance_id}", self._on_reply)
+
+    async def close(self) -> None:
+        for future in self._pending.values():
+            future.cancel()
+        await self.bus.unsubscribe(f"iv:inst:{self.instance_id}", self._on_reply)
+
+    # Devices
+
+    async def attach(self, device: DeviceEndpoint) -> None:
+        """Route the device's channel to this session, after ending any other session of it."""
+        await self.kick(
+            device.tid, ErrorCode.IVTermErr_msg_calling_duplicate_call, "replaced", device.sid
+        )
+        handler = self._device_handler(device)
+        self._devices[device.tid] = (device, handler)
+        await self.bus.subscribe(f"iv:dev:{device.tid}", handler)
+
+    async def detach(self, device: DeviceEndpoint) -> None:
+        held = self._devices.get(device.tid)
+        if held is None or held[0] is not device:
+            return
+        del self._devices[device.tid]
+        await self.bus.unsubscribe(f"iv:dev:{device.tid}", held[1])
+
+    def local_device(self, tid: str) -> DeviceEndpoint | None:
+        held = self._devices.get(tid)
+        return held[0] if held else None
+
+    async def online(self, tid: str) -> bool:
+        """Whether the device has a session on some instance."""
+        return await self.bus.publish(f"iv:dev:{tid}", b'{"k":"probe"}') > 0
+
+    async def kick(self, tid: str, code: int, msg: str, except_sid: str = "") -> int:
+        """End the device's session, wherever it is; return how many instances heard it."""
+        body = {"k": "kick", "code": int(code), "msg": msg, "except": except_sid}
+        return await self.bus.publish(f"iv:dev:{tid}", _encode(body))
+
+    def _device_handler(self, device: DeviceEndpoint) -> Callable[[bytes], None]:
+        def handle(raw: bytes) -> None:
+            body = json.loads(raw)
+            if body["k"] == "req":
+                device.on_request(
+                    body["from"], body["rid"], body["op"], body["data"], body["timeout"]
+                )
+            elif body["k"] == "kick" and body.get("except") != device.sid:
+                device.on_kick(body["code"], body["msg"])
+
+        return handle
+
+    # Requests to devices and their replies
+
+    async def ask(self, tid: str, op: str, data: dict[str, Any], timeout: float) -> Outcome:
+        """Send a request to the device's session and wait for its answer.
+
+        8000 if the device is not online anywhere; 21083 if it does not answer in time.
+        """
+        rid = f"{self.instance_id}.{next(self._rids)}"
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        try:
+            body: dict[str, Any] = {"k": "req", "from": self.instance_id, "rid": rid}
+            body.update(op=op, data=data, timeout=timeout)
+            if await self.bus.publish(f"iv:dev:{tid}", _encode(body)) == 0:
+                raise IVError.of(ErrorCode.IVASrvErr_dst_offline, f"device {tid} is offline")
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            raise IVError.of(
+                ErrorCode.IVAckErr_NoResponse, f"device {tid} did not answer in {timeout:g} s"
+            ) from None
+        finally:
+            self._pending.pop(rid, None)
+
+    async def answer(self, reply_to: str, rid: str, outcome: Outcome) -> None:
+        body = {
+            "k": "rep",
+            "rid": rid,
+            "code": outcome.code,
+            "data": outcome.data,
+            "msg": outcome.msg,
+        }
+        await self.bus.publish(f"iv:inst:{reply_to}", _encode(body))
+
+    def _on_reply(self, raw: bytes) -> None:
+        body = json.loads(raw)
+        future = self._pending.get(body.get("rid", ""))
+        if future is not None and not future.done():
+            future.set_result(Outcome(body["code"], body.get("data") or {}, body.get("msg", "")))
+
+    # Pushes to apps
+
+    async def push(self, tid: str, op: str, data: dict[str, Any]) -> None:
+        await self.bus.publish(f"iv:push:{tid}", _encode({"op": op, "data": data}))
+
+    async def watch(self, tid: str, target: PushTarget) -> None:
+        watchers = self._watchers.setdefault(tid, set())
+        first = not watchers
+        watchers.add(target)
+        if first:
+            await self.bus.subscribe(f"iv:push:{tid}", self._push_handler(tid))
+
+    async def unwatch(self, tid: str, target: PushTarget) -> None:
+        watchers = self._watchers.get(tid)
+        if watchers is None or target not in watchers:
+            return
+        watchers.discard(target)
+        if not watchers:
+            del self._watchers[tid]
+            await self.bus.unsubscribe(f"iv:push:{tid}", self._push_handlers.pop(tid))
+
+    def _push_handler(self, tid: str) -> Callable[[bytes], None]:
+        def handle(raw: bytes) -> None:
+            body = json.loads(raw)
+            for target in list(self._watchers.get(tid, ())):
+                target.on_push(tid, body["op"], body["data"])
+
+        self._push_handlers[tid] = handle
+        return handle
+
+    # Users
+
+    async def user_changed(self, access_id: str) -> None:
+        """Tell every session of the user that its tokens or bindings changed."""
+        await self.bus.publish(f"iv:user:{access_id}", b"{}")
+
+    async def watch_user(self, access_id: str, target: UserTarget) -> None:
+        targets = self._users.setdefault(access_id, set())
+        first = not targets
+        targets.add(target)
+        if first:
+            await self.bus.subscribe(f"iv:user:{access_id}", self._user_handler(access_id))
+
+    async def unwatch_user(self, access_id: str, target: UserTarget) -> None:
+        targets = self._users.get(access_id)
+        if targets is None or target not in targets:
+            return
+        targets.discard(target)
+        if not targets:
+            del self._users[access_id]
+            await self.bus.unsubscribe(f"iv:user:{access_id}", self._user_handlers.pop(access_id))
+
+    def _user_handler(self, access_id: str) -> Callable[[bytes], None]:
+        def handle(_raw: bytes) -> None:
+            for target in list(self._users.get(access_id, ())):
+                target.on_user_changed(access_id)
+
+        self._user_handlers[access_id] = handle
+        return handle

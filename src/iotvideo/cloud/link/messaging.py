@@ -1,0 +1,223 @@
+"""Thing-model operations on a device, for app sessions and the vendor API alike.
+
+Reads come from the cloud's copy of the state, except a ProReadonly object of an online
+device, which is asked of the device itself (and falls back to the copy if it does not
+answer). Writes of ProWritable are stored first, then delivered; a write to an offline
+device is delivered when it logs in again. Actions and passthrough data need the device
+online (8000 otherwise).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+from iotvideo.cloud.link.hub import Hub
+from iotvideo.cloud.things import DeviceInfo, Things
+from iotvideo.protocol import link
+from iotvideo.protocol.errors import ErrorCode, IVError
+from iotvideo.protocol.thingmodel import Change, ThingModel, apply, parse_path, read
+
+__all__ = ["Messaging", "WriteResult"]
+
+log = logging.getLogger("iotvideo.cloud.link")
+
+#: A ProReadonly read waits this long for the device before answering from the cloud's copy.
+LIVE_READ_TIMEOUT = 2.0
+
+
+class WriteResult(dict[str, Any]):
+    """``{"value": <object after the write>, "delivered": <reached the device>}``."""
+
+
+class Messaging:
+    def __init__(self, things: Things, hub: Hub, *, device_timeout: float) -> None:
+        self.things = things
+        self.hub = hub
+        self.device_timeout = device_timeout
+
+    # Reads
+
+    async def read(self, tid: str, path: str, *, online_hint: DeviceInfo | None = None) -> Any:
+        parts = parse_path(path)
+        if len(parts) >= 2 and parts[0] == "ProReadonly" and not parts[1].startswith("_"):
+            live = await self._read_live(tid, parts)
+            if live is not None:
+                return live
+        _, _, state = await self.things.snapshot(tid)
+        return read(state, path)
+
+    async def _read_live(self, tid: str, parts: tuple[str, ...]) -> Any:
+        """Ask the device for a ProReadonly object; None if it is offline or silent."""
+        if len(parts) > 3 or (len(parts) == 3 and parts[2] not in ("stVal", "t")):
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_gdm_handle_leaf_path_error, f"nothing at {'.'.join(parts)}"
+            )
+        try:
+            outcome = await self.hub.ask(
+                tid,
+                "prop.read",
+                {"path": ".".join(parts[:2])},
+                min(self.device_timeout, LIVE_READ_TIMEOUT),
+            )
+        except IVError:
+            return None
+        if outcome.code != 0 or "value" not in outcome.data:
+            return None
+        obj = {"stVal": outcome.data["value"], "t": outcome.data.get("t", self.things.now())}
+        return obj if len(parts) == 2 else obj[parts[2]]
+
+    # Writes
+
+    async def write(
+        self, tid: str, path: str, value_json: str, *, deliver: bool = True
+    ) -> WriteResult:
+        """write_property: store, then deliver a ProWritable to the device."""
+        now = self.things.now()
+
+        def stage(
+            info: DeviceInfo, model: ThingModel, state: dict[str, Any]
+        ) -> tuple[Change, Any, Any]:
+            change = model.app_write(path, value_json)
+            before = copy.deepcopy(state.get(change.section, {}).get(change.name))
+            return change, apply(state, change, now), before
+
+        change, obj, before = await self.things.change(tid, stage)
+        await self.hub.push(tid, "prop", {"path": change.path, "value": obj})
+        if change.section != "ProWritable":
+            return WriteResult(value=obj, delivered=True)
+        if not deliver:
+            return WriteResult(value=obj, delivered=False)
+        try:
+            outcome = await self.hub.ask(
+                tid,
+                "prop.write",
+                {"path": change.path, "value": obj["setVal"]},
+                self.device_timeout,
+            )
+        except IVError as exc:
+            if exc.code == ErrorCode.IVASrvErr_dst_offline:
+                return WriteResult(value=obj, delivered=False)  # delivered at its next login
+            raise
+        if outcome.code != 0:
+            await self._restore(tid, change, before)
+            outcome.raise_for_code()
+        applied = outcome.data.get("value", obj["setVal"])
+        return WriteResult(
+            value=await self.report(tid, change.path, applied, push=True), delivered=True
+        )
+
+    async def _restore(self, tid: str, change: Change, before: Any) -> None:
+        """Undo a stored setVal the device refused."""
+
+        def undo(_info: DeviceInfo, _model: ThingModel, state: dict[str, Any]) -> None:
+            if before is None:
+                state.get(change.section, {}).pop(change.name, None)
+            else:
+                state.setdefault(change.section, {})[change.name] = before
+
+        await self.things.change(tid, undo)
+        if before is not None:
+            await self.hub.push(tid, "prop", {"path": change.path, "value": before})
+
+    async def report(self, tid: str, path: str, value: Any, *, push: bool = True) -> Any:
+        """A state value (stVal) from the device: validate, store, tell the apps."""
+        now = self.things.now()
+
+        def store(_info: DeviceInfo, model: ThingModel, state: dict[str, Any]) -> tuple[str, Any]:
+            change = model.device_report(path, value)
+            return change.path, apply(state, change, now)
+
+        where, obj = await self.things.change(tid, store)
+        if push:
+            await self.hub.push(tid, "prop", {"path": where, "value": obj})
+        return obj
+
+    async def event(self, tid: str, path: str, value: Any) -> None:
+        now = self.things.now()
+
+        def store(_info: DeviceInfo, model: ThingModel, state: dict[str, Any]) -> Change:
+            change = model.device_event(path, value)
+            apply(state, change, now)
+            return change
+
+        change = await self.things.change(tid, store)
+        await self.hub.push(
+            tid, "event", {"topic": change.name, "value": change.value("stVal"), "t": now}
+        )
+
+    async def user_add(self, tid: str, path: str, value_json: str) -> Any:
+        now = self.things.now()
+
+        def add(_info: DeviceInfo, model: ThingModel, state: dict[str, Any]) -> tuple[str, Any]:
+            change = model.user_add(path, value_json)
+            state.setdefault("ProUser", {}).pop(change.name, None)  # adding again replaces
+            return change.path, apply(state, change, now)
+
+        where, obj = await self.things.change(tid, add)
+        await self.hub.push(tid, "prop", {"path": where, "value": obj})
+        return obj
+
+    async def user_delete(self, tid: str, path: str) -> None:
+        def delete(_info: DeviceInfo, model: ThingModel, state: dict[str, Any]) -> str:
+            name = model.user_delete(path)
+            if name not in state.get("ProUser", {}):
+                raise IVError.of(
+                    ErrorCode.IVTermErr_msg_gdm_handle_leaf_path_error, f"no ProUser.{name}"
+                )
+            del state["ProUser"][name]
+            return name
+
+        name = await self.things.change(tid, delete)
+        await self.hub.push(tid, "prop", {"path": f"ProUser.{name}", "value": None})
+
+    # Actions and passthrough data
+
+    async def action(
+        self, tid: str, path: str, value_json: str, *, timeout: float | None = None
+    ) -> Any:
+        """take_action: validate, ask the device, record ctlVal/stVal; the device's answer."""
+        _, model, _ = await self.things.snapshot(tid)
+        change = model.app_action(path, value_json)
+        outcome = await self.hub.ask(
+            tid,
+            "action",
+            {"path": change.path, "value": change.value("ctlVal")},
+            timeout or self.device_timeout,
+        )
+        data = outcome.raise_for_code()
+        now = self.things.now()
+        done = Change(
+            "Action",
+            change.name,
+            {"ctlVal": change.value("ctlVal"), "stVal": change.value("ctlVal")},
+        )
+
+        def record(_info: DeviceInfo, _model: ThingModel, state: dict[str, Any]) -> Any:
+            return apply(state, done, now)
+
+        obj = await self.things.change(tid, record)
+        await self.hub.push(tid, "prop", {"path": change.path, "value": obj})
+        return data.get("value")
+
+    async def send_data(
+        self, tid: str, data: bytes, *, reply: bool, timeout: float | None = None, topic: str = ""
+    ) -> bytes | None:
+        """Pass data to the device; with ``reply`` return its answer, else its ack."""
+        if len(data) > link.MAX_DATA_SIZE:
+            raise IVError.of(
+                ErrorCode.IVMessageError_ExceedsMaxLength,
+                f"data larger than MAX_DATA_SIZE ({link.MAX_DATA_SIZE})",
+            )
+        body = {"data": link.encode_data(data), "reply": reply, "topic": topic}
+        outcome = await self.hub.ask(tid, "data", body, timeout or self.device_timeout)
+        answer = outcome.raise_for_code()
+        if not reply:
+            return None
+        try:
+            return link.decode_data(answer.get("data", ""))
+        except ValueError:
+            raise IVError.of(
+                ErrorCode.IVMessageError_SendPassDevErr, "the device answered no data"
+            ) from None

@@ -1,0 +1,111 @@
+"""Which devices are online: instance liveness and the reaping of dead instances' devices.
+
+Each cloud instance registers itself and beats every ``heartbeat_interval`` seconds. A
+device's row names the instance holding its session; when an instance stops beating for
+three intervals (it crashed or lost the database), any other instance marks its devices
+offline and tells their apps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from sqlalchemy import delete, insert, select, update
+
+from iotvideo.cloud.db.tables import cloud_instances, devices
+from iotvideo.cloud.link.context import LinkContext
+from iotvideo.protocol.thingmodel import Change, apply
+
+__all__ = ["register", "run_presence", "unregister"]
+
+log = logging.getLogger("iotvideo.cloud.link")
+
+
+async def register(ctx: LinkContext) -> None:
+    now = ctx.now()
+    async with ctx.db.begin() as conn:
+        await conn.execute(
+            insert(cloud_instances).values(
+                instance_id=ctx.hub.instance_id, started_at=now, heartbeat_at=now
+            )
+        )
+
+
+async def unregister(ctx: LinkContext) -> None:
+    async with ctx.db.begin() as conn:
+        await conn.execute(
+            delete(cloud_instances).where(cloud_instances.c.instance_id == ctx.hub.instance_id)
+        )
+
+
+async def run_presence(ctx: LinkContext, sessions: set[object]) -> None:
+    """Beat, reap dead instances, and close link sessions idle for too long; until cancelled."""
+    interval = ctx.settings.heartbeat_interval
+    while True:
+        try:
+            await _beat_and_reap(ctx, stale_after=3 * interval)
+        except Exception:  # the database may be down for a moment; keep trying
+            log.exception("presence round failed; will retry")
+        _close_idle(ctx, sessions)
+        await asyncio.sleep(min(interval, ctx.settings.link_idle_timeout / 3))
+
+
+async def _beat_and_reap(ctx: LinkContext, *, stale_after: float) -> None:
+    now = ctx.now()
+    async with ctx.db.begin() as conn:
+        await conn.execute(
+            update(cloud_instances)
+            .where(cloud_instances.c.instance_id == ctx.hub.instance_id)
+            .values(heartbeat_at=now)
+        )
+        dead = list(
+            await conn.scalars(
+                select(cloud_instances.c.instance_id).where(
+                    cloud_instances.c.heartbeat_at < now - stale_after
+                )
+            )
+        )
+        if not dead:
+            return
+        orphans = list(
+            await conn.scalars(
+                select(devices.c.tid).where(
+                    devices.c.online_instance.in_(dead), devices.c.online != 0
+                )
+            )
+        )
+        await conn.execute(
+            update(devices)
+            .where(devices.c.online_instance.in_(dead))
+            .values(online=0, online_instance="", online_session="")
+        )
+        await conn.execute(delete(cloud_instances).where(cloud_instances.c.instance_id.in_(dead)))
+    log.warning(
+        "instances %s stopped beating; %d of their devices are now offline", dead, len(orphans)
+    )
+    for tid in orphans:
+        await ctx.things.change(
+            tid, lambda _i, _m, s: apply(s, Change("ProReadonly", "_online", {"stVal": 0}), now)
+        )
+        await ctx.hub.push(
+            tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 0, "t": now}}
+        )
+
+
+def _close_idle(ctx: LinkContext, sessions: set[object]) -> None:
+    from iotvideo.cloud.link.session import LinkSession
+    from iotvideo.protocol import link
+    from iotvideo.protocol.errors import ErrorCode
+
+    limit = time.monotonic() - ctx.settings.link_idle_timeout
+    for session in list(sessions):
+        if isinstance(session, LinkSession) and session.last_seen < limit and not session.closing:
+            session.spawn(
+                session.close(
+                    link.CLOSE_RETRY,
+                    ErrorCode.IVTermErr_msg_calling_timeout_disconnect,
+                    "idle for too long",
+                )
+            )

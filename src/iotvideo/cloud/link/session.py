@@ -1,0 +1,216 @@
+"""One link WebSocket: the handshake, frames in and out, errors, closing.
+
+Runs on the event loop. Subclasses (device and app sessions) implement ``login`` and the
+operations; this class keeps the wire rules of ``docs/protocol.md``: a ``hello`` with a
+fresh nonce first, a ``login`` request within ``login_timeout``, malformed frames answered
+with a code while the connection stays up, and a ``bye`` push before the cloud closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from iotvideo.cloud.link.context import LinkContext
+from iotvideo.protocol import link
+from iotvideo.protocol.errors import ErrorCode, IVError
+from iotvideo.protocol.link import FrameError, Push, Reply, Request
+
+__all__ = ["LinkSession", "OpHandler", "field"]
+
+log = logging.getLogger("iotvideo.cloud.link")
+
+OpHandler = Callable[[Request], Awaitable[dict[str, Any]]]
+
+#: Outgoing frames a session may have queued before the cloud gives up on the peer.
+MAX_BACKLOG = 1024
+
+
+class LinkSession:
+    """The transport half of a device or app session."""
+
+    kind = "link"
+
+    def __init__(self, ws: WebSocket, ctx: LinkContext) -> None:
+        self.ws = ws
+        self.ctx = ctx
+        self.sid = secrets.token_hex(8)
+        self.nonce = base64.urlsafe_b64encode(secrets.token_bytes(24)).decode("ascii")
+        self.ids = itertools.count(1)
+        self.last_seen = time.monotonic()
+        self.closing = False
+        self._send_lock = asyncio.Lock()
+        self._backlog = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(self) -> None:
+        """Handshake, login, then serve until the peer leaves."""
+        raise NotImplementedError
+
+    # Sending
+
+    async def send(self, frame: Request | Reply | Push) -> None:
+        if self.closing and not (isinstance(frame, Push) and frame.op == "bye"):
+            return
+        try:
+            async with self._send_lock:
+                await self.ws.send_text(frame.encode())
+        except (RuntimeError, OSError, WebSocketDisconnect):
+            self.closing = True  # the peer is gone; the receive loop will notice
+
+    def send_soon(self, frame: Request | Reply | Push) -> None:
+        """Queue a frame from synchronous code (bus handlers); in order, bounded."""
+        if self.closing:
+            return
+        if self._backlog >= MAX_BACKLOG:
+            log.warning("%s session %s is not reading; closing it", self.kind, self.sid)
+            self.spawn(
+                self.close(link.CLOSE_RETRY, ErrorCode.IVConnError_SendDataFailed, "too slow")
+            )
+            return
+        self._backlog += 1
+        self.spawn(self._send_counted(frame))
+
+    async def _send_counted(self, frame: Request | Reply | Push) -> None:
+        try:
+            await self.send(frame)
+        finally:
+            self._backlog -= 1
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self, ws_code: int, code: int, msg: str) -> None:
+        """Say ``bye`` with the seed code, then close the WebSocket."""
+        if self.closing and self.ws.application_state == WebSocketState.DISCONNECTED:
+            return
+        self.closing = True
+        await self.send(Push("bye", {"code": int(code), "msg": msg}))
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+            await self.ws.close(ws_code, f"{int(code)} {msg}"[:120])
+
+    # Receiving
+
+    async def receive(self) -> Request | Reply | Push | FrameError | None:
+        """The next frame, a FrameError for a bad one, or None when the peer is gone."""
+        try:
+            message = await self.ws.receive()
+        except (RuntimeError, OSError, WebSocketDisconnect):
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        self.last_seen = time.monotonic()
+        text = message.get("text")
+        if text is None:
+            return FrameError(
+                ErrorCode.IVTermErr_msg_gdm_handle_parse_json_fail, "frames are JSON text"
+            )
+        try:
+            return link.parse_frame(text)
+        except FrameError as exc:
+            return exc
+
+    async def refuse(self, error: FrameError) -> None:
+        """Answer a malformed frame; the connection stays up."""
+        if error.id is not None:
+            await self.send(Reply(error.id, int(error.code), msg=error.message))
+        else:
+            await self.send(Push("error", {"code": int(error.code), "msg": error.message}))
+
+    async def handshake(self) -> Request | None:
+        """Send ``hello``; return the peer's ``login`` request (None if it never came)."""
+        hello = {
+            "v": link.PROTOCOL_VERSION,
+            "nonce": self.nonce,
+            "time": self.ctx.now(),
+            "session": self.sid,
+        }
+        await self.send(Push("hello", hello))
+        try:
+            async with asyncio.timeout(self.ctx.settings.login_timeout):
+                frame = await self.receive()
+        except TimeoutError:
+            await self.close(
+                link.CLOSE_REFUSED, ErrorCode.IVTermErr_msg_calling_handshake_timeout, "no login"
+            )
+            return None
+        if isinstance(frame, Request) and frame.op == "login":
+            return frame
+        if frame is not None:
+            await self.close(
+                link.CLOSE_REFUSED,
+                ErrorCode.IVTermErr_msg_access_lib_not_init,
+                "the first frame must be login",
+            )
+        return None
+
+    async def serve(self, handlers: dict[str, OpHandler], *, concurrent: bool) -> None:
+        """Answer requests until the peer leaves. ``concurrent`` runs each in its own task."""
+        while not self.closing:
+            frame = await self.receive()
+            if frame is None:
+                return
+            if isinstance(frame, FrameError):
+                await self.refuse(frame)
+            elif isinstance(frame, Reply):
+                self.on_reply(frame)
+            elif isinstance(frame, Request):
+                if concurrent:
+                    self.spawn(self._answer(handlers, frame))
+                else:
+                    await self._answer(handlers, frame)
+
+    async def _answer(self, handlers: dict[str, OpHandler], request: Request) -> None:
+        handler = handlers.get(request.op)
+        try:
+            if handler is None:
+                raise IVError.of(
+                    ErrorCode.IVTermErr_msg_user_cmd_type_error, f"unknown op {request.op!r}"
+                )
+            data = await handler(request)
+            await self.send(Reply(request.id, 0, data))
+        except IVError as exc:
+            await self.send(Reply(request.id, int(exc.code), msg=exc.message))
+        except Exception:
+            log.exception("%s op %s failed", self.kind, request.op)
+            await self.send(
+                Reply(
+                    request.id,
+                    ErrorCode.IVTermErr_msg_user_cmd_internal_error,
+                    msg="internal error",
+                )
+            )
+
+    def on_reply(self, reply: Reply) -> None:
+        """A reply to a request the cloud sent; sessions that send requests override this."""
+
+    async def finish(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self.closing = True
+
+
+def field(
+    data: dict[str, Any], name: str, kind: type, *, required: bool = True, default: Any = None
+) -> Any:
+    """A typed field of a request's data; 20143 if it is missing or of the wrong type."""
+    value = data.get(name, default)
+    if value is None and not required:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise IVError.of(
+            ErrorCode.IVTermErr_msg_user_cmd_param_error, f"{name} must be a {kind.__name__}"
+        )
+    return value

@@ -1,0 +1,60 @@
+"""send_data to the server: the cloud POSTs the app's data to its vendor's webhook.
+
+The webhook gets ``POST <webhook_url>`` with JSON ``{"AccessId", "Url", "Data", "Time"}``
+(``Data`` base64) and answers with any body (up to MAX_DATA_SIZE bytes), which goes back
+to the app as it is. Configure it with ``iotvideo vendor webhook VENDOR_ID URL``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+from sqlalchemy import select
+
+from iotvideo.cloud.db.tables import vendors
+from iotvideo.cloud.link.context import LinkContext
+from iotvideo.protocol import link
+from iotvideo.protocol.errors import ErrorCode, IVError
+
+__all__ = ["DEFAULT_TIMEOUT", "forward"]
+
+DEFAULT_TIMEOUT = 10.0
+
+
+def _failed(message: str) -> IVError:
+    return IVError.of(ErrorCode.IVMessageError_SendPassSrvErr, message)
+
+
+async def forward(
+    ctx: LinkContext, vendor_id: str, access_id: str, url: str, data: bytes, timeout: float | None
+) -> bytes:
+    if len(data) > link.MAX_DATA_SIZE:
+        raise IVError.of(
+            ErrorCode.IVMessageError_ExceedsMaxLength, "data larger than MAX_DATA_SIZE"
+        )
+    async with ctx.db.read() as conn:
+        webhook = await conn.scalar(
+            select(vendors.c.webhook_url).where(vendors.c.vendor_id == vendor_id)
+        )
+    if not webhook:
+        raise _failed("the vendor has not configured a webhook for data sent to the server")
+    body = {
+        "AccessId": access_id,
+        "Url": url,
+        "Data": link.encode_data(data),
+        "Time": int(time.time()),
+    }
+    try:
+        response = await ctx.http.post(webhook, json=body, timeout=timeout or DEFAULT_TIMEOUT)
+    except httpx.TimeoutException:
+        raise IVError.of(
+            ErrorCode.IVMessageError_timeout, "the vendor's webhook did not answer in time"
+        ) from None
+    except httpx.HTTPError as exc:
+        raise _failed(f"the vendor's webhook could not be reached: {type(exc).__name__}") from None
+    if response.status_code >= 300:
+        raise _failed(f"the vendor's webhook answered HTTP {response.status_code}")
+    if len(response.content) > link.MAX_DATA_SIZE:
+        raise _failed("the vendor's webhook answered more than MAX_DATA_SIZE bytes")
+    return response.content

@@ -1,0 +1,229 @@
+"""The link protocol's wire format, without I/O: frames, login proofs, reconnect delays.
+
+Every frame is one JSON object in one WebSocket text message:
+
+- request ``{"id": 7, "op": "prop.read", "data": {...}}`` (either side may send them);
+- reply   ``{"id": 7, "code": 0, "data": {...}}`` or ``{"id": 7, "code": 8000, "msg": "..."}``;
+- push    ``{"op": "event", "data": {...}}`` (no reply).
+
+See ``docs/protocol.md`` for the operations and the login handshake.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from iotvideo.protocol.errors import ErrorCode
+
+__all__ = [
+    "MAX_DATA_SIZE",
+    "MAX_FRAME_BYTES",
+    "PROTOCOL_VERSION",
+    "Backoff",
+    "FrameError",
+    "Push",
+    "Reply",
+    "Request",
+    "decode_data",
+    "encode_data",
+    "login_message",
+    "parse_frame",
+    "sign_login",
+    "verify_login",
+]
+
+PROTOCOL_VERSION = 1
+#: Frames above this are answered with 21008 (the WebSocket itself allows up to 1 MiB).
+MAX_FRAME_BYTES = 64 * 1024
+#: Passthrough data (send_data) per message, before base64.
+MAX_DATA_SIZE = 30000
+#: WebSocket close codes the cloud uses (4000-4999 are the application's).
+CLOSE_REFUSED = 4001  # login refused or session ended for good: do not reconnect
+CLOSE_REPLACED = 4002  # the same device or terminal logged in elsewhere
+CLOSE_RETRY = 4003  # ended by the cloud, reconnect later (e.g. shutting down)
+
+
+class FrameError(Exception):
+    """A frame that is not well formed. ``id`` is the request's id when it could be read."""
+
+    def __init__(self, code: ErrorCode, message: str, id: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.id = id
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    op: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        return _dumps({"id": self.id, "op": self.op, "data": self.data})
+
+
+@dataclass(frozen=True)
+class Reply:
+    id: int
+    code: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+    msg: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+    def encode(self) -> str:
+        body: dict[str, Any] = {"id": self.id, "code": self.code}
+        if self.data:
+            body["data"] = self.data
+        if self.msg:
+            body["msg"] = self.msg
+        return _dumps(body)
+
+
+@dataclass(frozen=True)
+class Push:
+    op: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        return _dumps({"op": self.op, "data": self.data})
+
+
+Frame = Request | Reply | Push
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_frame(text: str | bytes) -> Frame:
+    """Read one frame; raise :class:`FrameError` (20102, 21008 or 20143) if it is not one."""
+    size = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else len(text)
+    if size > MAX_FRAME_BYTES:
+        raise FrameError(
+            ErrorCode.IVMessageError_ExceedsMaxLength,
+            f"frame larger than {MAX_FRAME_BYTES} bytes",
+            _peek_id(text),
+        )
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        raise FrameError(
+            ErrorCode.IVTermErr_msg_gdm_handle_parse_json_fail, "frame is not JSON"
+        ) from None
+    if not isinstance(body, dict):
+        raise FrameError(
+            ErrorCode.IVTermErr_msg_gdm_handle_parse_json_fail, "frame is not an object"
+        )
+    raw_id, op, data = body.get("id"), body.get("op"), body.get("data", {})
+    frame_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None
+    if raw_id is not None and (frame_id is None or not 0 < frame_id < 2**53):
+        raise FrameError(
+            ErrorCode.IVTermErr_msg_user_cmd_param_error, "id must be a positive integer"
+        )
+    if not isinstance(data, dict):
+        raise FrameError(
+            ErrorCode.IVTermErr_msg_user_cmd_param_error, "data must be an object", frame_id
+        )
+    if "code" in body:
+        code, msg = body["code"], body.get("msg", "")
+        if (
+            frame_id is None
+            or not isinstance(code, int)
+            or isinstance(code, bool)
+            or not isinstance(msg, str)
+        ):
+            raise FrameError(
+                ErrorCode.IVTermErr_msg_user_cmd_param_error, "malformed reply", frame_id
+            )
+        return Reply(frame_id, code, data, msg)
+    if not isinstance(op, str) or not op or len(op) > 32:
+        raise FrameError(
+            ErrorCode.IVTermErr_msg_user_cmd_param_error, "op must be a short string", frame_id
+        )
+    if frame_id is None:
+        return Push(op, data)
+    return Request(frame_id, op, data)
+
+
+def _peek_id(text: str | bytes) -> int | None:
+    """The id of an oversized request, read from its start without parsing it whole."""
+    head = text[:64] if isinstance(text, str) else text[:64].decode("utf-8", "replace")
+    if not head.startswith('{"id":'):
+        return None
+    digits = ""
+    for ch in head[6:]:
+        if not ch.isdigit():
+            break
+        digits += ch
+    return int(digits) if digits and int(digits) < 2**53 else None
+
+
+def encode_data(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def decode_data(text: Any) -> bytes:
+    """Base64 passthrough data; raise :class:`ValueError` if it is not."""
+    if not isinstance(text, str):
+        raise ValueError("data must be a base64 string")
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ValueError("data must be a base64 string") from None
+
+
+def login_message(tid: str, nonce: str, timestamp: int) -> bytes:
+    """What a device signs to log in: bound to the cloud's nonce, so it cannot be replayed."""
+    return f"iotvideo-login-v1\n{tid}\n{nonce}\n{timestamp}".encode()
+
+
+def sign_login(private_seed: bytes, tid: str, nonce: str, timestamp: int) -> str:
+    key = Ed25519PrivateKey.from_private_bytes(private_seed)
+    return base64.b64encode(key.sign(login_message(tid, nonce, timestamp))).decode("ascii")
+
+
+def verify_login(public_key: bytes, tid: str, nonce: str, timestamp: int, signature: str) -> bool:
+    try:
+        sig = base64.b64decode(signature, validate=True)
+        Ed25519PublicKey.from_public_bytes(public_key).verify(
+            sig, login_message(tid, nonce, timestamp)
+        )
+    except (binascii.Error, ValueError, InvalidSignature):
+        return False
+    return True
+
+
+@dataclass
+class Backoff:
+    """Reconnect delays: exponential from ``base`` up to ``cap``, with full jitter.
+
+    The n-th delay is uniform in [0, min(cap, base * 2**n)] (at least ``floor``), so that
+    thousands of clients cut off at once do not come back at once. ``reset()`` after a
+    successful login.
+    """
+
+    base: float = 0.5
+    cap: float = 30.0
+    floor: float = 0.05
+    rng: random.Random = field(default_factory=random.Random)
+    attempt: int = 0
+
+    def next(self) -> float:
+        ceiling = min(self.cap, self.base * (2**self.attempt))
+        self.attempt = min(self.attempt + 1, 32)
+        return max(self.floor, self.rng.uniform(0, ceiling))
+
+    def reset(self) -> None:
+        self.attempt = 0
