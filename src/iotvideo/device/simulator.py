@@ -1,0 +1,110 @@
+"""A simulated camera: the demo thing model, driven by a :class:`DeviceClient`.
+
+It has a writable night-vision mode and LED, an action ``cameraOn``, a temperature that
+drifts, and a ``motion`` event now and then. ``DEMO_MODEL`` is the product model it needs
+(publish it with RunIotModel; ``iotvideo device model`` prints it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from typing import Any
+
+from iotvideo.device.client import DeviceClient
+
+__all__ = ["DEMO_MODEL", "SimulatedCamera"]
+
+log = logging.getLogger("iotvideo.device.sim")
+
+DEMO_MODEL: dict[str, Any] = {
+    "ProReadonly": {
+        "temperature": {"type": "float32", "min": -40, "max": 125, "unit": "C"},
+        "cameraState": {"type": "uint32", "enum": [0, 1]},
+    },
+    "ProWritable": {
+        "nightMode": {"type": "uint32", "enum": [0, 1, 2], "default": 0},
+        "led": {"type": "bool", "default": True},
+    },
+    "Action": {"cameraOn": {"type": "uint32", "enum": [0, 1]}},
+    "Event": {"motion": {"type": "json"}},
+}
+
+
+class SimulatedCamera:
+    """The demo camera's behaviour on top of a device client."""
+
+    def __init__(
+        self,
+        client: DeviceClient,
+        *,
+        temperature_interval: float = 10.0,
+        motion_interval: float = 30.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.temperature_interval = temperature_interval
+        self.motion_interval = motion_interval
+        self.rng = rng or random.Random()  # noqa: S311 - simulated readings, not secrets
+        self.temperature = 21.0
+        self.camera_on = 1
+        self.night_mode = 0
+        self.led = True
+        client.on_write("nightMode")(self._night_mode)
+        client.on_write("led")(self._led)
+        client.on_action("cameraOn")(self._camera_on)
+        client.on_read("temperature")(lambda: round(self.temperature, 2))
+        client.on_data(self._data)
+
+    def _night_mode(self, value: int) -> int:
+        self.night_mode = value
+        log.info("night mode -> %s", value)
+        return value
+
+    def _led(self, value: bool) -> bool:
+        self.led = value
+        log.info("LED -> %s", value)
+        return value
+
+    async def _camera_on(self, value: int) -> dict[str, Any]:
+        self.camera_on = value
+        await self.client.report("ProReadonly.cameraState", value)
+        return {"cameraOn": value}
+
+    def _data(self, data: bytes, topic: str) -> bytes:
+        """Passthrough data: the simulated camera echoes it, upper-cased, with its topic."""
+        return json.dumps(
+            {"topic": topic, "echo": data.decode("utf-8", "replace").upper()}
+        ).encode()
+
+    async def run(self) -> None:
+        """Report state and raise events until cancelled."""
+        await self.client.start(wait=False)
+        await self.client.wait_online()
+        await self.client.report("ProReadonly.cameraState", self.camera_on)
+        await self.client.report("ProReadonly.temperature", round(self.temperature, 2))
+        await asyncio.gather(self._temperature_loop(), self._motion_loop())
+
+    async def _temperature_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.temperature_interval)
+            self.temperature = min(60.0, max(-10.0, self.temperature + self.rng.uniform(-0.5, 0.5)))
+            await self._quietly(
+                self.client.report("ProReadonly.temperature", round(self.temperature, 2))
+            )
+
+    async def _motion_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.rng.uniform(0.5, 1.5) * self.motion_interval)
+            zone = self.rng.randint(1, 4)
+            await self._quietly(
+                self.client.event("motion", {"zone": zone, "score": round(self.rng.random(), 2)})
+            )
+
+    async def _quietly(self, work: Any) -> None:
+        try:
+            await work
+        except Exception as exc:  # offline for a moment: the client re-sends state later
+            log.info("could not send: %s", exc)
