@@ -17,7 +17,7 @@ from iotvideo.cli._common import DataOpt, DbOpt, cloud_settings, die, stderr
 if TYPE_CHECKING:
     from iotvideo.cloud.db import Database
 
-__all__ = ["cloud_command", "db_app", "keys_app"]
+__all__ = ["cloud_command", "db_app", "keys_app", "vendor_app"]
 
 T = TypeVar("T")
 
@@ -27,6 +27,9 @@ keys_app = typer.Typer(
 )
 db_app = typer.Typer(
     help="Database schema: apply migrations, show the revision.", no_args_is_help=True
+)
+vendor_app = typer.Typer(
+    help="Vendor settings: the webhook for data apps send to the server.", no_args_is_help=True
 )
 
 
@@ -42,6 +45,13 @@ def cloud_command(
     log_level: Annotated[
         str | None, typer.Option(help="debug, info, warning or error. Env: IOTVIDEO_LOG_LEVEL.")
     ] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            help="Bus between cloud instances: memory (one process) or redis://HOST:PORT/DB. "
+            "Env: IOTVIDEO_BUS."
+        ),
+    ] = None,
 ) -> None:
     """Run the cloud server (vendor API, health at /healthz) until Ctrl-C or SIGTERM.
 
@@ -50,7 +60,7 @@ def cloud_command(
     """
     from iotvideo.cloud.server import run
 
-    settings = cloud_settings(data=data, db=db, host=host, port=port, log_level=log_level)
+    settings = cloud_settings(data=data, db=db, host=host, port=port, log_level=log_level, bus=bus)
     raise typer.Exit(run(settings))
 
 
@@ -162,3 +172,21 @@ def db_current(data: DataOpt = None, db: DbOpt = None) -> None:
     """Print the schema revision of the database."""
     revision = _with_db(data, db, lambda d: d.revision())
     print(revision)
+
+
+@vendor_app.command("webhook")
+def vendor_webhook(
+    vendor: Annotated[str, typer.Argument(help="The vendor id (see `iotvideo keys list`).")],
+    url: Annotated[str, typer.Argument(help="http(s) URL; an empty string removes it.")],
+    data: DataOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Set where apps' send-data-to-server messages are POSTed (JSON, see docs/protocol.md)."""
+    from iotvideo.cloud.keys import set_webhook
+
+    if url and not url.startswith(("http://", "https://")):
+        die("the webhook must be an http:// or https:// URL", 2)
+    _with_db(data, db, lambda d: set_webhook(d, vendor, url))
+    stderr.print(
+        f"vendor {vendor}: webhook {'set to ' + url if url else 'removed'}", highlight=False
+    )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from iotvideo import __version__
-from iotvideo.cli.cloud import cloud_command, db_app, keys_app
+from iotvideo.cli.app import app_app
+from iotvideo.cli.cloud import cloud_command, db_app, keys_app, vendor_app
+from iotvideo.cli.device import device_app
 
 __all__ = ["app", "main"]
 
@@ -24,6 +26,9 @@ app = typer.Typer(
 app.command("cloud")(cloud_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(vendor_app, name="vendor")
+app.add_typer(app_app, name="app")
+app.add_typer(device_app, name="device")
 
 
 def _version(value: bool) -> None:

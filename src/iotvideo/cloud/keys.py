@@ -10,7 +10,15 @@ from iotvideo.cloud import ids
 from iotvideo.cloud.db import Database
 from iotvideo.cloud.db.tables import AnyRow, api_keys, vendors
 
-__all__ = ["KeyInfo", "NewKey", "UnknownKeyError", "create_key", "list_keys", "revoke_key"]
+__all__ = [
+    "KeyInfo",
+    "NewKey",
+    "UnknownKeyError",
+    "create_key",
+    "list_keys",
+    "revoke_key",
+    "set_webhook",
+]
 
 
 class UnknownKeyError(LookupError):
@@ -98,3 +106,13 @@ async def revoke_key(db: Database, secret_id: str, *, now: int) -> KeyInfo:
         if row is None:
             raise UnknownKeyError(f"no key {secret_id!r}; see `iotvideo keys list`")
         return KeyInfo.from_row(row)
+
+
+async def set_webhook(db: Database, vendor_id: str, url: str) -> None:
+    """Where the vendor's apps' send-data-to-server messages go ("" for nowhere)."""
+    async with db.begin() as conn:
+        result = await conn.execute(
+            update(vendors).where(vendors.c.vendor_id == vendor_id).values(webhook_url=url)
+        )
+        if result.rowcount == 0:
+            raise UnknownKeyError(f"no vendor {vendor_id!r}; see `iotvideo keys list`")

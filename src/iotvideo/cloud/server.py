@@ -64,6 +64,10 @@ def run(settings: CloudSettings) -> int:
         http="httptools",
         lifespan="on",
         timeout_graceful_shutdown=10,
+        # Link frames are small (docs/protocol.md); 1 MiB bounds what a peer can make us hold.
+        ws_max_size=1 << 20,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
     )
     server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the

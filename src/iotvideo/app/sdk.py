@@ -1,0 +1,220 @@
+"""``IoTVideo``: set up, register, link status, logs (the seed's 第三步 SDK初始化)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any, ClassVar, Protocol
+
+from iotvideo.app.status import LinkStatus, LinkStatusMachine
+from iotvideo.protocol.errors import ErrorCode, IVError
+from iotvideo.protocol.link import Backoff, Push, Request
+from iotvideo.transport import EndpointState, LinkEndpoint
+
+__all__ = ["IoTVideo", "IoTVideoDelegate", "LogLevel"]
+
+log = logging.getLogger("iotvideo.app")
+
+
+class IoTVideoDelegate(Protocol):
+    """Receives the SDK's link status and its log lines (both optional to implement)."""
+
+    def did_update_link_status(self, status: LinkStatus) -> None: ...
+
+    def did_output_pretty_log_message(self, message: str) -> None: ...
+
+
+class LogLevel(IntEnum):
+    """The seed's log levels, mapped onto :mod:`logging`."""
+
+    OFF = logging.CRITICAL + 10
+    ERROR = logging.ERROR
+    WARNING = logging.WARNING
+    INFO = logging.INFO
+    DEBUG = logging.DEBUG
+
+
+class _DelegateLogHandler(logging.Handler):
+    def __init__(self, sdk: IoTVideo) -> None:
+        super().__init__()
+        self.sdk = sdk
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        delegate = self.sdk.delegate
+        output = getattr(delegate, "did_output_pretty_log_message", None)
+        if output is not None:
+            output(self.format(record))
+
+
+class IoTVideo:
+    """The SDK's entry point: one link to the cloud, shared by every module.
+
+    ::
+
+        sdk = IoTVideo()
+        sdk.setup("http://cloud.example:8080")
+        sdk.delegate = my_delegate
+        await sdk.register(access_id, access_token)
+        temperature = await sdk.message.read_property(device_id, "ProReadonly.temperature")
+    """
+
+    _shared: ClassVar[IoTVideo | None] = None
+
+    def __init__(self) -> None:
+        from iotvideo.app.messages import MessageMgr
+        from iotvideo.app.netconfig import NetConfig
+
+        self.delegate: IoTVideoDelegate | Any = None
+        self.access_id = ""
+        self._status = LinkStatusMachine()
+        self._urls: list[str] = []
+        self._options: dict[str, Any] = {}
+        self._endpoint: LinkEndpoint | None = None
+        self._status_listeners: list[Callable[[LinkStatus], None]] = []
+        self._login_hooks: list[Callable[[], Any]] = []
+        self._push_handlers: dict[str, list[Callable[[Push], None]]] = {}
+        self._log_handler = _DelegateLogHandler(self)
+        logging.getLogger("iotvideo").addHandler(self._log_handler)
+        self.message = MessageMgr(self)
+        self.net_config = NetConfig(self)
+
+    @classmethod
+    def shared(cls) -> IoTVideo:
+        """The process-wide instance (the seed's ``IoTVideo.sharedInstance``)."""
+        if cls._shared is None:
+            cls._shared = cls()
+        return cls._shared
+
+    def setup(
+        self,
+        cloud: str | list[str],
+        *,
+        ping_interval: float = 30.0,
+        request_timeout: float = 10.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        """Say where the cloud is: one URL, or several to fail over between."""
+        self._urls = [cloud] if isinstance(cloud, str) else list(cloud)
+        self._options = {
+            "ping_interval": ping_interval,
+            "request_timeout": request_timeout,
+            "backoff": backoff,
+        }
+
+    @property
+    def log_level(self) -> LogLevel:
+        return LogLevel(logging.getLogger("iotvideo").getEffectiveLevel())
+
+    @log_level.setter
+    def log_level(self, level: LogLevel) -> None:
+        logging.getLogger("iotvideo").setLevel(level)
+
+    @property
+    def link_status(self) -> LinkStatus:
+        return self._status.status
+
+    @property
+    def last_error(self) -> IVError | None:
+        return self._endpoint.last_error if self._endpoint else None
+
+    async def register(
+        self, access_id: str, access_token: str, *, wait: bool = True, timeout: float = 30.0
+    ) -> None:
+        """Log in with the AccessId and AccessToken from the vendor's cloud.
+
+        With ``wait`` (the default) return once online, or raise the refusal (20010 for a
+        bad token) or 21022 after ``timeout``; otherwise watch :attr:`link_status`.
+        """
+        if not self._urls:
+            raise IVError.of(ErrorCode.IVConnError_NotAvailableNow, "call setup(cloud_url) first")
+        await self.unregister()
+        self.access_id = access_id
+        self._endpoint = LinkEndpoint(
+            self._urls,
+            "/link/app",
+            login=lambda _nonce: {"access_id": access_id, "access_token": access_token},
+            on_login=self._on_login,
+            on_request=self._on_request,
+            on_push=self._on_push,
+            on_state=self._on_state,
+            stop_on_refusal=True,
+            name=f"app {access_id}",
+            **{k: v for k, v in self._options.items() if v is not None},
+        )
+        await self._endpoint.start()
+        if wait:
+            await self._endpoint.wait_online(timeout)
+
+    async def unregister(self) -> None:
+        """Log out; the SDK is unusable until the next register()."""
+        endpoint, self._endpoint = self._endpoint, None
+        if endpoint is not None:
+            await endpoint.stop()
+        self._set_status(LinkStatus.UNREGISTERED)
+
+    async def drop_connection(self) -> None:
+        """Close the link as a network failure would (tests, demos); it comes back."""
+        if self._endpoint is not None:
+            await self._endpoint.drop()
+
+    async def request(
+        self, op: str, data: dict[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """One request over the link (the modules build on this)."""
+        if self._endpoint is None:
+            raise IVError.of(ErrorCode.IVConnError_NotAvailableNow, "register() first")
+        return await self._endpoint.request(op, data, timeout=timeout)
+
+    # Wiring for the modules
+
+    def add_status_listener(self, listener: Callable[[LinkStatus], None]) -> None:
+        self._status_listeners.append(listener)
+
+    def add_login_hook(self, hook: Callable[[], Any]) -> None:
+        """Run ``hook`` (maybe a coroutine function) after every login, e.g. to resubscribe."""
+        self._login_hooks.append(hook)
+
+    def add_push_handler(self, op: str, handler: Callable[[Push], None]) -> None:
+        self._push_handlers.setdefault(op, []).append(handler)
+
+    def _set_status(self, status: LinkStatus) -> None:
+        if not self._status.move(status):
+            return
+        log.info("link status: %s", status.value)
+        update = getattr(self.delegate, "did_update_link_status", None)
+        if update is not None:
+            update(status)
+        for listener in list(self._status_listeners):
+            listener(status)
+
+    def _on_state(self, state: EndpointState, error: IVError | None) -> None:
+        status = {
+            EndpointState.CONNECTING: LinkStatus.CONNECTING,
+            EndpointState.ONLINE: LinkStatus.ONLINE,
+            EndpointState.OFFLINE: LinkStatus.OFFLINE,
+            EndpointState.REFUSED: LinkStatus.TOKEN_FAILED,
+            EndpointState.STOPPED: LinkStatus.UNREGISTERED,
+        }[state]
+        if self._status.can(status):
+            self._set_status(status)
+
+    async def _on_login(self, _reply: dict[str, Any]) -> None:
+        for hook in list(self._login_hooks):
+            result = hook()
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def _on_request(self, request: Request) -> dict[str, Any]:
+        raise IVError.of(
+            ErrorCode.IVTermErr_msg_user_cmd_type_error, f"apps take no {request.op!r}"
+        )
+
+    def _on_push(self, push: Push) -> None:
+        for handler in self._push_handlers.get(push.op, ()):
+            try:
+                handler(push)
+            except Exception:  # a user callback failing must not break the link
+                log.exception("handler for %s failed", push.op)

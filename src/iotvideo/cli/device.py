@@ -1,0 +1,80 @@
+"""``iotvideo device ...``: run the simulated camera."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from iotvideo.cli._common import die, stderr
+
+__all__ = ["device_app"]
+
+device_app = typer.Typer(help="Run a simulated camera with the device SDK.", no_args_is_help=True)
+
+
+@device_app.command("run")
+def run(
+    cert: Annotated[
+        Path, typer.Option("--cert", help="File holding the Certificate CreateDevices returned.")
+    ],
+    cloud: Annotated[
+        list[str],
+        typer.Option(
+            "--cloud",
+            envvar="IOTVIDEO_CLOUD",
+            help="Cloud URL; repeat it to fail over between several.",
+        ),
+    ],
+    motion_interval: Annotated[
+        float, typer.Option(help="Mean seconds between motion events.")
+    ] = 30.0,
+    temperature_interval: Annotated[
+        float, typer.Option(help="Seconds between temperature reports.")
+    ] = 10.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the simulated camera until Ctrl-C: night mode, LED, cameraOn, temperature, motion.
+
+    Its product needs the demo model (see `iotvideo device model`).
+    """
+    from iotvideo.device import DeviceClient
+    from iotvideo.device.simulator import SimulatedCamera
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        certificate = cert.read_text().strip()
+        client = DeviceClient(certificate, cloud)
+    except OSError as exc:
+        die(f"cannot read {cert}: {exc.strerror}", 2)
+    except ValueError as exc:
+        die(f"{cert} does not hold a device Certificate: {exc}", 2)
+    camera = SimulatedCamera(
+        client, motion_interval=motion_interval, temperature_interval=temperature_interval
+    )
+    stderr.print(f"device {client.tid} connecting to {', '.join(cloud)}", highlight=False)
+
+    async def go() -> None:
+        try:
+            await camera.run()
+        finally:
+            await client.stop()
+
+    try:
+        asyncio.run(go())
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@device_app.command("model")
+def model() -> None:
+    """Print the thing model of the simulated camera (publish it with RunIotModel)."""
+    from iotvideo.device.simulator import DEMO_MODEL
+
+    print(json.dumps(DEMO_MODEL, indent=2))

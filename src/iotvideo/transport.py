@@ -1,0 +1,305 @@
+"""The client end of a link WebSocket, shared by the device SDK and the app SDK.
+
+:class:`LinkEndpoint` connects to one of several cloud URLs, waits for ``hello``, logs in
+with data its owner builds from the cloud's nonce, then serves: requests from the cloud go
+to ``on_request``, pushes to ``on_push``, replies resolve :meth:`request` calls. When the
+connection drops it reconnects with exponential backoff and full jitter, trying the URLs in
+turn, and logs in again (its owner re-subscribes in ``on_login``). It pings when idle.
+
+This layer sits between :mod:`iotvideo.protocol` (wire formats, no I/O) and the two SDKs,
+which must not import each other; it imports nothing else of iotvideo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from iotvideo.protocol import link
+from iotvideo.protocol.errors import ConnError, ErrorCode, IVError
+from iotvideo.protocol.link import Backoff, FrameError, Push, Reply, Request
+
+__all__ = ["EndpointState", "LinkEndpoint", "ws_url"]
+
+log = logging.getLogger("iotvideo.transport")
+
+
+class EndpointState(Enum):
+    CONNECTING = "connecting"
+    ONLINE = "online"
+    OFFLINE = "offline"  # lost; will reconnect
+    REFUSED = "refused"  # login refused; not reconnecting (with stop_on_refusal)
+    STOPPED = "stopped"
+
+
+def ws_url(base: str, path: str) -> str:
+    """``http(s)://host:port`` or ``ws(s)://host:port`` plus the link path."""
+    base = base.rstrip("/")
+    for plain, secure in (("http://", "ws://"), ("https://", "wss://")):
+        if base.startswith(plain):
+            base = secure + base[len(plain) :]
+    return base + path
+
+
+class LinkEndpoint:
+    """One reconnecting link connection. Runs on the event loop of :meth:`start`."""
+
+    def __init__(
+        self,
+        urls: list[str],
+        path: str,
+        *,
+        login: Callable[[str], dict[str, Any]],
+        on_login: Callable[[dict[str, Any]], Awaitable[None]],
+        on_request: Callable[[Request], Awaitable[dict[str, Any]]],
+        on_push: Callable[[Push], None],
+        on_state: Callable[[EndpointState, IVError | None], None],
+        stop_on_refusal: bool,
+        backoff: Backoff | None = None,
+        ping_interval: float = 30.0,
+        request_timeout: float = 10.0,
+        name: str = "link",
+    ) -> None:
+        if not urls:
+            raise ValueError("give at least one cloud URL")
+        self.urls = [ws_url(u, path) for u in urls]
+        self._login = login
+        self._on_login = on_login
+        self._on_request = on_request
+        self._on_push = on_push
+        self._on_state = on_state
+        self.stop_on_refusal = stop_on_refusal
+        self.backoff = backoff or Backoff()
+        self.ping_interval = ping_interval
+        self.request_timeout = request_timeout
+        self.name = name
+        self.state = EndpointState.STOPPED
+        self.last_error: IVError | None = None
+        self.logins = 0
+        self._bye_refused = False
+        self._ws: ClientConnection | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Reply]] = {}
+        self._runner: asyncio.Task[None] | None = None
+        self._online = asyncio.Event()
+        self._settled = asyncio.Event()  # online or refused: start(wait=True) can return
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def online(self) -> bool:
+        return self.state is EndpointState.ONLINE
+
+    async def start(self) -> None:
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run(), name=self.name)
+
+    async def wait_online(self, timeout: float) -> None:
+        """Return once logged in; raise the refusal, or 21022 after ``timeout``."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not self._online.is_set():
+                    await self._settled.wait()
+                    if self.state is EndpointState.REFUSED and self.last_error is not None:
+                        raise self.last_error
+                    self._settled.clear()
+        except TimeoutError:
+            detail = f": {self.last_error}" if self.last_error else ""
+            raise IVError.of(
+                ErrorCode.IVConnError_ConnectFailed, f"not online after {timeout:g} s{detail}"
+            ) from None
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        if runner is not None:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+        for task in list(self._tasks):
+            task.cancel()
+        self._set_state(EndpointState.STOPPED)
+
+    async def drop(self) -> None:
+        """Close the current connection as a network failure would; it reconnects."""
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def request(
+        self, op: str, data: dict[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send a request and return the reply's data; raise its code as :class:`IVError`."""
+        if not self.online:
+            raise ConnError(ErrorCode.IVConnError_NotAvailableNow, "not connected to the cloud")
+        return await self._send_request(op, data, timeout)
+
+    # The connection loop
+
+    def _set_state(self, state: EndpointState, error: IVError | None = None) -> None:
+        if state is EndpointState.ONLINE:
+            self._online.set()
+        else:
+            self._online.clear()
+        if state in (EndpointState.ONLINE, EndpointState.REFUSED):
+            self._settled.set()
+        if state is not self.state:
+            self.state = state
+            self._on_state(state, error)
+
+    async def _run(self) -> None:
+        urls = itertools.cycle(self.urls)
+        while True:
+            url = next(urls)
+            self._set_state(EndpointState.CONNECTING)
+            refused = False
+            try:
+                async with websockets.connect(
+                    url, max_size=1 << 20, open_timeout=10, ping_interval=20, ping_timeout=20
+                ) as ws:
+                    self._ws = ws
+                    await self._session(ws)
+            except IVError as exc:
+                self.last_error, refused = exc, True
+                log.warning("%s: login refused by %s: %s", self.name, url, exc)
+            except (
+                OSError,
+                TimeoutError,
+                websockets.ConnectionClosed,
+                websockets.InvalidHandshake,
+            ) as exc:
+                log.info("%s: link to %s lost: %s", self.name, url, exc)
+            finally:
+                self._ws = None
+                self._fail_pending()
+            refused = refused or self._refused_by_bye()
+            if refused and self.stop_on_refusal:
+                self._set_state(EndpointState.REFUSED, self.last_error)
+                return
+            self._set_state(EndpointState.OFFLINE, self.last_error)
+            await asyncio.sleep(self.backoff.cap if refused else self.backoff.next())
+
+    def _refused_by_bye(self) -> bool:
+        """The cloud ended the session for good (token revoked or expired, device disabled)."""
+        return self.last_error is not None and self._bye_refused
+
+    async def _session(self, ws: ClientConnection) -> None:
+        self._bye_refused = False
+        hello = link.parse_frame(await asyncio.wait_for(ws.recv(), 10))
+        if not isinstance(hello, Push) or hello.op != "hello":
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_access_lib_not_init, "the cloud did not say hello"
+            )
+        reader = asyncio.create_task(self._read(ws))
+        try:
+            reply = await self._send_request(
+                "login", self._login(str(hello.data.get("nonce", ""))), None
+            )
+            self.backoff.reset()
+            self.last_error = None
+            self.logins += 1
+            self._set_state(EndpointState.ONLINE)
+            await self._on_login(reply)
+            await self._keepalive(reader)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+
+    async def _keepalive(self, reader: asyncio.Task[None]) -> None:
+        """Ping when idle; return when the reader ends (the connection closed)."""
+        while not reader.done():
+            done, _ = await asyncio.wait({reader}, timeout=self.ping_interval)
+            if not done:
+                with contextlib.suppress(IVError):
+                    await self._send_request("ping", {}, None)
+        reader.result()
+
+    async def _read(self, ws: ClientConnection) -> None:
+        async for message in ws:
+            try:
+                frame = link.parse_frame(message)
+            except FrameError as exc:
+                log.warning("%s: bad frame from the cloud: %s", self.name, exc)
+                continue
+            if isinstance(frame, Reply):
+                future = self._pending.pop(frame.id, None)
+                if future is not None and not future.done():
+                    future.set_result(frame)
+            elif isinstance(frame, Request):
+                self._spawn(self._answer(ws, frame))
+            elif frame.op == "bye":
+                self._bye(frame)
+            else:
+                self._on_push(frame)
+
+    def _bye(self, frame: Push) -> None:
+        code = int(frame.data.get("code", 0))
+        self.last_error = IVError.of(code, str(frame.data.get("msg", "")) or None)
+        self._bye_refused = code in (
+            ErrorCode.IVTermErr_msg_calling_check_token_error,
+            ErrorCode.IVTermErr_msg_calling_dev_is_disable,
+            ErrorCode.IVASrvErr_dst_notexsit,
+        )
+        log.warning("%s: the cloud ended the session: %s", self.name, self.last_error)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, ws: ClientConnection, request: Request) -> None:
+        try:
+            reply = Reply(request.id, 0, await self._on_request(request))
+        except IVError as exc:
+            reply = Reply(request.id, int(exc.code), msg=exc.message)
+        except Exception as exc:
+            log.exception("%s: handling %s failed", self.name, request.op)
+            reply = Reply(
+                request.id, ErrorCode.IVTermErr_msg_gdm_handle_fail, msg=type(exc).__name__
+            )
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await ws.send(reply.encode())
+
+    async def _send_request(
+        self, op: str, data: dict[str, Any], timeout: float | None
+    ) -> dict[str, Any]:
+        ws = self._ws
+        if ws is None:
+            raise ConnError(ErrorCode.IVConnError_NotAvailableNow, "not connected to the cloud")
+        request_id = next(self._ids)
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        wait = timeout or self.request_timeout
+        try:
+            try:
+                await ws.send(Request(request_id, op, data).encode())
+            except websockets.ConnectionClosed:
+                raise ConnError(ErrorCode.IVConnError_Disconnected, "the link closed") from None
+            async with asyncio.timeout(wait):
+                reply = await future
+        except TimeoutError:
+            raise IVError.of(
+                ErrorCode.IVMessageError_timeout, f"no answer to {op} in {wait:g} s"
+            ) from None
+        finally:
+            self._pending.pop(request_id, None)
+        if not reply.ok:
+            raise IVError.of(reply.code, reply.msg or None)
+        return reply.data
+
+    def _fail_pending(self) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(
+                    ConnError(ErrorCode.IVConnError_Disconnected, "the link closed")
+                )
+        self._pending.clear()
