@@ -48,6 +48,12 @@ class CloudSettings(BaseSettings):
     device_timeout: float = Field(
         8, gt=0, description="Seconds the cloud waits for a device to answer a request."
     )
+    vendor_device_wait: float = Field(
+        5,
+        gt=0,
+        description="Seconds a vendor-API request waits for a device before it "
+        "answers with a TaskId (ModifyDeviceAction, SendOnlineMsg).",
+    )
     heartbeat_interval: float = Field(
         10, gt=0, description="Seconds between this instance's liveness beats."
     )

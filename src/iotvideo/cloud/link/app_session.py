@@ -9,7 +9,6 @@ ProUser) nor add or delete ProUser objects (8003).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +53,6 @@ class AppSession(LinkSession):
         self._login_hash = ""
         self._grants: dict[str, Grant] = {}
         self._watched: set[str] = set()
-        self._expiry: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         login = await self.handshake()
@@ -105,10 +103,7 @@ class AppSession(LinkSession):
         await self.ctx.hub.watch_user(access_id, self)
         for tid in self._grants:
             await self._watch(tid)
-        delay = max(0.0, row.expires_at - now)
-        self._expiry = asyncio.get_running_loop().call_later(
-            min(delay, 86400 * 365), lambda: self.spawn(self._expired())
-        )
+        self.expires_at = row.expires_at
         return {
             "time": now,
             "session": self.sid,
@@ -117,16 +112,7 @@ class AppSession(LinkSession):
             "devices": sorted(self._grants),
         }
 
-    async def _expired(self) -> None:
-        await self.close(
-            link.CLOSE_REFUSED,
-            ErrorCode.IVTermErr_msg_calling_check_token_error,
-            "the access token expired",
-        )
-
     async def _leave(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
         if self.access_id:
             await self.ctx.hub.unwatch_user(self.access_id, self)
         for tid in list(self._watched):

@@ -41,14 +41,14 @@ async def unregister(ctx: LinkContext) -> None:
 
 
 async def run_presence(ctx: LinkContext, sessions: set[object]) -> None:
-    """Beat, reap dead instances, and close link sessions idle for too long; until cancelled."""
+    """Beat, reap dead instances, close idle and expired sessions; until cancelled."""
     interval = ctx.settings.heartbeat_interval
     while True:
         try:
             await _beat_and_reap(ctx, stale_after=3 * interval)
         except Exception:  # the database may be down for a moment; keep trying
             log.exception("presence round failed; will retry")
-        _close_idle(ctx, sessions)
+        _sweep(ctx, sessions)
         await asyncio.sleep(min(interval, ctx.settings.link_idle_timeout / 3))
 
 
@@ -94,18 +94,20 @@ async def _beat_and_reap(ctx: LinkContext, *, stale_after: float) -> None:
         )
 
 
-def _close_idle(ctx: LinkContext, sessions: set[object]) -> None:
+def _sweep(ctx: LinkContext, sessions: set[object]) -> None:
+    """Close sessions idle for too long, and those whose access token expired."""
     from iotvideo.cloud.link.session import LinkSession
     from iotvideo.protocol import link
     from iotvideo.protocol.errors import ErrorCode
 
     limit = time.monotonic() - ctx.settings.link_idle_timeout
+    now = ctx.now()
     for session in list(sessions):
-        if isinstance(session, LinkSession) and session.last_seen < limit and not session.closing:
-            session.spawn(
-                session.close(
-                    link.CLOSE_RETRY,
-                    ErrorCode.IVTermErr_msg_calling_timeout_disconnect,
-                    "idle for too long",
-                )
-            )
+        if not isinstance(session, LinkSession) or session.closing:
+            continue
+        if session.expires_at <= now:
+            code = ErrorCode.IVTermErr_msg_calling_check_token_error
+            session.spawn(session.close(link.CLOSE_REFUSED, code, "the access token expired"))
+        elif session.last_seen < limit:
+            code = ErrorCode.IVTermErr_msg_calling_timeout_disconnect
+            session.spawn(session.close(link.CLOSE_RETRY, code, "idle for too long"))

@@ -47,6 +47,8 @@ class LinkSession:
         self.nonce = base64.urlsafe_b64encode(secrets.token_bytes(24)).decode("ascii")
         self.ids = itertools.count(1)
         self.last_seen = time.monotonic()
+        #: UNIX time the session's credentials expire (checked by the presence sweep).
+        self.expires_at: float = float("inf")
         self.closing = False
         self._send_lock = asyncio.Lock()
         self._backlog = 0

@@ -2,8 +2,9 @@
 DescribeDeviceModel, ModifyDeviceProperty, ModifyDeviceAction, DescribeModelDataRet,
 SendOnlineMsg.
 
-Requests that need a device's answer wait up to ``DEVICE_WAIT`` seconds; a device that
-answers later leaves a ``TaskId`` whose result DescribeModelDataRet reads.
+Requests that need a device's answer wait up to ``vendor_device_wait`` seconds (a
+setting); a device that answers later leaves a ``TaskId`` whose result
+DescribeModelDataRet reads.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ __all__ = ["register"]
 
 log = logging.getLogger("iotvideo.cloud.vendor")
 
-#: How long a vendor request waits for a device before handing back a TaskId.
-DEVICE_WAIT = 5.0
 #: How long the cloud keeps waiting for a late answer behind a TaskId.
 LATE_WAIT = 60.0
 MAX_MODEL_BYTES = 256 * 1024
@@ -261,7 +260,7 @@ async def _answer_or_task(
 ) -> dict[str, Any]:
     """The device's answer if it comes within DEVICE_WAIT, else a TaskId for it."""
     job = asyncio.create_task(work())
-    done, _ = await asyncio.wait({job}, timeout=DEVICE_WAIT)
+    done, _ = await asyncio.wait({job}, timeout=ctx.live.settings.vendor_device_wait)
     if done:
         return {"Data": await _checked(job), "TaskId": ""}
     task_id = "task-" + secrets.token_hex(12)

@@ -1,0 +1,304 @@
+"""The seed's message calls, end to end: app SDK -> cloud process -> device SDK and back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from iotvideo.app import IoTVideo, LinkStatus
+from iotvideo.device import DeviceClient
+from iotvideo.protocol.errors import AckError, ErrorCode, IVError
+from tests.link.world import Inbox, World, app_sdk, device_client
+
+TEMP = "ProReadonly.temperature"
+
+
+class Recorder:
+    """A device whose handlers record what they get."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, Any]] = []
+        self.actions: list[Any] = []
+        self.reads = 0
+        self.data: list[tuple[bytes, str]] = []
+
+    def install(self, dc: DeviceClient) -> None:
+        @dc.on_write("nightMode")
+        def night(value: Any) -> Any:
+            self.writes.append(("nightMode", value))
+            return value
+
+        @dc.on_action("cameraOn")
+        async def camera_on(value: Any) -> Any:
+            self.actions.append(value)
+            if value == 0:
+                raise AckError(ErrorCode.IVAckErr_DeviceBusy, "busy recording")
+            return {"done": value}
+
+        @dc.on_read("temperature")
+        def temperature() -> float:
+            self.reads += 1
+            return 20.0 + self.reads
+
+        @dc.on_data
+        def data(payload: bytes, topic: str) -> bytes:
+            self.data.append((payload, topic))
+            return payload[::-1]
+
+
+async def _code(work: Any) -> int:
+    with pytest.raises(IVError) as info:
+        await work
+    return int(info.value.code)
+
+
+async def test_register_and_link_status(world: World) -> None:
+    seen: list[LinkStatus] = []
+
+    class Delegate:
+        def did_update_link_status(self, status: LinkStatus) -> None:
+            seen.append(status)
+
+    sdk = IoTVideo()
+    sdk.delegate = Delegate()
+    sdk.setup(world.cloud.url)
+    assert sdk.link_status is LinkStatus.UNREGISTERED
+    await sdk.register(world.owner.access_id, world.owner.token)
+    assert sdk.link_status is LinkStatus.ONLINE
+    await sdk.unregister()
+    assert seen == [LinkStatus.CONNECTING, LinkStatus.ONLINE, LinkStatus.UNREGISTERED]
+
+
+async def test_bad_token_is_refused_with_20010(world: World) -> None:
+    sdk = IoTVideo()
+    sdk.setup(world.cloud.url)
+    with pytest.raises(IVError) as info:
+        await sdk.register(world.owner.access_id, world.guest.token)
+    assert info.value.code == ErrorCode.IVTermErr_msg_calling_check_token_error
+    assert sdk.link_status is LinkStatus.TOKEN_FAILED
+    await sdk.unregister()
+
+
+async def test_read_whole_model_and_live_readonly(world: World) -> None:
+    recorder = Recorder()
+    async with (
+        device_client(world.cloud.url, world.device, recorder.install),
+        app_sdk(world.cloud.url, world.owner) as sdk,
+    ):
+        model = await sdk.message.read_property(world.device.tid, "")
+        assert set(model) == {
+            "ProConst",
+            "ProReadonly",
+            "ProWritable",
+            "Action",
+            "Event",
+            "ProUser",
+        }
+        assert model["ProReadonly"]["_online"]["stVal"] == 1
+        assert model["ProWritable"]["nightMode"] == {
+            "setVal": 0,
+            "stVal": 0,
+            "t": model["ProWritable"]["nightMode"]["t"],
+        }
+        assert model["ProConst"]["_versionInfo"]["stVal"]["sdkVer"].startswith("iotvideo")
+        first = await sdk.message.read_property(world.device.tid, TEMP)
+        second = await sdk.message.read_property(world.device.tid, TEMP + ".stVal")
+        assert (first["stVal"], second) == (21.0, 22.0), "each read asks the device"
+        assert (
+            await sdk.message.read_property(world.device.tid, "ProWritable._logLevel.setVal") == 3
+        )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "Nope.x",
+        "ProWritable..x",
+        "ProWritable.x y",
+        "ProWritable.missing",
+        ".".join(["ProUser"] * 20),
+    ],
+)
+async def test_bad_paths_are_20101(world: World, path: str) -> None:
+    async with app_sdk(world.cloud.url, world.owner) as sdk:
+        assert await _code(sdk.message.read_property(world.device.tid, path)) == 20101
+
+
+async def test_write_property_in_both_forms(world: World) -> None:
+    recorder = Recorder()
+    async with (
+        device_client(world.cloud.url, world.device, recorder.install),
+        app_sdk(world.cloud.url, world.owner) as owner,
+        app_sdk(world.cloud.url, world.guest) as guest,
+    ):
+        inbox = Inbox(guest)
+        after = await owner.message.write_property(
+            world.device.tid, "ProWritable.nightMode", '{"setVal": 2}'
+        )
+        assert (after["setVal"], after["stVal"]) == (2, 2)
+        await inbox.property("ProWritable.nightMode", setVal=2, stVal=2)
+        after = await owner.message.write_property(
+            world.device.tid, "ProWritable.nightMode.setVal", "1"
+        )
+        assert after["stVal"] == 1
+        # At login the device applied the value kept in the cloud (0), then the two writes.
+        assert recorder.writes == [("nightMode", 0), ("nightMode", 2), ("nightMode", 1)]
+        # The LED has no handler on this device: the SDK accepts the value as it is.
+        led = await owner.message.write_property(world.device.tid, "ProWritable.led.setVal", False)
+        assert led["stVal"] is False
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "code"),
+    [
+        ("ProWritable.nightMode", '{"setVal": 7}', 20143),
+        ("ProWritable.nightMode.setVal", '"two"', 20143),
+        ("ProWritable.nightMode", "{not json", 20102),
+        ("ProWritable.nightMode", '{"ctlVal": 1}', 20143),
+        ("ProReadonly.temperature.stVal", "3", 20101),
+        ("ProWritable.nightMode.stVal", "1", 20101),
+        ("ProWritable.nope.setVal", "1", 20101),
+        ("Action.cameraOn.ctlVal", "1", 20101),
+    ],
+)
+async def test_refused_writes_change_nothing(
+    world: World, path: str, value: str, code: int
+) -> None:
+    recorder = Recorder()
+    async with (
+        device_client(world.cloud.url, world.device, recorder.install),
+        app_sdk(world.cloud.url, world.owner) as sdk,
+    ):
+        before = await sdk.message.read_property(world.device.tid, "ProWritable")
+        assert await _code(sdk.message.write_property(world.device.tid, path, value)) == code
+        assert await sdk.message.read_property(world.device.tid, "ProWritable") == before
+        assert recorder.writes == [("nightMode", 0)], "only the login's sync reached the device"
+
+
+async def test_actions(world: World) -> None:
+    recorder = Recorder()
+    async with app_sdk(world.cloud.url, world.guest) as guest:
+        assert (
+            await _code(
+                guest.message.take_action(world.device.tid, "Action.cameraOn", '{"ctlVal": 1}')
+            )
+            == 8000
+        )
+        async with device_client(world.cloud.url, world.device, recorder.install):
+            answer = await guest.message.take_action(
+                world.device.tid, "Action.cameraOn", '{"ctlVal": 1}'
+            )
+            assert answer == {"done": 1}
+            assert await guest.message.read_property(world.device.tid, "Action.cameraOn.stVal") == 1
+            busy = guest.message.take_action(world.device.tid, "Action.cameraOn.ctlVal", "0")
+            assert await _code(busy) == ErrorCode.IVAckErr_DeviceBusy
+            no_handler = guest.message.take_action(world.device.tid, "Action._otaVersion", "{}")
+            assert await _code(no_handler) == 8003, "built-in actions are the owner's"
+        assert recorder.actions == [1, 0]
+
+
+async def test_action_without_handler_is_20104(world: World) -> None:
+    async with (
+        device_client(world.cloud.url, world.device),
+        app_sdk(world.cloud.url, world.owner) as sdk,
+    ):
+        work = sdk.message.take_action(world.device.tid, "Action.cameraOn", '{"ctlVal": 1}')
+        assert await _code(work) == ErrorCode.IVTermErr_msg_gdm_handle_no_cb_registered
+
+
+async def test_user_properties(world: World) -> None:
+    async with (
+        app_sdk(world.cloud.url, world.owner) as sdk,
+        app_sdk(world.cloud.url, world.guest) as guest,
+    ):
+        tid = world.device.tid
+        added = await sdk.message.add_property(tid, "ProUser.userPro1", '{"key": "value"}')
+        assert added["val"] == {"key": "value"}
+        await sdk.message.add_property(tid, "ProUser.userPro1", '{"key": "again"}')
+        await sdk.message.write_property(tid, "ProUser.userPro1.val", '{"testKey": "new"}')
+        assert await sdk.message.read_property(tid, "ProUser.userPro1.val") == {"testKey": "new"}
+        await sdk.message.write_property(tid, "ProUser._buildIn.val.nickName", '"Porch"')
+        built_in = await sdk.message.read_property(tid, "ProUser._buildIn.val")
+        assert built_in == {"almEvtPushEna": 0, "nickName": "Porch"}, "a field write merges"
+        assert await _code(sdk.message.add_property(tid, "ProUser._mine", "1")) == 8605
+        assert await _code(sdk.message.delete_property(tid, "ProUser._buildIn")) == 8605
+        assert await _code(guest.message.add_property(tid, "ProUser.guestPro", "1")) == 8003
+        assert (
+            await _code(guest.message.write_property(tid, "ProUser._buildIn.val.nickName", '"x"'))
+            == 8003
+        )
+        await sdk.message.delete_property(tid, "ProUser.userPro1")
+        assert await _code(sdk.message.read_property(tid, "ProUser.userPro1")) == 20101
+        assert await _code(sdk.message.delete_property(tid, "ProUser.userPro1")) == 20101
+
+
+async def test_events_and_property_changes_reach_watching_apps(world: World) -> None:
+    events: list[tuple[str, str]] = []
+
+    class Delegate:
+        def did_receive_event(self, event: str, topic: str) -> None:
+            events.append((event, topic))
+
+    async with (
+        device_client(world.cloud.url, world.device) as dc,
+        app_sdk(world.cloud.url, world.guest) as sdk,
+    ):
+        sdk.message.delegate = Delegate()
+        inbox = Inbox(sdk)
+        await dc.event("motion", {"zone": 3})
+        motion = await inbox.next(lambda m: m.kind == "event")
+        assert (motion.device_id, motion.name, motion.value) == (
+            world.device.tid,
+            "motion",
+            {"zone": 3},
+        )
+        assert json.loads(events[0][0])["value"] == {"zone": 3} and events[0][1] == "motion"
+        await dc.report(TEMP, 30.5)
+        change = await inbox.property(TEMP, stVal=30.5)
+        assert change.device_id == world.device.tid
+        with pytest.raises(IVError) as info:
+            await dc.report(TEMP, "hot")
+        assert info.value.code == 20143
+        with pytest.raises(IVError):
+            await dc.report("ProReadonly.nope", 1)
+
+
+async def test_passthrough_data(world: World) -> None:
+    recorder = Recorder()
+    async with (
+        device_client(world.cloud.url, world.device, recorder.install),
+        app_sdk(world.cloud.url, world.owner) as sdk,
+    ):
+        answer = await sdk.message.send_data_to_device(
+            world.device.tid, b"hello", expect_response=True
+        )
+        assert answer == b"olleh"
+        assert await sdk.message.send_data_to_device(world.device.tid, b"no reply") is None
+        assert recorder.data == [(b"hello", ""), (b"no reply", "")]
+        too_big = sdk.message.send_data_to_device(world.device.tid, b"x" * 30001)
+        assert await _code(too_big) == ErrorCode.IVMessageError_ExceedsMaxLength
+        exact = await sdk.message.send_data_to_device(
+            world.device.tid, b"y" * 30000, expect_response=True
+        )
+        assert exact == b"y" * 30000
+
+
+async def test_callback_style(world: World) -> None:
+    async with app_sdk(world.cloud.url, world.owner) as sdk:
+        done: asyncio.Future[tuple[Any, Any]] = asyncio.get_running_loop().create_future()
+        sdk.message.read_property(
+            world.device.tid,
+            "ProWritable._logLevel",
+            completion=lambda j, e: done.set_result((j, e)),
+        )
+        text, error = await done
+        assert error is None and json.loads(text)["setVal"] == 3
+        failed: asyncio.Future[tuple[Any, Any]] = asyncio.get_running_loop().create_future()
+        sdk.message.read_property(
+            world.device.tid, "Bad.path", completion=lambda j, e: failed.set_result((j, e))
+        )
+        text, error = await failed
+        assert text is None and error.code == 20101
