@@ -43,6 +43,10 @@ class Cloud:
     def endpoint(self) -> str:
         return self.url.removeprefix("http://")
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         """Signal the process and wait for it to exit; return its exit status."""
         if self.proc.poll() is None:
@@ -59,12 +63,28 @@ class Cloud:
         return new_key(self.db)
 
 
-def start_cloud(data: Path, db: str | None = None, *, timeout: float = 60) -> Cloud:
-    """Run ``iotvideo cloud`` on a free port; return once it says it is listening."""
+def start_cloud(
+    data: Path,
+    db: str | None = None,
+    *,
+    port: int = 0,
+    bus: str = "memory",
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> Cloud:
+    """Run ``iotvideo cloud`` (on a free port by default); return once it is listening."""
     db_url = db or f"sqlite+aiosqlite:///{data / 'iotvideo.db'}"
-    cmd = [sys.executable, "-m", "iotvideo", "cloud", "--data", str(data), "--port", "0"]
-    cmd += ["--db", db_url, "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    cmd = [sys.executable, "-m", "iotvideo", "cloud", "--data", str(data), "--port", str(port)]
+    cmd += ["--db", db_url, "--log-level", "warning", "--bus", bus]
+    # Short link timers, so that tests see reaping and sweeping within seconds.
+    fast = {"IOTVIDEO_HEARTBEAT_INTERVAL": "0.5", "IOTVIDEO_VENDOR_DEVICE_WAIT": "1"}
+    proc = subprocess.Popen(
+        cmd,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **fast, **(env or {})},
+    )
     lines: queue.Queue[str | None] = queue.Queue()
     log: list[str] = []
 
