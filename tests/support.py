@@ -130,22 +130,23 @@ VOLATILE = {"cloud_instances"}
 
 def snapshot(db_url: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every iotvideo table (but the volatile ones), in a stable order."""
+    return asyncio.run(asnapshot(db_url))
 
-    async def go() -> dict[str, list[tuple[Any, ...]]]:
-        db = Database(db_url)
-        try:
-            async with db.engine.connect() as conn:
-                out = {}
-                for table in Base.metadata.sorted_tables:
-                    if table.name in VOLATILE:
-                        continue
-                    rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
-                    out[table.name] = [tuple(r) for r in rows]
-                return out
-        finally:
-            await db.close()
 
-    return asyncio.run(go())
+async def asnapshot(db_url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """:func:`snapshot`, for async tests."""
+    db = Database(db_url)
+    try:
+        async with db.engine.connect() as conn:
+            out = {}
+            for table in Base.metadata.sorted_tables:
+                if table.name in VOLATILE:
+                    continue
+                rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
+                out[table.name] = [tuple(r) for r in rows]
+            return out
+    finally:
+        await db.close()
 
 
 def signed_post(

@@ -15,6 +15,7 @@ import base64
 import binascii
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,17 +158,14 @@ def parse_frame(text: str | bytes) -> Frame:
     return Request(frame_id, op, data)
 
 
+_ID_AT_START = re.compile(r'^\s*\{\s*"id"\s*:\s*(\d{1,15})\s*[,}]')
+
+
 def _peek_id(text: str | bytes) -> int | None:
     """The id of an oversized request, read from its start without parsing it whole."""
     head = text[:64] if isinstance(text, str) else text[:64].decode("utf-8", "replace")
-    if not head.startswith('{"id":'):
-        return None
-    digits = ""
-    for ch in head[6:]:
-        if not ch.isdigit():
-            break
-        digits += ch
-    return int(digits) if digits and int(digits) < 2**53 else None
+    match = _ID_AT_START.match(head)
+    return int(match[1]) if match else None
 
 
 def encode_data(data: bytes) -> str:
