@@ -21,7 +21,8 @@ from sqlalchemy import select
 
 from iotvideo.cloud.db import Database
 from iotvideo.cloud.db.models import Base
-from iotvideo.cloud.keys import create_key
+from iotvideo.cloud.keys import create_key, list_keys
+from iotvideo.cloud.keys import set_webhook as keys_set_webhook
 from iotvideo.protocol import tc3
 
 PG_URL = os.environ.get("IOTVIDEO_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -75,7 +76,7 @@ def start_cloud(
     """Run ``iotvideo cloud`` (on a free port by default); return once it is listening."""
     db_url = db or f"sqlite+aiosqlite:///{data / 'iotvideo.db'}"
     cmd = [sys.executable, "-m", "iotvideo", "cloud", "--data", str(data), "--port", str(port)]
-    cmd += ["--db", db_url, "--log-level", "warning", "--bus", bus]
+    cmd += ["--db", db_url, "--log-level", os.environ.get("IOTVIDEO_TEST_CLOUD_LOG", "warning"), "--bus", bus]
     # Short link timers, so that tests see reaping and sweeping within seconds.
     fast = {"IOTVIDEO_HEARTBEAT_INTERVAL": "0.5", "IOTVIDEO_VENDOR_DEVICE_WAIT": "1"}
     proc = subprocess.Popen(
@@ -106,6 +107,10 @@ def start_cloud(
             proc.wait()
             raise RuntimeError("the cloud did not start in time:\n" + "".join(log)) from None
         if line is None:
+            proc.wait()
+            reader.join()
+            if proc.stderr is not None:
+                proc.stderr.close()
             raise RuntimeError("the cloud exited during start:\n" + "".join(log))
         match = _LISTENING.search(line)
         if match:
@@ -126,6 +131,31 @@ def new_key(db_url: str) -> tuple[str, str]:
 
 #: Tables that change by themselves (each cloud instance beats in it every few seconds).
 VOLATILE = {"cloud_instances"}
+
+
+def vendor_of(db_url: str, secret_id: str) -> str:
+    """The vendor a key belongs to."""
+
+    async def go() -> str:
+        db = Database(db_url)
+        try:
+            keys = await list_keys(db)
+        finally:
+            await db.close()
+        return next(k.vendor_id for k in keys if k.secret_id == secret_id)
+
+    return asyncio.run(go())
+
+
+def set_webhook(db_url: str, vendor_id: str, url: str) -> None:
+    async def go() -> None:
+        db = Database(db_url)
+        try:
+            await keys_set_webhook(db, vendor_id, url)
+        finally:
+            await db.close()
+
+    asyncio.run(go())
 
 
 def snapshot(db_url: str) -> dict[str, list[tuple[Any, ...]]]:

@@ -32,6 +32,14 @@ __all__ = ["EndpointState", "LinkEndpoint", "ws_url"]
 log = logging.getLogger("iotvideo.transport")
 
 
+class _Refused(Exception):
+    """The cloud answered the login with an error."""
+
+    def __init__(self, error: IVError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class EndpointState(Enum):
     CONNECTING = "connecting"
     ONLINE = "online"
@@ -167,12 +175,13 @@ class LinkEndpoint:
                 ) as ws:
                     self._ws = ws
                     await self._session(ws)
-            except IVError as exc:
-                self.last_error, refused = exc, True
-                log.warning("%s: login refused by %s: %s", self.name, url, exc)
+            except _Refused as exc:
+                self.last_error, refused = exc.error, True
+                log.warning("%s: login refused by %s: %s", self.name, url, exc.error)
             except (
                 OSError,
                 TimeoutError,
+                IVError,  # the link closed under a request, or a malformed hello
                 websockets.ConnectionClosed,
                 websockets.InvalidHandshake,
             ) as exc:
@@ -200,14 +209,21 @@ class LinkEndpoint:
             )
         reader = asyncio.create_task(self._read(ws))
         try:
-            reply = await self._send_request(
-                "login", self._login(str(hello.data.get("nonce", ""))), None
-            )
+            login = self._login(str(hello.data.get("nonce", "")))
+            try:
+                reply = await self._send_request("login", login, None)
+            except ConnError:
+                raise
+            except IVError as exc:
+                raise _Refused(exc) from None
             self.backoff.reset()
             self.last_error = None
             self.logins += 1
             self._set_state(EndpointState.ONLINE)
-            await self._on_login(reply)
+            try:
+                await self._on_login(reply)
+            except IVError as exc:  # e.g. the link dropped while re-sending state
+                log.warning("%s: after login: %s", self.name, exc)
             await self._keepalive(reader)
         finally:
             reader.cancel()
@@ -224,6 +240,13 @@ class LinkEndpoint:
         reader.result()
 
     async def _read(self, ws: ClientConnection) -> None:
+        try:
+            await self._read_frames(ws)
+        finally:
+            # Nothing more will be answered on this connection.
+            self._fail_pending()
+
+    async def _read_frames(self, ws: ClientConnection) -> None:
         async for message in ws:
             try:
                 frame = link.parse_frame(message)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from iotvideo.app import DeviceMessage, IoTVideo
 from iotvideo.device import DeviceClient
 from iotvideo.device.simulator import DEMO_MODEL
 from iotvideo.protocol.link import Backoff
 from tests.cloud.official import call, client
-from tests.support import Cloud
+from tests.support import Cloud, vendor_of
+
+T = TypeVar("T")
 
 
 def fast_backoff() -> Backoff:
@@ -43,6 +45,7 @@ class World:
     owner: User
     guest: User
     stranger: User
+    vendor_id: str = ""
 
     @property
     def device(self) -> Device:
@@ -69,7 +72,8 @@ class World:
 
 
 def make_world(cloud: Cloud, *, devices: int = 2) -> World:
-    api = client(cloud, cloud.new_key())
+    key = cloud.new_key()
+    api = client(cloud, key)
     pid = call(
         api, "CreateProduct", ProductModel="ipc", ProductName="sim", ProductDescription="sim"
     ).Data.ProductId
@@ -83,6 +87,7 @@ def make_world(cloud: Cloud, *, devices: int = 2) -> World:
         User("", ""),
         User("", ""),
         User("", ""),
+        vendor_id=vendor_of(cloud.db, key[0]),
     )
     world.owner = world.new_user("owner", role="owner")
     world.guest = world.new_user("guest", role="guest")
@@ -145,3 +150,16 @@ class Inbox:
             )
 
         return await self.next(matches, timeout=timeout)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, timeout: float = 10, every: float = 0.05
+) -> T:
+    """Retry ``check`` until it stops raising AssertionError; for state another process
+    updates on its own schedule (there is nothing to wait on from here)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                return await check()
+            except AssertionError:
+                await asyncio.sleep(every)

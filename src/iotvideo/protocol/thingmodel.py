@@ -134,6 +134,20 @@ def read(state: Mapping[str, Any], path: str) -> Any:
     return copy.deepcopy(node)
 
 
+def _bound(value: Any, where: str, name: str, *, integer: bool = False) -> Any:
+    """A number from a definition (``min``, ``max``); ValueError if it is not one."""
+    kinds = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+        raise ValueError(f"{where}: {name!r} must be a {'whole ' if integer else ''}number")
+    if integer and not 1 <= value <= 65536:
+        raise ValueError(f"{where}: {name!r} must be 1..65536")
+    return value
+
+
+def _scalar(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float | str)
+
+
 @dataclass(frozen=True)
 class Definition:
     """The type of one data object (or of one struct field)."""
@@ -147,7 +161,9 @@ class Definition:
     default: Any = None
 
     @classmethod
-    def parse(cls, spec: Any, where: str) -> Definition:
+    def parse(cls, spec: Any, where: str, depth: int = 0) -> Definition:
+        if depth > MAX_PATH_DEPTH:
+            raise ValueError(f"{where}: structs nest at most {MAX_PATH_DEPTH} deep")
         if isinstance(spec, str):
             spec = {"type": spec}
         if not isinstance(spec, Mapping) or not isinstance(spec.get("type", "json"), str):
@@ -168,27 +184,35 @@ class Definition:
         }:
             raise ValueError(f"{where}: unknown type {kind!r}")
         if kind == "string":
-            max_length = int(spec.get("max", max_length))
+            max_length = _bound(spec.get("max", max_length), where, "max", integer=True)
         fields: dict[str, Definition] = {}
         if kind == "struct":
             raw = spec.get("fields")
-            if not isinstance(raw, Mapping) or not raw:
-                raise ValueError(f"{where}: a struct needs 'fields'")
+            if not isinstance(raw, Mapping) or not raw or len(raw) > MAX_OBJECTS_PER_SECTION:
+                raise ValueError(f"{where}: a struct needs 'fields' (1 to 256 of them)")
             for name, sub in raw.items():
                 if not _NAME.match(str(name)):
                     raise ValueError(f"{where}: invalid field name {name!r}")
-                fields[name] = cls.parse(sub, f"{where}.{name}")
+                fields[name] = cls.parse(sub, f"{where}.{name}", depth + 1)
         enum = spec.get("enum")
+        if enum is not None and (
+            not isinstance(enum, list) or not enum or not all(_scalar(v) for v in enum)
+        ):
+            raise ValueError(f"{where}: 'enum' must be a non-empty list of numbers or strings")
+        numeric = kind in ("int32", "uint32", "float32", "float64")
         definition = cls(
             type=kind,
-            minimum=spec.get("min"),
-            maximum=spec.get("max") if kind != "string" else None,
-            enum=tuple(enum) if isinstance(enum, list) else None,
+            minimum=_bound(spec["min"], where, "min") if numeric and "min" in spec else None,
+            maximum=_bound(spec["max"], where, "max") if numeric and "max" in spec else None,
+            enum=tuple(enum) if enum is not None else None,
             max_length=max_length,
             fields=fields,
         )
         if "default" in spec:
-            definition.check(spec["default"], f"{where}.default")
+            try:
+                definition.check(spec["default"], f"{where}.default")
+            except IVError as exc:
+                raise ValueError(exc.message) from None
             definition = replace(definition, default=spec["default"])
         return definition
 

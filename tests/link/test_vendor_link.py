@@ -1,0 +1,227 @@
+"""The vendor API's thing-model and device-message actions, through the official client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from iotvideo.device import DeviceClient
+from iotvideo.device.simulator import DEMO_MODEL
+from iotvideo.protocol.errors import IVError
+from tests.cloud.official import refused
+from tests.link.world import Inbox, World, app_sdk, device_client, eventually
+from tests.support import set_webhook
+
+
+def test_model_revisions(world: World) -> None:
+    pid = world.product_id
+    assert world.vendor("DescribeProduct", ProductId=pid).Data.IotModelRevision == 1
+    revisions = world.vendor("DescribeIotModels", ProductId=pid).Data
+    assert [r.Revision for r in revisions] == [1]
+    assert json.loads(
+        world.vendor("DescribeIotModel", ProductId=pid, Revision=1).Data
+    ) == json.loads(json.dumps(DEMO_MODEL, sort_keys=True))
+    draft = {
+        **DEMO_MODEL,
+        "ProReadonly": {**DEMO_MODEL["ProReadonly"], "humidity": {"type": "float32"}},
+    }
+    world.vendor("CreateIotModel", ProductId=pid, IotModel=json.dumps(draft))
+    assert "humidity" in world.vendor("DescribeIotModel", ProductId=pid, Revision=-1).Data
+    assert world.vendor("DescribeProduct", ProductId=pid).Data.IotModelRevision == 1, (
+        "a draft is not live"
+    )
+    world.vendor("RunIotModel", ProductId=pid, IotModel=json.dumps(draft))
+    assert world.vendor("DescribeProduct", ProductId=pid).Data.IotModelRevision == 2
+    refused("ResourceNotFound", world.vendor, "DescribeIotModel", ProductId=pid, Revision=-1)
+    refused("ResourceNotFound", world.vendor, "DescribeIotModel", ProductId=pid, Revision=9)
+    for bad in (
+        "{not json",
+        "[]",
+        '{"Sensors": {}}',
+        '{"ProWritable": {"_mine": {"type": "uint32"}}}',
+        '{"ProWritable": {"x": {"type": "int128"}}}',
+        '{"ProWritable": {"x": {"type": "uint32", "enum": [0, 1], "default": 5}}}',
+        '{"ProWritable": {"x": {"type": "struct"}}}',
+    ):
+        refused("InvalidParameterValue", world.vendor, "RunIotModel", ProductId=pid, IotModel=bad)
+    assert world.vendor("DescribeProduct", ProductId=pid).Data.IotModelRevision == 2
+
+
+async def test_describe_device_model_and_online_state(world: World) -> None:
+    tid = world.device.tid
+    described = await world.avendor("DescribeDevice", Tid=tid)
+    assert (described.Data.Online, described.Data.LastOnlineTime) == (0, 0)
+    async with device_client(world.cloud.url, world.device):
+        described = await world.avendor("DescribeDevice", Tid=tid)
+        assert described.Data.Online == 1 and described.Data.LastOnlineTime > 0
+        assert described.Data.OtaVersion == "1.0.0"
+        assert json.loads(described.Data.IotModel)["ProReadonly"]["_online"]["stVal"] == 1
+        branch = await world.avendor("DescribeDeviceModel", Tid=tid, Branch="ProWritable.nightMode")
+        assert json.loads(branch.Data.IotModel)["setVal"] == 0
+        assert branch.Data.Branch == "ProWritable.nightMode"
+    with pytest.raises(Exception, match="InvalidParameterValue"):
+        await world.avendor("DescribeDeviceModel", Tid=tid, Branch="Nope.x")
+
+
+async def test_modify_device_property(world: World) -> None:
+    tid = world.device.tid
+    got: list[Any] = []
+
+    def install(dc: DeviceClient) -> None:
+        dc.on_write("nightMode")(lambda v: got.append(v))
+
+    await world.avendor(
+        "ModifyDeviceProperty", Tid=tid, Branch="ProWritable.nightMode", Value="1", IsNum=True
+    )
+    async with app_sdk(world.cloud.url, world.owner) as sdk:
+        inbox = Inbox(sdk)
+        async with device_client(world.cloud.url, world.device, install):
+            await inbox.property("ProWritable.nightMode", stVal=1)  # delivered at login
+            await world.avendor(
+                "ModifyDeviceProperty",
+                Tid=tid,
+                Branch="ProWritable.nightMode.setVal",
+                Value="2",
+                IsNum=True,
+            )
+            assert got[-1] == 2
+            await world.avendor(
+                "ModifyDeviceProperty",
+                Tid=tid,
+                Branch="ProUser._buildIn.val.nickName",
+                Value="Gate",
+            )
+            assert await sdk.message.read_property(tid, "ProUser._buildIn.val.nickName") == "Gate"
+        for branch, value, is_num in (
+            ("ProWritable.nightMode", "9", True),
+            ("ProWritable.nightMode", "x", True),
+            ("ProReadonly.temperature", "1", True),
+        ):
+            with pytest.raises(Exception, match="InvalidParameterValue"):
+                await world.avendor(
+                    "ModifyDeviceProperty", Tid=tid, Branch=branch, Value=value, IsNum=is_num
+                )
+
+
+async def test_modify_device_action_now_and_late(world: World) -> None:
+    tid = world.device.tid
+    release = asyncio.Event()
+
+    def install(dc: DeviceClient) -> None:
+        @dc.on_action("cameraOn")
+        async def camera_on(value: int) -> dict[str, int]:
+            if value == 0:
+                await release.wait()  # answers after the vendor's wait
+            return {"cameraOn": value}
+
+    with pytest.raises(Exception, match="ResourceUnavailable"):
+        await world.avendor(
+            "ModifyDeviceAction", Tid=tid, Branch="Action.cameraOn", Value="1", IsNum=True
+        )
+    async with device_client(world.cloud.url, world.device, install):
+        now = await world.avendor(
+            "ModifyDeviceAction", Tid=tid, Branch="Action.cameraOn", Value="1", IsNum=True
+        )
+        assert (json.loads(now.Data), now.TaskId) == ({"cameraOn": 1}, "")
+        late = await world.avendor(
+            "ModifyDeviceAction", Tid=tid, Branch="Action.cameraOn", Value="0", IsNum=True
+        )
+        assert late.Data == "" and late.TaskId
+        with pytest.raises(Exception, match="ResourceUnavailable"):
+            await world.avendor("DescribeModelDataRet", TaskId=late.TaskId)
+        release.set()
+
+        async def answered() -> Any:
+            try:
+                return json.loads(
+                    (await world.avendor("DescribeModelDataRet", TaskId=late.TaskId)).Data
+                )
+            except Exception as exc:
+                raise AssertionError(str(exc)) from exc
+
+        assert await eventually(answered) == {"cameraOn": 0}
+    with pytest.raises(Exception, match="ResourceNotFound"):
+        await world.avendor("DescribeModelDataRet", TaskId="task-nope")
+
+
+async def test_send_online_msg(world: World) -> None:
+    tid = world.device.tid
+    seen: list[tuple[bytes, str]] = []
+
+    def install(dc: DeviceClient) -> None:
+        @dc.on_data
+        def data(payload: bytes, topic: str) -> bytes:
+            seen.append((payload, topic))
+            return b"pong:" + payload
+
+    with pytest.raises(Exception, match="ResourceUnavailable"):
+        await world.avendor("SendOnlineMsg", Tid=tid, WaitResp=0, MsgTopic="t", MsgContent="x")
+    async with device_client(world.cloud.url, world.device, install):
+        reply = await world.avendor(
+            "SendOnlineMsg", Tid=tid, WaitResp=2, MsgTopic="cmd", MsgContent="ping"
+        )
+        assert reply.Data == "pong:ping"
+        acked = await world.avendor(
+            "SendOnlineMsg", Tid=tid, WaitResp=1, MsgTopic="cmd", MsgContent="quiet"
+        )
+        assert (acked.Data, acked.TaskId) == ("", "")
+        await world.avendor("SendOnlineMsg", Tid=tid, WaitResp=0, MsgTopic="cmd", MsgContent="fire")
+
+        async def delivered() -> None:
+            assert (b"fire", "cmd") in seen
+
+        await eventually(delivered)
+        assert seen[:2] == [(b"ping", "cmd"), (b"quiet", "cmd")]
+    with pytest.raises(Exception, match="InvalidParameterValue"):
+        await world.avendor("SendOnlineMsg", Tid=tid, WaitResp=3, MsgTopic="cmd", MsgContent="x")
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]]
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.received.append(body)
+        answer = json.dumps({"echo": body["Url"]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+    handler = type("Hook", (_Webhook,), {"received": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_send_data_to_server(world: World, webhook: tuple[str, list[dict[str, Any]]]) -> None:
+    url, received = webhook
+    async with app_sdk(world.cloud.url, world.owner) as sdk:
+        with pytest.raises(IVError) as info:
+            await sdk.message.send_data_to_server("/orders", b"{}")
+        assert info.value.code == 21005, "no webhook configured yet"
+        await asyncio.to_thread(set_webhook, world.cloud.db, world.vendor_id, url)
+        answer = await sdk.message.send_data_to_server("/orders", b'{"n": 1}')
+        assert json.loads(answer) == {"echo": "/orders"}
+        assert received[0]["AccessId"] == world.owner.access_id and received[0]["Url"] == "/orders"
+        with pytest.raises(IVError) as info:
+            await sdk.message.send_data_to_server("/big", b"x" * 30001)
+        assert info.value.code == 21008
