@@ -76,7 +76,14 @@ def start_cloud(
     """Run ``iotvideo cloud`` (on a free port by default); return once it is listening."""
     db_url = db or f"sqlite+aiosqlite:///{data / 'iotvideo.db'}"
     cmd = [sys.executable, "-m", "iotvideo", "cloud", "--data", str(data), "--port", str(port)]
-    cmd += ["--db", db_url, "--log-level", os.environ.get("IOTVIDEO_TEST_CLOUD_LOG", "warning"), "--bus", bus]
+    cmd += [
+        "--db",
+        db_url,
+        "--log-level",
+        os.environ.get("IOTVIDEO_TEST_CLOUD_LOG", "warning"),
+        "--bus",
+        bus,
+    ]
     # Short link timers, so that tests see reaping and sweeping within seconds.
     fast = {"IOTVIDEO_HEARTBEAT_INTERVAL": "0.5", "IOTVIDEO_VENDOR_DEVICE_WAIT": "1"}
     proc = subprocess.Popen(

@@ -46,6 +46,12 @@ class World:
     guest: User
     stranger: User
     vendor_id: str = ""
+    key: tuple[str, str] = ("", "")
+
+    def use(self, cloud: Cloud) -> None:
+        """Send vendor calls to another cloud instance from now on."""
+        self.cloud = cloud
+        self.api = client(cloud, self.key)
 
     @property
     def device(self) -> Device:
@@ -88,6 +94,7 @@ def make_world(cloud: Cloud, *, devices: int = 2) -> World:
         User("", ""),
         User("", ""),
         vendor_id=vendor_of(cloud.db, key[0]),
+        key=key,
     )
     world.owner = world.new_user("owner", role="owner")
     world.guest = world.new_user("guest", role="guest")

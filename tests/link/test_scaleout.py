@@ -1,0 +1,114 @@
+"""Two cloud processes on one PostgreSQL and one Redis: clients do not notice.
+
+The device and the app sit on different instances; every operation crosses the Redis bus.
+Then one instance is killed (SIGKILL) and the clients move to the other by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from iotvideo.device import DeviceClient, DeviceStatus
+from tests.link.world import Inbox, World, app_sdk, device_client, eventually, make_world
+from tests.support import Cloud, start_cloud
+
+pytestmark = pytest.mark.postgres
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def pair(pg_schema_url: str, tmp_path: Path) -> Iterator[tuple[Cloud, Cloud, World]]:
+    a = start_cloud(tmp_path / "a", pg_schema_url, bus=REDIS)
+    b = start_cloud(tmp_path / "b", pg_schema_url, bus=REDIS)
+    try:
+        yield a, b, make_world(a)
+    finally:
+        for cloud in (a, b):
+            cloud.stop(
+                signal.SIGKILL if cloud.proc.poll() is None and cloud is a else signal.SIGTERM
+            )
+
+
+def _install(dc: DeviceClient) -> None:
+    dc.on_write("nightMode")(lambda v: v)
+    dc.on_action("cameraOn")(lambda v: {"cameraOn": v})
+    dc.on_read("temperature")(lambda: 18.5)
+    dc.on_data(lambda data, topic: data.upper())
+
+
+async def test_device_and_app_on_different_instances(pair: tuple[Cloud, Cloud, World]) -> None:
+    a, b, world = pair
+    tid = world.device.tid
+    async with (
+        device_client(a.url, world.device, _install) as dc,
+        app_sdk(b.url, world.owner) as sdk,
+        app_sdk(a.url, world.guest) as guest,
+    ):
+        inbox = Inbox(guest)
+        assert (await sdk.message.read_property(tid, "ProReadonly.temperature"))["stVal"] == 18.5
+        after = await sdk.message.write_property(tid, "ProWritable.nightMode.setVal", "2")
+        assert after["stVal"] == 2
+        await inbox.property("ProWritable.nightMode", stVal=2)
+        assert await sdk.message.take_action(tid, "Action.cameraOn", '{"ctlVal": 1}') == {
+            "cameraOn": 1
+        }
+        assert await sdk.message.send_data_to_device(tid, b"abc", expect_response=True) == b"ABC"
+        await sdk.message.add_property(tid, "ProUser.note", '"hi"')
+        assert await guest.message.read_property(tid, "ProUser.note.val") == "hi"
+        await dc.event("motion", {"zone": 1})
+        assert (await inbox.next(lambda m: m.kind == "event")).value == {"zone": 1}
+        # The vendor API on B reaches the device on A too.
+        reply = await asyncio.to_thread(
+            world.vendor,
+            "ModifyDeviceAction",
+            Tid=tid,
+            Branch="Action.cameraOn",
+            Value="0",
+            IsNum=True,
+        )
+        assert reply.Data == '{"cameraOn": 0}'
+        # An offline write made on B is delivered when the device logs in on A again.
+        await dc.stop()
+        await inbox.property("ProReadonly._online", stVal=0)
+        stored = await sdk.message.write_property(tid, "ProWritable.nightMode.setVal", "1")
+        assert (stored["setVal"], stored["stVal"]) == (1, 2)
+        await dc.start()
+        await inbox.property("ProWritable.nightMode", setVal=1, stVal=1)
+
+
+async def test_clients_move_when_an_instance_dies(pair: tuple[Cloud, Cloud, World]) -> None:
+    a, b, world = pair
+    tid = world.device.tid
+    urls = [a.url, b.url]
+    async with device_client(urls, world.device, _install) as dc, app_sdk(urls, world.owner) as sdk:
+        assert (await sdk.message.read_property(tid, "ProReadonly.temperature"))["stVal"] == 18.5
+        moved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        logins = dc.logins
+
+        def on_status(status: DeviceStatus, _error: object) -> None:
+            if status is DeviceStatus.ONLINE and dc.logins > logins and not moved.done():
+                moved.set_result(None)
+
+        dc.on_status = on_status
+        a.proc.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(a.proc.wait)
+        async with asyncio.timeout(20):
+            await moved
+
+        async def works_again() -> None:
+            try:
+                result = await sdk.message.take_action(tid, "Action.cameraOn", '{"ctlVal": 1}')
+            except Exception as exc:
+                raise AssertionError(str(exc)) from exc
+            assert result == {"cameraOn": 1}
+
+        await eventually(works_again, timeout=20)
+        world.use(b)
+        described = await asyncio.to_thread(world.vendor, "DescribeDevice", Tid=tid)
+        assert described.Data.Online == 1
