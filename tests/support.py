@@ -124,6 +124,47 @@ def start_cloud(
             return Cloud(data, db_url, proc, match[1], log, reader)
 
 
+class LineWatcher:
+    """Reads a process's stderr in a thread; waits for lines matching a pattern."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {pattern!r} in time:\n" + "".join(self.lines)) from None
+            if line is None:
+                raise AssertionError(f"exited before {pattern!r}:\n" + "".join(self.lines))
+            match = regex.search(line)
+            if match:
+                return match
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        status = self.proc.wait(30)
+        self._thread.join(30)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return status
+
+
 def new_key(db_url: str) -> tuple[str, str]:
     async def go() -> tuple[str, str]:
         db = Database(db_url)
