@@ -30,15 +30,12 @@ _LISTENING = re.compile(r"iotvideo cloud listening on (http://\S+)")
 
 
 @dataclass
-class Cloud:
-    """A cloud server process started by a test."""
+class CloudAddress:
+    """Where a cloud listens and keeps its data."""
 
     data: Path
     db: str
-    proc: subprocess.Popen[str]
     url: str
-    log: list[str] = field(default_factory=list)
-    reader: threading.Thread | None = None
 
     @property
     def endpoint(self) -> str:
@@ -47,6 +44,19 @@ class Cloud:
     @property
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
+
+    def new_key(self) -> tuple[str, str]:
+        """A new vendor with its key, written straight to the cloud's database."""
+        return new_key(self.db)
+
+
+@dataclass
+class Cloud(CloudAddress):
+    """A cloud server process started by a test."""
+
+    proc: subprocess.Popen[str] = field(default=None)  # type: ignore[assignment]
+    log: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         """Signal the process and wait for it to exit; return its exit status."""
@@ -58,10 +68,6 @@ class Cloud:
         if self.proc.stderr is not None:
             self.proc.stderr.close()
         return status
-
-    def new_key(self) -> tuple[str, str]:
-        """A new vendor with its key, written straight to the cloud's database."""
-        return new_key(self.db)
 
 
 def start_cloud(
@@ -121,7 +127,7 @@ def start_cloud(
             raise RuntimeError("the cloud exited during start:\n" + "".join(log))
         match = _LISTENING.search(line)
         if match:
-            return Cloud(data, db_url, proc, match[1], log, reader)
+            return Cloud(data, db_url, match[1], proc, log, reader)
 
 
 class LineWatcher:

@@ -14,7 +14,7 @@ from iotvideo.device import DeviceClient
 from iotvideo.device.simulator import DEMO_MODEL
 from iotvideo.protocol.link import Backoff
 from tests.cloud.official import call, client
-from tests.support import Cloud, vendor_of
+from tests.support import CloudAddress, vendor_of
 
 T = TypeVar("T")
 
@@ -38,7 +38,7 @@ class Device:
 
 @dataclass
 class World:
-    cloud: Cloud
+    cloud: Any
     api: Any
     product_id: str
     devices: list[Device]
@@ -48,7 +48,7 @@ class World:
     vendor_id: str = ""
     key: tuple[str, str] = ("", "")
 
-    def use(self, cloud: Cloud) -> None:
+    def use(self, cloud: CloudAddress) -> None:
         """Send vendor calls to another cloud instance from now on."""
         self.cloud = cloud
         self.api = client(cloud, self.key)
@@ -77,7 +77,7 @@ class World:
         return User(access_id, token, binding)
 
 
-def make_world(cloud: Cloud, *, devices: int = 2) -> World:
+def make_world(cloud: CloudAddress, *, devices: int = 2) -> World:
     key = cloud.new_key()
     api = client(cloud, key)
     pid = call(
