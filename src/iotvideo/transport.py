@@ -171,7 +171,12 @@ class LinkEndpoint:
             refused = False
             try:
                 async with websockets.connect(
-                    url, max_size=1 << 20, open_timeout=10, ping_interval=20, ping_timeout=20
+                    url,
+                    max_size=1 << 20,
+                    open_timeout=10,
+                    ping_interval=20,
+                    ping_timeout=20,
+                    compression=None,  # small JSON frames: not worth zlib's memory
                 ) as ws:
                     self._ws = ws
                     await self._session(ws)

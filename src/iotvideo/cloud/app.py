@@ -23,7 +23,7 @@ from iotvideo.cloud.link.context import LinkContext
 from iotvideo.cloud.link.hub import Hub
 from iotvideo.cloud.link.messaging import Messaging
 from iotvideo.cloud.link.presence import run_presence
-from iotvideo.cloud.link.router import router as link_router
+from iotvideo.cloud.link.router import LinkEndpoints
 from iotvideo.cloud.settings import CloudSettings
 from iotvideo.cloud.things import Things
 from iotvideo.cloud.vendor import VendorApi, register_all
@@ -78,7 +78,7 @@ def create_app(
     )
     app.include_router(health.router)
     app.include_router(vendor_router)
-    app.include_router(link_router)
+    app.add_middleware(LinkEndpoints)
     return app
 
 

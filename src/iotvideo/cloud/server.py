@@ -65,7 +65,10 @@ def run(settings: CloudSettings) -> int:
         lifespan="on",
         timeout_graceful_shutdown=10,
         # Link frames are small (docs/protocol.md); 1 MiB bounds what a peer can make us hold.
+        ws="websockets-sansio",
         ws_max_size=1 << 20,
+        # Link frames are small JSON; zlib contexts would cost ~100 KB per connection.
+        ws_per_message_deflate=False,
         ws_ping_interval=20,
         ws_ping_timeout=20,
     )

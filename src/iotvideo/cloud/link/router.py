@@ -1,36 +1,46 @@
-"""The link endpoints: ``/link/device`` and ``/link/app`` (WebSocket, JSON text frames)."""
+"""The link endpoints: ``/link/device`` and ``/link/app`` (WebSocket, JSON text frames).
+
+A cloud holds tens of thousands of these connections, so they skip the framework's
+routing, exception and dependency layers (several KB per connection for nothing: the
+endpoints take no parameters). :class:`LinkEndpoints` is an ASGI middleware that hands the
+two paths straight to their sessions and everything else to the app.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, WebSocket
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from iotvideo.cloud.link.app_session import AppSession
 from iotvideo.cloud.link.device_session import DeviceSession
 from iotvideo.cloud.link.session import LinkSession
 
-__all__ = ["router"]
+__all__ = ["LinkEndpoints"]
 
-router = APIRouter()
-
-
-async def _run(ws: WebSocket, session_type: type[DeviceSession] | type[AppSession]) -> None:
-    await ws.accept()
-    session: LinkSession = session_type(ws, ws.app.state.link)
-    sessions: set[object] = ws.app.state.link_sessions
-    sessions.add(session)
-    try:
-        await session.run()
-    finally:
-        sessions.discard(session)
+_SESSIONS: dict[str, type[DeviceSession] | type[AppSession]] = {
+    "/link/device": DeviceSession,
+    "/link/app": AppSession,
+}
 
 
-@router.websocket("/link/device")
-async def device_link(ws: WebSocket) -> None:
-    """A device logs in with its Tid and a signature of the cloud's nonce."""
-    await _run(ws, DeviceSession)
+class LinkEndpoints:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
-
-@router.websocket("/link/app")
-async def app_link(ws: WebSocket) -> None:
-    """An app logs in with AccessId and AccessToken."""
-    await _run(ws, AppSession)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session_type = (
+            _SESSIONS.get(scope.get("path", "")) if scope["type"] == "websocket" else None
+        )
+        if session_type is None:
+            await self.app(scope, receive, send)
+            return
+        ws = WebSocket(scope, receive, send)
+        await ws.accept()
+        state = scope["app"].state
+        session: LinkSession = session_type(ws, state.link)
+        sessions: set[object] = state.link_sessions
+        sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            sessions.discard(session)
