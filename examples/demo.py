@@ -1,14 +1,21 @@
-"""`make demo`: the cloud on its embedded defaults, driven by the official Tencent Cloud client.
+"""`make demo`: the cloud on its embedded defaults, a simulated camera, and the app SDK.
 
-Starts `iotvideo cloud` on SQLite with its data under `.demo/`, creates a vendor API key
-with `iotvideo keys create`, then creates a product, two devices, an end user, a binding
-and an access token through `tencentcloud-sdk-python-iotvideo`, prints them, and keeps the
-cloud running until Ctrl-C. `--once` stops after printing (used by the test suite).
+1. Starts `iotvideo cloud` on SQLite with its data under `.demo/` and creates a vendor API
+   key with `iotvideo keys create`.
+2. Through the official `tencentcloud-sdk-python-iotvideo` client: a product with the
+   camera's thing model, two devices, an end user bound to the first device, a token.
+3. Starts the first device as a simulated camera (`iotvideo device run`).
+4. The app SDK logs in as the user and reads the camera's temperature, switches its
+   night mode, and runs its `cameraOn` action.
+
+Then it keeps the cloud and the camera running until Ctrl-C. `--once` stops after step 4
+(the test suite runs it so).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -25,6 +32,9 @@ from tencentcloud.common import credential
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.iotvideo.v20191126 import iotvideo_client, models
+
+from iotvideo.app import IoTVideo
+from iotvideo.device.simulator import DEMO_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console()
@@ -78,7 +88,8 @@ def show(title: str, rows: list[tuple[str, str]]) -> None:
     console.print(table)
 
 
-def demo(url: str, key: dict[str, str]) -> None:
+def demo(url: str, key: dict[str, str]) -> tuple[str, str, str, str]:
+    """Steps 1-2; returns the camera's Tid and Certificate, and the user's AccessId and token."""
     endpoint = url.removeprefix("http://")
     profile = ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=endpoint))
     client = iotvideo_client.IotvideoClient(
@@ -92,6 +103,7 @@ def demo(url: str, key: dict[str, str]) -> None:
         ProductDescription="a simulated camera",
         Features=["ypsxth", "spdxth"],
     ).Data
+    call(client, "RunIotModel", ProductId=product.ProductId, IotModel=json.dumps(DEMO_MODEL))
     devices = call(
         client, "CreateDevices", ProductId=product.ProductId, Number=2, NamePrefix="cam"
     ).Data
@@ -138,6 +150,43 @@ def demo(url: str, key: dict[str, str]) -> None:
     )
     bound = call(client, "DescribeBindDev", AccessId=user.AccessId).Data
     show("DescribeBindDev", [(b.Tid, f"{b.DeviceName} ({b.Role})") for b in bound])
+    return devices[0].Tid, devices[0].Certificate, user.AccessId, token.AccessToken
+
+
+def start_camera(data: Path, url: str, certificate: str) -> subprocess.Popen[str]:
+    """Step 3: `iotvideo device run` with the camera's Certificate in a file."""
+    cert = data / "camera.cert"
+    cert.write_text(certificate + "\n")
+    cmd = [sys.executable, "-m", "iotvideo", "device", "run", "--cert", str(cert), "--cloud", url]
+    proc = subprocess.Popen([*cmd, "--motion-interval", "5"], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if " online" in line:
+            console.print(f"[bold]camera[/] {line.strip()}")
+            return proc
+    raise SystemExit("the simulated camera did not come online")
+
+
+async def use_the_app_sdk(url: str, tid: str, access_id: str, token: str) -> None:
+    """Step 4: the app SDK reads, writes and acts on the camera."""
+    sdk = IoTVideo()
+    sdk.setup(url)
+    await sdk.register(access_id, token)
+    try:
+        temperature = await sdk.message.read_property(tid, "ProReadonly.temperature")
+        night = await sdk.message.write_property(tid, "ProWritable.nightMode", '{"setVal": 2}')
+        answer = await sdk.message.take_action(tid, "Action.cameraOn", '{"ctlVal": 1}')
+        show(
+            "The app SDK (IoTVideo + MessageMgr)",
+            [
+                ("link status", sdk.link_status.value),
+                ("read ProReadonly.temperature", json.dumps(temperature)),
+                ('write ProWritable.nightMode {"setVal": 2}', json.dumps(night)),
+                ('action Action.cameraOn {"ctlVal": 1}', json.dumps(answer)),
+            ],
+        )
+    finally:
+        await sdk.unregister()
 
 
 def main() -> int:
@@ -147,20 +196,35 @@ def main() -> int:
     args = parser.parse_args()
 
     proc, url = start_cloud(args.data)
+    camera: subprocess.Popen[str] | None = None
     try:
-        demo(url, create_key(args.data))
-        console.print(f"\nThe cloud runs at [bold]{url}[/] with its data in {args.data}.")
+        tid, certificate, access_id, token = demo(url, create_key(args.data))
+        camera = start_camera(args.data, url, certificate)
+        asyncio.run(use_the_app_sdk(url, tid, access_id, token))
+        console.print(
+            f"\nThe cloud runs at [bold]{url}[/] with its data in {args.data};"
+            f" camera {tid} is online."
+        )
         if args.once:
             return 0
-        console.print("Press Ctrl-C to stop it.")
+        console.print(
+            "Try: .venv/bin/iotvideo app watch "
+            f"{tid} --cloud {url} --access-id {access_id} --access-token {token}\n"
+            "Press Ctrl-C to stop."
+        )
         assert proc.stderr is not None
         for line in proc.stderr:
             sys.stderr.write(line)
     except KeyboardInterrupt:
         pass
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        for child in (camera, proc):
+            if child is not None and child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        if camera is not None:
+            camera.wait(30)
+            assert camera.stderr is not None
+            camera.stderr.close()
         proc.wait(30)
         assert proc.stderr is not None
         sys.stderr.write(proc.stderr.read())

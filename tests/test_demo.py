@@ -18,6 +18,16 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         env={"IOTVIDEO_PORT": "0", "PATH": "/usr/bin:/bin", "COLUMNS": "200"},
     )
     assert out.returncode == 0, out.stderr
-    for shown in ("SecretId", "ProductId", "Tid", "AccessId", "binding AccessToken", "Front door"):
+    for shown in (
+        "SecretId",
+        "ProductId",
+        "Tid",
+        "AccessId",
+        "binding AccessToken",
+        "Front door",
+        "read ProReadonly.temperature",
+        '"stVal": 2',
+        "cameraOn",
+    ):
         assert shown in out.stdout
     assert "iotvideo cloud stopped" in out.stderr
