@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +16,8 @@ from websockets.asyncio.client import ClientConnection
 
 from iotvideo.protocol import link
 from iotvideo.protocol.certificate import DeviceCertificate
-from tests.link.world import World
-from tests.support import asnapshot
+from tests.link.world import World, make_world
+from tests.support import asnapshot, start_cloud
 
 
 class Raw:
@@ -198,3 +200,14 @@ async def test_a_second_login_of_the_device_replaces_the_first(world: World) -> 
             code, bye = await _closed_with(first)
             assert code == link.CLOSE_REPLACED and bye["data"]["code"] == 20012
             assert (await second.call("ping", {}))["code"] == 0
+
+
+async def test_silent_sessions_are_closed(tmp_path: Path) -> None:
+    cloud = await asyncio.to_thread(start_cloud, tmp_path, env={"IOTVIDEO_LINK_IDLE_TIMEOUT": "1"})
+    try:
+        world = await asyncio.to_thread(make_world, cloud)
+        async with app_raw(world) as conn:
+            code, bye = await _closed_with(conn)  # it sends nothing, so the cloud hangs up
+        assert code == link.CLOSE_RETRY and bye["data"]["code"] == 20008
+    finally:
+        await asyncio.to_thread(cloud.stop)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from iotvideo.app import IoTVideo, LinkStatus
+from iotvideo.app import IoTVideo, LinkStatus, LogLevel
 from iotvideo.device import DeviceClient
 from iotvideo.protocol.errors import AckError, ErrorCode, IVError
 from tests.link.world import Inbox, World, app_sdk, device_client
@@ -302,3 +302,37 @@ async def test_callback_style(world: World) -> None:
         )
         text, error = await failed
         assert text is None and error.code == 20101
+
+
+async def test_sleep_and_wake(world: World) -> None:
+    async with (
+        device_client(world.cloud.url, world.device) as dc,
+        app_sdk(world.cloud.url, world.guest) as sdk,
+    ):
+        inbox = Inbox(sdk)
+        await dc.set_sleeping(True)
+        await inbox.property("ProReadonly._online", stVal=2)
+        assert await sdk.message.read_property(world.device.tid, "ProReadonly._online.stVal") == 2
+        await dc.set_sleeping(False)
+        await inbox.property("ProReadonly._online", stVal=1)
+
+
+async def test_log_level_and_log_delegate(world: World) -> None:
+    lines: list[str] = []
+
+    class Delegate:
+        def did_output_pretty_log_message(self, message: str) -> None:
+            lines.append(message)
+
+    sdk = IoTVideo()
+    sdk.delegate = Delegate()
+    sdk.log_level = LogLevel.INFO
+    sdk.setup(world.cloud.url)
+    await sdk.register(world.owner.access_id, world.owner.token)
+    await sdk.unregister()
+    assert any("link status: online" in line for line in lines)
+    sdk.log_level = LogLevel.WARNING
+    lines.clear()
+    await sdk.register(world.owner.access_id, world.owner.token)
+    await sdk.unregister()
+    assert not any("link status" in line for line in lines)
