@@ -93,6 +93,7 @@ class LinkEndpoint:
         self.last_error: IVError | None = None
         self.logins = 0
         self._bye_refused = False
+        self._in_login = False
         self._ws: ClientConnection | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
@@ -146,7 +147,7 @@ class LinkEndpoint:
         self, op: str, data: dict[str, Any], *, timeout: float | None = None
     ) -> dict[str, Any]:
         """Send a request and return the reply's data; raise its code as :class:`IVError`."""
-        if not self.online:
+        if not (self.online or self._in_login):
             raise ConnError(ErrorCode.IVConnError_NotAvailableNow, "not connected to the cloud")
         return await self._send_request(op, data, timeout)
 
@@ -224,11 +225,16 @@ class LinkEndpoint:
             self.backoff.reset()
             self.last_error = None
             self.logins += 1
-            self._set_state(EndpointState.ONLINE)
+            # Online only once the owner restored its state (re-sent reports, renewed
+            # subscriptions), so that what it does next sees a consistent link.
+            self._in_login = True
             try:
                 await self._on_login(reply)
             except IVError as exc:  # e.g. the link dropped while re-sending state
                 log.warning("%s: after login: %s", self.name, exc)
+            finally:
+                self._in_login = False
+            self._set_state(EndpointState.ONLINE)
             await self._keepalive(reader)
         finally:
             reader.cancel()

@@ -25,6 +25,7 @@ state it could not send while offline.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -125,6 +126,7 @@ class DeviceClient:
         self._reads: dict[str, Callable[[], Any]] = {}
         self._data: Callable[[bytes, str], Any] | None = None
         self._outbox = _Outbox()
+        self._flushes: set[asyncio.Task[None]] = set()
         self.link = LinkEndpoint(
             [cloud] if isinstance(cloud, str) else list(cloud),
             "/link/device",
@@ -231,6 +233,11 @@ class DeviceClient:
     # The link's callbacks
 
     def _on_state(self, state: EndpointState, error: IVError | None) -> None:
+        if state is EndpointState.ONLINE and self._unsent():
+            # Reported while the login was restoring state: send it now.
+            task = asyncio.create_task(self._flush_quietly())
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
         status = _STATUS[state]
         changed = status is not self.status
         self.status = status
@@ -259,6 +266,15 @@ class DeviceClient:
                 log.warning(
                     "device %s: cannot apply ProWritable.%s=%r: %s", self.tid, name, value, exc
                 )
+
+    def _unsent(self) -> bool:
+        return bool(self._outbox.events) or any(not s.sent for s in self._outbox.state.values())
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self._flush_outbox()
+        except IVError as exc:
+            log.info("device %s: could not send queued state: %s", self.tid, exc)
 
     async def _flush_outbox(self) -> None:
         for path, stamped in list(self._outbox.state.items()):
