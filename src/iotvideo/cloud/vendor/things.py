@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from sqlalchemy import insert, select, update
 
 from iotvideo.cloud.db.tables import iot_models, products, tasks
@@ -72,10 +72,16 @@ class TaskParams(Params):
     TaskId: Annotated[str, Field(min_length=1, max_length=40), PRINTABLE]
 
 
+def _at_most_8_kb(text: str) -> str:
+    if len(text.encode("utf-8", "surrogatepass")) > 8192:
+        raise ValueError("must be at most 8 KB in UTF-8")
+    return text
+
+
 class SendOnlineMsgParams(Params):
     Tid: Id
     MsgTopic: Annotated[str, Field(max_length=128), PRINTABLE]
-    MsgContent: Annotated[str, Field(max_length=8192)]
+    MsgContent: Annotated[str, Field(max_length=8192), AfterValidator(_at_most_8_kb)]
     Wakeup: bool = False
     WaitResp: Annotated[int, Field(ge=0, le=2)] = 0
 

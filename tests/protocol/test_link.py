@@ -1,0 +1,92 @@
+"""The link wire format without I/O: frames, login proofs, reconnect delays."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from iotvideo.protocol import link
+from iotvideo.protocol.link import Backoff, FrameError, Push, Reply, Request
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        Request(7, "prop.read", {"tid": "T", "path": ""}),
+        Reply(7, 0, {"value": {"stVal": 1, "t": 2}}),
+        Reply(8, 8003, msg="no relation"),
+        Push("event", {"tid": "T", "topic": "motion", "value": None}),
+        Request(2**53 - 1, "ping"),
+    ],
+)
+def test_frames_round_trip(frame: Request | Reply | Push) -> None:
+    assert link.parse_frame(frame.encode()) == frame
+    assert link.parse_frame(frame.encode().encode()) == frame
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "frame_id"),
+    [
+        ("{nope", 20102, None),
+        ("[]", 20102, None),
+        ('{"id": 0, "op": "x"}', 20143, None),
+        ('{"id": -1, "op": "x"}', 20143, None),
+        ('{"id": true, "op": "x"}', 20143, None),
+        ('{"id": 3, "op": "x", "data": []}', 20143, 3),
+        ('{"id": 3, "op": ""}', 20143, 3),
+        ('{"id": 3, "op": "' + "x" * 40 + '"}', 20143, 3),
+        ('{"id": 3, "code": "0"}', 20143, 3),
+        ('{"code": 0}', 20143, None),
+        ('{"op": 5}', 20143, None),
+    ],
+)
+def test_malformed_frames(text: str, code: int, frame_id: int | None) -> None:
+    with pytest.raises(FrameError) as info:
+        link.parse_frame(text)
+    assert (info.value.code, info.value.id) == (code, frame_id)
+
+
+def test_oversized_frames_keep_their_id() -> None:
+    big = json.dumps({"id": 12, "op": "data", "data": {"data": "x" * link.MAX_FRAME_BYTES}})
+    with pytest.raises(FrameError) as info:
+        link.parse_frame(big)
+    assert (info.value.code, info.value.id) == (21008, 12)
+    with pytest.raises(FrameError) as info:
+        link.parse_frame('{"op": "x", "data": "' + "y" * link.MAX_FRAME_BYTES + '"}')
+    assert (info.value.code, info.value.id) == (21008, None)
+
+
+def test_login_proofs() -> None:
+    key = Ed25519PrivateKey.generate()
+    seed = key.private_bytes_raw()
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    sig = link.sign_login(seed, "TID", "nonce-1", 1000)
+    assert link.verify_login(public, "TID", "nonce-1", 1000, sig)
+    assert not link.verify_login(public, "TID", "nonce-2", 1000, sig), "bound to the nonce"
+    assert not link.verify_login(public, "TID", "nonce-1", 1001, sig)
+    assert not link.verify_login(public, "OTHER", "nonce-1", 1000, sig)
+    assert not link.verify_login(public, "TID", "nonce-1", 1000, "not base64!")
+    assert not link.verify_login(b"short", "TID", "nonce-1", 1000, sig)
+    assert link.login_message("T", "n", 5) == b"iotvideo-login-v1\nT\nn\n5"
+
+
+def test_backoff_grows_with_full_jitter_and_resets() -> None:
+    backoff = Backoff(base=0.5, cap=30, rng=random.Random(7))
+    delays = [backoff.next() for _ in range(12)]
+    ceilings = [min(30, 0.5 * 2**n) for n in range(12)]
+    assert all(backoff.floor <= d <= c for d, c in zip(delays, ceilings, strict=True))
+    assert max(delays[8:]) > 1, "later attempts wait longer"
+    assert len(set(delays)) == len(delays), "jittered"
+    backoff.reset()
+    assert backoff.next() <= 0.5
+
+
+def test_data_codec() -> None:
+    assert link.decode_data(link.encode_data(b"\x00\xff")) == b"\x00\xff"
+    for bad in ("***", 5, None):
+        with pytest.raises(ValueError, match="base64"):
+            link.decode_data(bad)
