@@ -336,3 +336,22 @@ async def test_log_level_and_log_delegate(world: World) -> None:
     await sdk.register(world.owner.access_id, world.owner.token)
     await sdk.unregister()
     assert not any("link status" in line for line in lines)
+
+
+async def test_a_device_that_does_not_answer_is_21083(world: World) -> None:
+    never = asyncio.Event()
+
+    def install(dc: DeviceClient) -> None:
+        @dc.on_action("cameraOn")
+        async def stuck(_value: Any) -> None:
+            await never.wait()
+
+    async with (
+        device_client(world.cloud.url, world.device, install),
+        app_sdk(world.cloud.url, world.owner) as sdk,
+    ):
+        work = sdk.message.take_action(
+            world.device.tid, "Action.cameraOn", '{"ctlVal": 1}', timeout=0.5
+        )
+        assert await _code(work) == ErrorCode.IVAckErr_NoResponse
+        never.set()

@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from iotvideo.cloud.bus import Bus
 from iotvideo.protocol.errors import ErrorCode, IVError
@@ -25,6 +25,8 @@ from iotvideo.protocol.errors import ErrorCode, IVError
 __all__ = ["DeviceEndpoint", "Hub", "Outcome", "PushTarget", "UserTarget"]
 
 log = logging.getLogger("iotvideo.cloud.link")
+
+TargetT = TypeVar("TargetT")
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,8 @@ class Hub:
         self._rids = itertools.count(1)
         self._pending: dict[str, asyncio.Future[Outcome]] = {}
         self._devices: dict[str, tuple[DeviceEndpoint, Callable[[bytes], None]]] = {}
-        self._watchers: dict[str, set[PushTarget]] = {}
-        self._push_handlers: dict[str, Callable[[bytes], None]] = {}
-        self._users: dict[str, set[UserTarget]] = {}
-        self._user_handlers: dict[str, Callable[[bytes], None]] = {}
+        self._pushes: _Fanout[PushTarget] = _Fanout(bus, "iv:push:", _to_app)
+        self._users: _Fanout[UserTarget] = _Fanout(bus, "iv:user:", _to_user)
 
     async def start(self) -> None:
         await self.bus.subscribe(f"iv:inst:{self.instance_id}", self._on_reply)
@@ -177,29 +177,10 @@ class Hub:
         await self.bus.publish(f"iv:push:{tid}", _encode({"op": op, "data": data}))
 
     async def watch(self, tid: str, target: PushTarget) -> None:
-        watchers = self._watchers.setdefault(tid, set())
-        first = not watchers
-        watchers.add(target)
-        if first:
-            await self.bus.subscribe(f"iv:push:{tid}", self._push_handler(tid))
+        await self._pushes.add(tid, target)
 
     async def unwatch(self, tid: str, target: PushTarget) -> None:
-        watchers = self._watchers.get(tid)
-        if watchers is None or target not in watchers:
-            return
-        watchers.discard(target)
-        if not watchers:
-            del self._watchers[tid]
-            await self.bus.unsubscribe(f"iv:push:{tid}", self._push_handlers.pop(tid))
-
-    def _push_handler(self, tid: str) -> Callable[[bytes], None]:
-        def handle(raw: bytes) -> None:
-            body = json.loads(raw)
-            for target in list(self._watchers.get(tid, ())):
-                target.on_push(tid, body["op"], body["data"])
-
-        self._push_handlers[tid] = handle
-        return handle
+        await self._pushes.remove(tid, target)
 
     # Users
 
@@ -208,25 +189,54 @@ class Hub:
         await self.bus.publish(f"iv:user:{access_id}", b"{}")
 
     async def watch_user(self, access_id: str, target: UserTarget) -> None:
-        targets = self._users.setdefault(access_id, set())
+        await self._users.add(access_id, target)
+
+    async def unwatch_user(self, access_id: str, target: UserTarget) -> None:
+        await self._users.remove(access_id, target)
+
+
+class _Fanout(Generic[TargetT]):
+    """Local targets per key, behind one bus subscription per key and instance."""
+
+    def __init__(
+        self, bus: Bus, prefix: str, deliver: Callable[[str, TargetT, bytes], None]
+    ) -> None:
+        self._bus = bus
+        self._prefix = prefix
+        self._deliver = deliver
+        self._targets: dict[str, set[TargetT]] = {}
+        self._handlers: dict[str, Callable[[bytes], None]] = {}
+
+    async def add(self, key: str, target: TargetT) -> None:
+        targets = self._targets.setdefault(key, set())
         first = not targets
         targets.add(target)
         if first:
-            await self.bus.subscribe(f"iv:user:{access_id}", self._user_handler(access_id))
+            handler = self._handler(key)
+            self._handlers[key] = handler
+            await self._bus.subscribe(self._prefix + key, handler)
 
-    async def unwatch_user(self, access_id: str, target: UserTarget) -> None:
-        targets = self._users.get(access_id)
+    async def remove(self, key: str, target: TargetT) -> None:
+        targets = self._targets.get(key)
         if targets is None or target not in targets:
             return
         targets.discard(target)
         if not targets:
-            del self._users[access_id]
-            await self.bus.unsubscribe(f"iv:user:{access_id}", self._user_handlers.pop(access_id))
+            del self._targets[key]
+            await self._bus.unsubscribe(self._prefix + key, self._handlers.pop(key))
 
-    def _user_handler(self, access_id: str) -> Callable[[bytes], None]:
-        def handle(_raw: bytes) -> None:
-            for target in list(self._users.get(access_id, ())):
-                target.on_user_changed(access_id)
+    def _handler(self, key: str) -> Callable[[bytes], None]:
+        def handle(raw: bytes) -> None:
+            for target in list(self._targets.get(key, ())):
+                self._deliver(key, target, raw)
 
-        self._user_handlers[access_id] = handle
         return handle
+
+
+def _to_app(tid: str, target: PushTarget, raw: bytes) -> None:
+    body = json.loads(raw)
+    target.on_push(tid, body["op"], body["data"])
+
+
+def _to_user(access_id: str, target: UserTarget, _raw: bytes) -> None:
+    target.on_user_changed(access_id)
