@@ -112,3 +112,25 @@ async def test_clients_move_when_an_instance_dies(pair: tuple[Cloud, Cloud, Worl
         world.use(b)
         described = await asyncio.to_thread(world.vendor, "DescribeDevice", Tid=tid)
         assert described.Data.Online == 1
+
+
+async def test_revocations_and_kicks_cross_instances(pair: tuple[Cloud, Cloud, World]) -> None:
+    a, b, world = pair
+    tid = world.device.tid
+    world.use(b)  # vendor calls on B; device and app on A
+    async with device_client(a.url, world.device) as dc, app_sdk(a.url, world.guest) as sdk:
+        cut: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
+        sdk.add_push_handler("unsubscribed", lambda push: cut.done() or cut.set_result(push.data))
+        await world.avendor("DeleteBinding", AccessId=world.guest.access_id, Tid=tid, Role="guest")
+        async with asyncio.timeout(10):
+            assert (await cut)["code"] == 20014
+        kicked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_status(_status: DeviceStatus, error: object) -> None:
+            if getattr(error, "code", None) == 20011 and not kicked.done():
+                kicked.set_result(None)
+
+        dc.on_status = on_status
+        await world.avendor("DisableDevice", Tids=[tid])
+        async with asyncio.timeout(10):
+            await kicked
