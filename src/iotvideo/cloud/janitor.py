@@ -1,4 +1,4 @@
-"""Periodic housekeeping: delete access tokens that died more than a day ago."""
+"""Periodic housekeeping: delete access and bind tokens that died more than a day ago."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from iotvideo.cloud.access import purge_tokens
 from iotvideo.cloud.db import Database
+from iotvideo.cloud.provisioning import purge_bind_tokens
 
 __all__ = ["run_janitor"]
 
@@ -23,6 +24,7 @@ async def run_janitor(db: Database, *, clock: Callable[[], float], interval: flo
         try:
             async with db.begin() as conn:
                 purged = await purge_tokens(conn, now=int(clock()))
+                purged += await purge_bind_tokens(conn, now=int(clock()))
             if purged:
                 log.info("purged %d expired or revoked access tokens", purged)
         except Exception:  # a failed round must not end housekeeping for good

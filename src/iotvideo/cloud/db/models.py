@@ -12,6 +12,7 @@ __all__ = [
     "ApiKey",
     "AppUser",
     "Base",
+    "BindToken",
     "Binding",
     "CloudInstance",
     "Device",
@@ -235,3 +236,23 @@ class CloudInstance(Base):
     instance_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     started_at: Mapped[int]
     heartbeat_at: Mapped[int]
+
+
+class BindToken(Base):
+    """A short-lived, single-use token an app hands a device while provisioning it.
+
+    The device presents it when it logs in; CreateBinding with it succeeds only for that
+    device and that user, once.
+    """
+
+    __tablename__ = "bind_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    access_id: Mapped[str] = mapped_column(
+        ForeignKey("app_users.access_id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[int]
+    expires_at: Mapped[int] = mapped_column(index=True)
+    presented_tid: Mapped[str | None] = mapped_column(String(32))
+    presented_at: Mapped[int | None]
+    used_at: Mapped[int | None]

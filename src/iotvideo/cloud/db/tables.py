@@ -18,6 +18,7 @@ __all__ = [
     "access_tokens",
     "api_keys",
     "app_users",
+    "bind_tokens",
     "bindings",
     "cloud_instances",
     "device_state",
@@ -44,3 +45,4 @@ iot_models = cast(Table, models.IotModel.__table__)
 device_state = cast(Table, models.DeviceState.__table__)
 tasks = cast(Table, models.Task.__table__)
 cloud_instances = cast(Table, models.CloudInstance.__table__)
+bind_tokens = cast(Table, models.BindToken.__table__)

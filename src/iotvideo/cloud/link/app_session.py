@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from iotvideo.cloud.access import NEVER, TokenKind, find_token
 from iotvideo.cloud.db.tables import access_tokens, app_users, bindings, devices
 from iotvideo.cloud.link.session import LinkSession, OpHandler, field
+from iotvideo.cloud.provisioning import issue_bind_token
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.link import Push, Reply, Request
@@ -53,6 +54,7 @@ class AppSession(LinkSession):
         self._login_hash = ""
         self._grants: dict[str, Grant] = {}
         self._watched: set[str] = set()
+        self._anonymous = False
 
     async def run(self) -> None:
         login = await self.handshake()
@@ -95,6 +97,7 @@ class AppSession(LinkSession):
             ) or ""
             if row.kind == TokenKind.ANONYMOUS and row.tid:
                 self._grants[row.tid] = Grant("visitor", row.token_hash, row.expires_at)
+            self._anonymous = row.kind == TokenKind.ANONYMOUS
             bound = await _bindings(conn, access_id)
         self.access_id = access_id
         self._login_hash = row.token_hash
@@ -180,8 +183,11 @@ class AppSession(LinkSession):
         if tid in self._grants:
             self.send_soon(Push(op, {"tid": tid, **data}))
 
-    def on_user_changed(self, access_id: str) -> None:
-        self.spawn(self._recheck())
+    def on_user_event(self, access_id: str, event: dict[str, Any]) -> None:
+        if event.get("k") == "netcfg":
+            self.send_soon(Push("netcfg", {k: v for k, v in event.items() if k != "k"}))
+        else:
+            self.spawn(self._recheck())
 
     async def _recheck(self) -> None:
         """Tokens or bindings changed: drop what is no longer granted, add new bindings."""
@@ -237,6 +243,7 @@ class AppSession(LinkSession):
             "action": self._action,
             "data": self._data,
             "server.data": self._server_data,
+            "bindtoken.create": self._bind_token,
             "ping": self._ping,
         }
 
@@ -339,6 +346,15 @@ class AppSession(LinkSession):
 
     async def _ping(self, _request: Request) -> dict[str, Any]:
         return {"time": self.ctx.now()}
+
+    async def _bind_token(self, _request: Request) -> dict[str, Any]:
+        if self._anonymous:
+            raise IVError.of(
+                ErrorCode.IVNetCfgErr_GetTokenErr, "anonymous visitors cannot bind devices"
+            )
+        async with self.ctx.db.begin() as conn:
+            token, expires = await issue_bind_token(conn, self.access_id, now=self.ctx.now())
+        return {"token": token, "expires_at": expires}
 
 
 async def _bindings(conn: AsyncConnection, access_id: str) -> dict[str, str]:

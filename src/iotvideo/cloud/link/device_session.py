@@ -11,6 +11,7 @@ from sqlalchemy import case, select, update
 from iotvideo.cloud.db.tables import devices
 from iotvideo.cloud.link.hub import Outcome
 from iotvideo.cloud.link.session import LinkSession, OpHandler, field
+from iotvideo.cloud.provisioning import present_bind_token
 from iotvideo.cloud.things import DeviceInfo
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
@@ -50,6 +51,9 @@ class DeviceSession(LinkSession):
                     login.id, 0, {"time": self.ctx.now(), "session": self.sid, "writable": writable}
                 )
             )
+            bind_token = login.data.get("bind_token")
+            if isinstance(bind_token, str):
+                await self._present(bind_token)
             await self.serve(self._handlers(), concurrent=False)
         finally:
             await self.finish()
@@ -150,7 +154,26 @@ class DeviceSession(LinkSession):
             "event": self._event,
             "status": self._status,
             "ping": self._ping,
+            "bind.present": self._bind_present,
         }
+
+    async def _bind_present(self, request: Request) -> dict[str, Any]:
+        """A bind token the device got while already online (wired provisioning)."""
+        known = await self._present(field(request.data, "bind_token", str))
+        if not known:
+            raise IVError.of(ErrorCode.IVNetCfgErr_TokenExpired, "unknown bind token")
+        return {}
+
+    async def _present(self, token: str) -> bool:
+        """Record the bind token and tell its user's apps; False if it is unknown."""
+        async with self.ctx.db.begin() as conn:
+            outcome = await present_bind_token(conn, token, self.tid, now=self.ctx.now())
+        if outcome is None:
+            log.info("device %s presented an unknown bind token", self.tid)
+            return False
+        event = {"k": "netcfg", "tid": outcome.tid, "code": outcome.code, "msg": outcome.msg}
+        await self.ctx.hub.user_event(outcome.access_id, event)
+        return True
 
     async def _report(self, request: Request) -> dict[str, Any]:
         await self.ctx.messaging.report(

@@ -61,7 +61,7 @@ class PushTarget(Protocol):
 
 
 class UserTarget(Protocol):
-    def on_user_changed(self, access_id: str) -> None: ...
+    def on_user_event(self, access_id: str, event: dict[str, Any]) -> None: ...
 
 
 def _encode(body: dict[str, Any]) -> bytes:
@@ -186,7 +186,11 @@ class Hub:
 
     async def user_changed(self, access_id: str) -> None:
         """Tell every session of the user that its tokens or bindings changed."""
-        await self.bus.publish(f"iv:user:{access_id}", b"{}")
+        await self.user_event(access_id, {"k": "changed"})
+
+    async def user_event(self, access_id: str, event: dict[str, Any]) -> None:
+        """Send ``event`` to every session of the user (``k`` says what it is)."""
+        await self.bus.publish(f"iv:user:{access_id}", _encode(event))
 
     async def watch_user(self, access_id: str, target: UserTarget) -> None:
         await self._users.add(access_id, target)
@@ -238,5 +242,5 @@ def _to_app(tid: str, target: PushTarget, raw: bytes) -> None:
     target.on_push(tid, body["op"], body["data"])
 
 
-def _to_user(access_id: str, target: UserTarget, _raw: bytes) -> None:
-    target.on_user_changed(access_id)
+def _to_user(access_id: str, target: UserTarget, raw: bytes) -> None:
+    target.on_user_event(access_id, json.loads(raw))

@@ -13,6 +13,7 @@ from sqlalchemy import delete, insert, select, update
 
 from iotvideo.cloud.access import NEVER, TokenKind, issue_token, revoke_tokens
 from iotvideo.cloud.db.tables import access_tokens, bindings, devices, products
+from iotvideo.cloud.provisioning import consume_bind_token
 from iotvideo.cloud.vendor.api import ActionContext, VendorApi
 from iotvideo.cloud.vendor.errors import Code, VendorError, not_found
 from iotvideo.cloud.vendor.params import Id, Opaque, Params, Short
@@ -82,12 +83,13 @@ async def create_binding(ctx: ActionContext, p: CreateBindingParams) -> dict[str
             f"AccessId {user.access_id!r} is an anonymous visitor; register the user with "
             "CreateAppUsr and bind that AccessId.",
         )
-    if p.BindToken is not None:
-        # Bind tokens are issued to apps and presented by devices while provisioning;
-        # none that this cloud issued matches, so refuse rather than ignore it.
+    if p.BindToken is not None and not await consume_bind_token(
+        ctx.conn, p.BindToken, access_id=user.access_id, tid=device.tid, now=ctx.now
+    ):
         raise VendorError(
             Code.INVALID_PARAMETER_VALUE,
-            "BindToken is unknown, expired or was not presented by this device.",
+            "BindToken is unknown, expired, already used, another user's, or was not "
+            "presented by this device; provision the device again with a new token.",
         )
     if p.Role == "owner":
         owner = await _owner(ctx, device.tid)
