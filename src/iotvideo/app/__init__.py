@@ -12,7 +12,7 @@
 """
 
 from iotvideo.app.messages import MAX_DATA_SIZE, DeviceMessage, MessageDelegate, MessageMgr
-from iotvideo.app.netconfig import NetConfig
+from iotvideo.app.netconfig import LanConfig, LANDevice, NetConfig, QRCode
 from iotvideo.app.sdk import IoTVideo, IoTVideoDelegate, LogLevel
 from iotvideo.app.status import LinkStatus
 
@@ -21,9 +21,12 @@ __all__ = [
     "DeviceMessage",
     "IoTVideo",
     "IoTVideoDelegate",
+    "LANDevice",
+    "LanConfig",
     "LinkStatus",
     "LogLevel",
     "MessageDelegate",
     "MessageMgr",
     "NetConfig",
+    "QRCode",
 ]

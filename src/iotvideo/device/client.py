@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from iotvideo.protocol import link
 from iotvideo.protocol.certificate import DeviceCertificate
 from iotvideo.protocol.errors import ErrorCode, IVError
-from iotvideo.protocol.link import Backoff, Request
+from iotvideo.protocol.link import Backoff, Push, Request
 from iotvideo.transport import EndpointState, LinkEndpoint
 
 __all__ = ["DeviceClient", "DeviceStatus", "VersionInfo"]
@@ -109,6 +109,7 @@ class DeviceClient:
         request_timeout: float = 10.0,
         backoff: Backoff | None = None,
         on_status: Callable[[DeviceStatus, IVError | None], None] | None = None,
+        bind_token: str | None = None,
     ) -> None:
         self.certificate = (
             certificate
@@ -121,6 +122,12 @@ class DeviceClient:
         #: The ProWritable values in effect (applied by handlers or accepted as they are).
         self.writable: dict[str, Any] = {}
         self.status = DeviceStatus.OFFLINE
+        #: Whether the device has no owner (the cloud says so at login and on changes).
+        self.bindable = True
+        #: Called with the new ``bindable`` whenever it changes.
+        self.on_bindable: Callable[[bool], None] | None = None
+        #: Presented at the next login (provisioning), then forgotten.
+        self.bind_token = bind_token
         self._writes: dict[str, Callable[[Any], Any]] = {"_logLevel": self._set_log_level}
         self._actions: dict[str, Callable[[Any], Any]] = {}
         self._reads: dict[str, Callable[[], Any]] = {}
@@ -133,7 +140,7 @@ class DeviceClient:
             login=self._login_data,
             on_login=self._on_login,
             on_request=self._dispatch,
-            on_push=lambda _push: None,
+            on_push=self._on_push,
             on_state=self._on_state,
             stop_on_refusal=False,  # a disabled device comes back when it is enabled again
             backoff=backoff,
@@ -226,6 +233,20 @@ class DeviceClient:
             return
         self._outbox.events = [*self._outbox.events, (name, value)][-MAX_QUEUED_EVENTS:]
 
+    async def present_bind_token(self, token: str) -> None:
+        """Hand the cloud a bind token received while already online (wired provisioning)."""
+        await self.link.request("bind.present", {"bind_token": token})
+
+    def _on_push(self, push: Push) -> None:
+        if push.op == "owner":
+            self._set_bindable(bool(push.data.get("bindable")))
+
+    def _set_bindable(self, bindable: bool) -> None:
+        changed = bindable != self.bindable
+        self.bindable = bindable
+        if changed and self.on_bindable is not None:
+            self.on_bindable(bindable)
+
     async def set_sleeping(self, asleep: bool) -> None:
         """``ProReadonly._online``: 2 while asleep (still reachable), 1 when awake."""
         await self.link.request("status", {"online": 2 if asleep else 1})
@@ -247,10 +268,15 @@ class DeviceClient:
     def _login_data(self, nonce: str) -> dict[str, Any]:
         now = int(time.time())
         signature = link.sign_login(self.certificate.private_key, self.tid, nonce, now)
-        return {"tid": self.tid, "ts": now, "sig": signature, "version": self.version.__dict__}
+        data = {"tid": self.tid, "ts": now, "sig": signature, "version": self.version.__dict__}
+        if self.bind_token:
+            data["bind_token"] = self.bind_token
+        return data
 
     async def _on_login(self, reply: dict[str, Any]) -> None:
         log.info("device %s online", self.tid)
+        self.bind_token = None  # presented
+        self._set_bindable(bool(reply.get("bindable", True)))
         await self._apply_writable(reply.get("writable") or {})
         await self._flush_outbox()
 

@@ -9,6 +9,7 @@ ProUser) nor add or delete ProUser objects (8003).
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -244,6 +245,7 @@ class AppSession(LinkSession):
             "data": self._data,
             "server.data": self._server_data,
             "bindtoken.create": self._bind_token,
+            "device.identity": self._identity,
             "ping": self._ping,
         }
 
@@ -346,6 +348,25 @@ class AppSession(LinkSession):
 
     async def _ping(self, _request: Request) -> dict[str, Any]:
         return {"time": self.ctx.now()}
+
+    async def _identity(self, request: Request) -> dict[str, Any]:
+        """A device's public identity key, to check it is the one on the LAN."""
+        tid = field(request.data, "tid", str)
+        async with self.ctx.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(devices.c.public_key, devices.c.vendor_id, devices.c.product_id).where(
+                        devices.c.tid == tid
+                    )
+                )
+            ).first()
+        if row is None or row.vendor_id != self.vendor_id:
+            raise IVError.of(ErrorCode.IVASrvErr_dst_notexsit, f"no device {tid!r}")
+        return {
+            "tid": tid,
+            "pid": row.product_id,
+            "public_key": base64.b64encode(row.public_key).decode(),
+        }
 
     async def _bind_token(self, _request: Request) -> dict[str, Any]:
         if self._anonymous:

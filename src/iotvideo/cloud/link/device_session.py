@@ -8,14 +8,14 @@ from typing import Any
 
 from sqlalchemy import case, select, update
 
-from iotvideo.cloud.db.tables import devices
+from iotvideo.cloud.db.tables import bindings, devices
 from iotvideo.cloud.link.hub import Outcome
 from iotvideo.cloud.link.session import LinkSession, OpHandler, field
 from iotvideo.cloud.provisioning import present_bind_token
 from iotvideo.cloud.things import DeviceInfo
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
-from iotvideo.protocol.link import Reply, Request
+from iotvideo.protocol.link import Push, Reply, Request
 from iotvideo.protocol.thingmodel import Change, ThingModel, apply
 
 __all__ = ["DeviceSession"]
@@ -46,11 +46,9 @@ class DeviceSession(LinkSession):
             await self.close(link.CLOSE_REFUSED, exc.code, exc.message)
             return
         try:
-            await self.send(
-                Reply(
-                    login.id, 0, {"time": self.ctx.now(), "session": self.sid, "writable": writable}
-                )
-            )
+            reply = {"time": self.ctx.now(), "session": self.sid, "writable": writable}
+            reply["bindable"] = await self._bindable()
+            await self.send(Reply(login.id, 0, reply))
             bind_token = login.data.get("bind_token")
             if isinstance(bind_token, str):
                 await self._present(bind_token)
@@ -123,6 +121,16 @@ class DeviceSession(LinkSession):
             self.tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 1, "t": now}}
         )
         return writable
+
+    async def _bindable(self) -> bool:
+        """Whether the device has no owner yet (what its LAN announcement says)."""
+        async with self.ctx.db.read() as conn:
+            owner = await conn.scalar(
+                select(bindings.c.access_id).where(
+                    bindings.c.tid == self.tid, bindings.c.role == "owner"
+                )
+            )
+        return owner is None
 
     async def _logout(self) -> None:
         if not self._online:
@@ -218,6 +226,9 @@ class DeviceSession(LinkSession):
                     target[0], target[1], Outcome(reply.code, reply.data, reply.msg)
                 )
             )
+
+    def on_device_push(self, op: str, data: dict[str, Any]) -> None:
+        self.send_soon(Push(op, data))
 
     def on_kick(self, code: int, msg: str) -> None:
         ws_code = (

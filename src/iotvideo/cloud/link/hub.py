@@ -55,6 +55,8 @@ class DeviceEndpoint(Protocol):
 
     def on_kick(self, code: int, msg: str) -> None: ...
 
+    def on_device_push(self, op: str, data: dict[str, Any]) -> None: ...
+
 
 class PushTarget(Protocol):
     def on_push(self, tid: str, op: str, data: dict[str, Any]) -> None: ...
@@ -110,6 +112,10 @@ class Hub:
         held = self._devices.get(tid)
         return held[0] if held else None
 
+    async def push_device(self, tid: str, op: str, data: dict[str, Any]) -> None:
+        """A push to the device's session, if it is online anywhere."""
+        await self.bus.publish(f"iv:dev:{tid}", _encode({"k": "push", "op": op, "data": data}))
+
     async def online(self, tid: str) -> bool:
         """Whether the device has a session on some instance."""
         return await self.bus.publish(f"iv:dev:{tid}", b'{"k":"probe"}') > 0
@@ -128,6 +134,8 @@ class Hub:
                 )
             elif body["k"] == "kick" and body.get("except") != device.sid:
                 device.on_kick(body["code"], body["msg"])
+            elif body["k"] == "push":
+                device.on_device_push(body["op"], body["data"])
 
         return handle
 

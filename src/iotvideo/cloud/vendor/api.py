@@ -80,6 +80,12 @@ class ActionContext:
             hub = self.link.hub
             self.after_commit.append(lambda: hub.user_changed(access_id))
 
+    def tell_device(self, tid: str, op: str, data: dict[str, Any]) -> None:
+        """After commit, push ``op`` to the device's link session if it is online."""
+        if self.link is not None:
+            hub = self.link.hub
+            self.after_commit.append(lambda: hub.push_device(tid, op, data))
+
     def kick_device(self, tid: str, code: int, message: str) -> None:
         """After commit, end the device's link session with a seed code."""
         if self.link is not None:

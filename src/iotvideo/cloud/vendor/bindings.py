@@ -118,6 +118,8 @@ async def create_binding(ctx: ActionContext, p: CreateBindingParams) -> dict[str
             )
         )
     ctx.notify_user(user.access_id)
+    if p.Role == "owner":
+        ctx.tell_device(device.tid, "owner", {"bindable": False})
     token = await issue_token(
         ctx.conn,
         access_id=user.access_id,
@@ -139,6 +141,8 @@ async def delete_binding(ctx: ActionContext, p: DeleteBindingParams) -> dict[str
     if role != p.Role:
         raise not_found(f"{p.Role} binding of AccessId", f"{p.AccessId} to Tid {p.Tid}")
     await _unbind(ctx, p.AccessId, device.tid)
+    if p.Role == "owner":
+        ctx.tell_device(device.tid, "owner", {"bindable": True})
     return {}
 
 

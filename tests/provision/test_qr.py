@@ -1,0 +1,121 @@
+"""QR provisioning end to end, and the bind-token rules (on loopback: no LAN needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from iotvideo.app import IoTVideo
+from iotvideo.device.provision import Provisioner, decode_qr
+from iotvideo.protocol.errors import IVError
+from iotvideo.protocol.provision import WifiConfig
+from tests.link.world import World, app_sdk, fast_backoff
+
+
+def distort(png: bytes, rng: random.Random) -> Image.Image:
+    """The code as a camera sees a phone screen: scaled, rotated, blurred, noisy, dimmer."""
+    image = Image.open(io.BytesIO(png)).convert("L")
+    scale = rng.uniform(0.45, 1.6)
+    image = image.resize(
+        (int(image.width * scale), int(image.height * scale)), Image.Resampling.BILINEAR
+    )
+    image = image.rotate(
+        rng.uniform(-35, 35), expand=True, fillcolor=255, resample=Image.Resampling.BILINEAR
+    )
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2)))
+    pixels = np.asarray(image, dtype=np.float32)
+    pixels = pixels * rng.uniform(0.55, 0.95) + rng.uniform(0, 40)  # contrast and glare
+    pixels += np.random.default_rng(rng.randrange(1 << 30)).normal(
+        0, rng.uniform(4, 18), pixels.shape
+    )
+    canvas = Image.new("L", (image.width + 80, image.height + 80), color=rng.randrange(150, 230))
+    canvas.paste(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), (40, 40))
+    return canvas
+
+
+async def _observed(sdk: IoTVideo) -> asyncio.Future[tuple[str | None, IVError | None]]:
+    result: asyncio.Future[tuple[str | None, IVError | None]] = (
+        asyncio.get_running_loop().create_future()
+    )
+    sdk.net_config.observe_net_cfg_result(
+        lambda tid, err: result.done() or result.set_result((tid, err))
+    )
+    return result
+
+
+async def test_qr_flow(world: World, tmp_path: Path) -> None:
+    newcomer = world.new_user("unboxer")
+    box = world.devices[1]  # nobody owns it yet
+    tid = box.tid
+    async with app_sdk(world.cloud.url, newcomer) as sdk:
+        token = await sdk.net_config.get_bind_token()
+        code = sdk.net_config.qrcode.create("home-net", "s3cret pass", token)
+        assert code.png.startswith(b"\x89PNG") and "s3cret pass" in code.payload
+        image = tmp_path / "qr.png"
+        code.save(image)
+        seen = await _observed(sdk)
+        joined: list[WifiConfig] = []
+        provisioner = Provisioner(
+            box.certificate,
+            world.cloud.url,
+            apply_wifi=joined.append,
+            client_options={"backoff": fast_backoff()},
+        )
+        device = await provisioner.by_qr(image)
+        try:
+            async with asyncio.timeout(10):
+                assert await seen == (tid, None)
+            assert joined == [WifiConfig("home-net", "s3cret pass", token)]
+            bound = await world.avendor(
+                "CreateBinding", AccessId=newcomer.access_id, Tid=tid, Role="owner", BindToken=token
+            )
+            await sdk.net_config.subscribe_device(bound.AccessToken, tid)
+            assert await sdk.message.read_property(tid, "ProWritable._logLevel.setVal") == 3
+            # The token is single-use.
+            with pytest.raises(Exception, match="InvalidParameterValue"):
+                await world.avendor(
+                    "CreateBinding",
+                    AccessId=newcomer.access_id,
+                    Tid=tid,
+                    Role="owner",
+                    BindToken=token,
+                )
+        finally:
+            await device.stop()
+
+
+def test_distorted_codes_decode() -> None:
+    rng = random.Random(2026)
+    token = "bt_" + "A" * 43
+    png = _make_png("cafe-wifi", "pa55word!", token)
+    for _ in range(20):
+        assert decode_qr(distort(png, rng)) == WifiConfig("cafe-wifi", "pa55word!", token)
+
+
+def _make_png(ssid: str, password: str, token: str) -> bytes:
+    from iotvideo.app.netconfig import QRCodeConfig
+
+    return QRCodeConfig().create(ssid, password, token).png
+
+
+def test_malformed_qr_codes_are_refused(tmp_path: Path) -> None:
+    import segno
+
+    other = tmp_path / "other.png"
+    segno.make_qr("https://example.com/not-ours").save(other, scale=8)
+    with pytest.raises(ValueError, match="iotvideo"):
+        decode_qr(other)
+    blank = tmp_path / "blank.png"
+    Image.new("L", (200, 200), 255).save(blank)
+    with pytest.raises(ValueError, match="no QR code"):
+        decode_qr(blank)
+    wrong_version = tmp_path / "v2.png"
+    segno.make_qr('{"v":2,"s":"x","p":"y","t":"z"}').save(wrong_version, scale=8)
+    with pytest.raises(ValueError, match="v1"):
+        decode_qr(wrong_version)
