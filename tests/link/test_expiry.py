@@ -4,50 +4,15 @@ test moves forward (the same uvicorn, app and WebSockets as `iotvideo cloud`).""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from iotvideo.app import LinkStatus
-from iotvideo.cloud import CloudSettings, create_app
-from iotvideo.cloud.server import bind
 from iotvideo.protocol.errors import IVError
 from iotvideo.protocol.link import Push
+from tests.inproc import Clock, inproc_cloud
 from tests.link.world import User, World, app_sdk, make_world
-from tests.support import CloudAddress
-
-
-class Clock:
-    """Real time plus an offset the test controls."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
-@asynccontextmanager
-async def inproc_cloud(data: Path, clock: Clock) -> AsyncIterator[CloudAddress]:
-    settings = CloudSettings(data=data, heartbeat_interval=0.05, log_level="warning")
-    ready = asyncio.Event()
-    app = create_app(settings, clock=clock, on_ready=ready.set)
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, lifespan="on", ws_max_size=1 << 20)
-    )
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    await ready.wait()
-    try:
-        yield CloudAddress(data, settings.db_url, f"http://127.0.0.1:{sock.getsockname()[1]}")
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()
 
 
 async def test_expired_tokens(tmp_path: Path) -> None:

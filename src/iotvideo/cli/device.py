@@ -78,3 +78,84 @@ def model() -> None:
     from iotvideo.device.simulator import DEMO_MODEL
 
     print(json.dumps(DEMO_MODEL, indent=2))
+
+
+@device_app.command("provision")
+def provision(
+    cert: Annotated[
+        Path, typer.Option("--cert", help="File holding the Certificate CreateDevices returned.")
+    ],
+    cloud: Annotated[
+        list[str],
+        typer.Option(
+            "--cloud",
+            envvar="IOTVIDEO_CLOUD",
+            help="Cloud URL; repeat it to fail over between several.",
+        ),
+    ],
+    scan: Annotated[
+        Path | None, typer.Option("--scan", help="Read the app's QR code from this image.")
+    ] = None,
+    ap: Annotated[
+        bool,
+        typer.Option(
+            "--ap", help="AP mode: serve the local endpoint until the app sends Wi-Fi settings."
+        ),
+    ] = False,
+    lan: Annotated[
+        bool,
+        typer.Option("--lan", help="Wired: log in now, announce on the LAN, take bind tokens."),
+    ] = False,
+    listen: Annotated[
+        str, typer.Option(help="Address of the local endpoint (AP and LAN modes).")
+    ] = "0.0.0.0",  # noqa: S104
+    port: Annotated[int, typer.Option(help="Port of the local endpoint; 0 picks one.")] = 0,
+    announce: Annotated[
+        list[str] | None,
+        typer.Option(help="Addresses to announce with DNS-SD (default: the listen address)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Provision the simulated camera (QR image, AP endpoint or wired LAN), then run it.
+
+    Joining the Wi-Fi network is simulated (logged); the camera then logs in carrying the
+    app's bind token and keeps running as `iotvideo device run` does, until Ctrl-C.
+    """
+    from iotvideo.device.provision import Provisioner
+    from iotvideo.device.simulator import SimulatedCamera
+    from iotvideo.protocol.errors import IVError
+
+    if sum((scan is not None, ap, lan)) != 1:
+        die("give exactly one of --scan IMAGE, --ap or --lan", 2)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        provisioner = Provisioner(
+            cert.read_text().strip(), cloud, host=listen, port=port, announce=announce
+        )
+    except OSError as exc:
+        die(f"cannot read {cert}: {exc.strerror}", 2)
+    except ValueError as exc:
+        die(f"{cert} does not hold a device Certificate: {exc}", 2)
+
+    async def go() -> None:
+        if scan is not None:
+            client = await provisioner.by_qr(scan)
+        elif ap:
+            client = await provisioner.by_ap()
+        else:
+            client = await provisioner.by_lan()
+        camera = SimulatedCamera(client)
+        try:
+            await camera.run()
+        finally:
+            await client.stop()
+            await provisioner.stop()
+
+    try:
+        asyncio.run(go())
+    except IVError as exc:
+        die(f"{exc.code_name} ({int(exc.code)}): {exc.message}", 1)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
