@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from sqlalchemy import select
@@ -131,18 +131,20 @@ def start_cloud(
 
 
 class LineWatcher:
-    """Reads a process's stderr in a thread; waits for lines matching a pattern."""
+    """Reads a process's stderr (or another of its streams) in a thread; waits for lines
+    matching a pattern."""
 
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
+    def __init__(self, proc: subprocess.Popen[str], stream: IO[str] | None = None) -> None:
         self.proc = proc
+        self.stream = stream if stream is not None else proc.stderr
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
 
     def _pump(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
+        assert self.stream is not None
+        for line in self.stream:
             self.lines.append(line)
             self._queue.put(line)
         self._queue.put(None)
@@ -166,8 +168,8 @@ class LineWatcher:
             self.proc.send_signal(sig)
         status = self.proc.wait(30)
         self._thread.join(30)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+        if self.stream is not None:
+            self.stream.close()
         return status
 
 

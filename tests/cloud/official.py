@@ -12,10 +12,10 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.iotvideo.v20191126 import iotvideo_client, models
 
-from tests.support import Cloud
+from tests.support import CloudAddress
 
 
-def client(cloud: Cloud, key: tuple[str, str], *, method: str = "POST") -> Any:
+def client(cloud: CloudAddress, key: tuple[str, str], *, method: str = "POST") -> Any:
     http = HttpProfile(protocol="http", endpoint=cloud.endpoint, reqMethod=method)
     return iotvideo_client.IotvideoClient(
         credential.Credential(*key), "ap-guangzhou", ClientProfile(httpProfile=http)

@@ -1,6 +1,8 @@
 """The phone's side of a LAN provisioning flow, run inside the phone's network namespace.
 
-    python -m tests.provision.lan_scenario --cloud URL --db DB --tid TID --mode wired|ap
+    python -m tests.provision.lan_scenario run --cloud URL --db DB --tid TID --mode wired|ap
+
+(``setup`` makes the product and devices, ``user`` a fresh app user.)
 
 Registers a user, gets a bind token, finds the camera with DNS-SD, sends it the settings
 sealed for it (Wi-Fi and token for AP, the token alone for a wired camera), waits for the
@@ -15,37 +17,32 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from iotvideo.protocol.errors import IVError
-from tests.cloud.official import call
-from tests.link.world import app_sdk, client
+from tests.cloud.official import call, client
+from tests.link.world import User, app_sdk
 from tests.netns import PHONE_IP
 from tests.support import CloudAddress
 
 
 async def scenario(args: argparse.Namespace, key: tuple[str, str]) -> dict[str, Any]:
-    cloud = CloudAddress(data=None, db=args.db, url=args.cloud)  # type: ignore[arg-type]
-    api = client(cloud, key)
-    access_id = (
-        await asyncio.to_thread(call, api, "CreateAppUsr", CunionId=f"phone-{time.time()}")
-    ).AccessId
-    token = (
-        await asyncio.to_thread(
-            call, api, "CreateUsrToken", AccessId=access_id, UniqueId="phone", TtlMinutes=30
-        )
-    ).AccessToken
-    from tests.link.world import User
-
+    api = _api(args)
+    user = await asyncio.to_thread(new_user, api)
+    access_id = user.access_id
     report: dict[str, Any] = {}
-    async with app_sdk(args.cloud, User(access_id, token)) as sdk:
+    async with app_sdk(args.cloud, user) as sdk:
         sdk.net_config.lan.interfaces = [PHONE_IP]
         result: asyncio.Future[tuple[str | None, IVError | None]] = (
             asyncio.get_running_loop().create_future()
         )
-        sdk.net_config.observe_net_cfg_result(
-            lambda tid, err: result.done() or result.set_result((tid, err))
-        )
+
+        def observe(tid: str | None, error: IVError | None) -> None:
+            if not result.done():
+                result.set_result((tid, error))
+
+        sdk.net_config.observe_net_cfg_result(observe)
         bind_token = await sdk.net_config.get_bind_token()
         found = await sdk.net_config.lan.get_device_list(timeout=args.browse)
         report["found"] = [
@@ -85,13 +82,26 @@ async def scenario(args: argparse.Namespace, key: tuple[str, str]) -> dict[str, 
     return report
 
 
+def _api(args: argparse.Namespace) -> Any:
+    return client(
+        CloudAddress(data=Path(), db=args.db, url=args.cloud), (args.secret_id, args.secret_key)
+    )
+
+
+def new_user(api: Any) -> User:
+    """A fresh app user with a 30-minute access token."""
+    access_id = call(api, "CreateAppUsr", CunionId=f"phone-{time.time()}").AccessId
+    token = call(
+        api, "CreateUsrToken", AccessId=access_id, UniqueId="phone", TtlMinutes=30
+    ).AccessToken
+    return User(access_id, token)
+
+
 def setup(args: argparse.Namespace) -> list[dict[str, str]]:
     """A product with the demo model and N unbound devices; their Tids and Certificates."""
     from iotvideo.device.simulator import DEMO_MODEL
 
-    api = client(
-        CloudAddress(data=None, db=args.db, url=args.cloud), (args.secret_id, args.secret_key)
-    )  # type: ignore[arg-type]
+    api = _api(args)
     pid = call(
         api, "CreateProduct", ProductModel="ipc", ProductName="lan", ProductDescription="lan"
     ).Data.ProductId
@@ -102,7 +112,7 @@ def setup(args: argparse.Namespace) -> list[dict[str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("step", choices=["setup", "run"])
+    parser.add_argument("step", choices=["setup", "user", "run"])
     parser.add_argument("--cloud", required=True)
     parser.add_argument("--db", required=True)
     parser.add_argument("--secret-id", required=True)
@@ -115,6 +125,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.step == "setup":
         print(json.dumps(setup(args)), flush=True)
+    elif args.step == "user":
+        user = new_user(_api(args))
+        print(json.dumps({"access_id": user.access_id, "token": user.token}), flush=True)
     else:
         print(
             json.dumps(asyncio.run(scenario(args, (args.secret_id, args.secret_key)))), flush=True

@@ -201,3 +201,54 @@ def test_avahi_browse_sees_the_camera(home: Home, avahi: dict[str, str]) -> None
         )
     finally:
         camera.stop()
+
+
+def test_lan_commands_from_the_shell(home: Home) -> None:
+    """`iotvideo app lan list` finds the camera; `lan send-wifi` provisions it."""
+    camera = home.camera(1, "ap")
+    try:
+        tid = home.devices[1]["tid"]
+        user = home.phone("user")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IOTVIDEO_")}
+        env |= {
+            "IOTVIDEO_CLOUD": home.cloud,
+            "IOTVIDEO_ACCESS_ID": user["access_id"],
+            "IOTVIDEO_ACCESS_TOKEN": user["token"],
+        }
+
+        def iotvideo(*args: str) -> subprocess.CompletedProcess[str]:
+            cmd = home.net.python(home.net.phone, "-m", "iotvideo", *args)
+            return subprocess.run(
+                cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+            )
+
+        listed = iotvideo("app", "lan", "list", "--interface", PHONE_IP, "--timeout", "1.5")
+        assert listed.returncode == 0, listed.stderr
+        found = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert {
+            "device_id": tid,
+            "product_id": found[0]["product_id"],
+            "host": CAMERA_IP,
+            "port": found[0]["port"],
+            "bindable": True,
+            "mode": "ap",
+        } in found
+        token = iotvideo("app", "netconfig", "token")
+        assert token.returncode == 0, token.stderr
+        bind_token = token.stdout.strip()
+        sent = iotvideo(
+            "app", "lan", "send-wifi", tid, "--token", bind_token, "--ssid", "loft",
+            "--password", "hunter22", "--interface", PHONE_IP,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        assert json.loads(sent.stdout) == {"device_id": tid, "sent": True}
+        camera.wait_for("would join Wi-Fi 'loft'")
+        camera.wait_for(f"device {tid} online")
+        missing = iotvideo(
+            "app", "lan", "send-wifi", "no-such-device", "--token", bind_token,
+            "--interface", PHONE_IP,
+        )  # fmt: skip
+        assert missing.returncode == 1
+        assert "IVNetCfgErr_DevStatusErr" in missing.stderr and "not on this LAN" in missing.stderr
+    finally:
+        camera.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import random
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image, ImageFilter
 
 from iotvideo.app import IoTVideo
 from iotvideo.device.provision import Provisioner, decode_qr
-from iotvideo.protocol.errors import IVError
+from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.provision import WifiConfig
 from tests.link.world import World, app_sdk, fast_backoff
 
@@ -43,9 +44,12 @@ async def _observed(sdk: IoTVideo) -> asyncio.Future[tuple[str | None, IVError |
     result: asyncio.Future[tuple[str | None, IVError | None]] = (
         asyncio.get_running_loop().create_future()
     )
-    sdk.net_config.observe_net_cfg_result(
-        lambda tid, err: result.done() or result.set_result((tid, err))
-    )
+
+    def observe(tid: str | None, error: IVError | None) -> None:
+        if not result.done():
+            result.set_result((tid, error))
+
+    sdk.net_config.observe_net_cfg_result(observe)
     return result
 
 
@@ -58,7 +62,7 @@ async def test_qr_flow(world: World, tmp_path: Path) -> None:
         code = sdk.net_config.qrcode.create("home-net", "s3cret pass", token)
         assert code.png.startswith(b"\x89PNG") and "s3cret pass" in code.payload
         image = tmp_path / "qr.png"
-        code.save(image)
+        code.save(str(image))
         seen = await _observed(sdk)
         joined: list[WifiConfig] = []
         provisioner = Provisioner(
@@ -88,6 +92,57 @@ async def test_qr_flow(world: World, tmp_path: Path) -> None:
                 )
         finally:
             await device.stop()
+
+
+async def test_camera_scans_its_video_until_it_sees_the_code(world: World) -> None:
+    """Frames as a camera films them: nothing, a stranger's code, then the app's code held
+    crooked and blurred in front of the lens. The device joins with the third."""
+    import segno
+
+    newcomer = world.new_user("scanner")
+    box = world.devices[1]
+    rng = random.Random(7)
+    async with app_sdk(world.cloud.url, newcomer) as sdk:
+        token = await sdk.net_config.get_bind_token()
+        ours = distort(sdk.net_config.qrcode.create("attic", "dusty-2", token).png, rng)
+        stranger = io.BytesIO()
+        segno.make_qr("WIFI:S:neighbour;T:WPA;P:nope;;").save(stranger, kind="png", scale=6)
+        frames = [
+            Image.new("L", (320, 240), 128),
+            distort(stranger.getvalue(), rng),
+            np.asarray(ours),
+            Image.new("L", (320, 240), 0),  # never reached
+        ]
+        seen = await _observed(sdk)
+        joined: list[WifiConfig] = []
+        provisioner = Provisioner(
+            box.certificate,
+            world.cloud.url,
+            apply_wifi=joined.append,
+            client_options={"backoff": fast_backoff()},
+        )
+        device = await provisioner.by_qr_frames(frames, timeout=30)
+        try:
+            async with asyncio.timeout(10):
+                assert await seen == (box.tid, None)
+            assert joined == [WifiConfig("attic", "dusty-2", token)]
+        finally:
+            await device.stop()
+
+
+async def test_scanning_without_a_code_gives_up(world: World) -> None:
+    provisioner = Provisioner(world.devices[1].certificate, world.cloud.url)
+
+    async def endless() -> AsyncIterator[Image.Image]:
+        while True:
+            yield Image.new("L", (64, 64), 200)
+
+    with pytest.raises(IVError) as caught:
+        await provisioner.by_qr_frames(endless(), timeout=0.3)
+    assert caught.value.code == ErrorCode.IVNetCfgErr_DevStatusErr
+    assert "no code within 0.3 s" in caught.value.message
+    with pytest.raises(IVError, match="in 2 frames"):
+        await provisioner.by_qr_frames([Image.new("L", (64, 64)), Image.new("L", (64, 64))])
 
 
 def test_distorted_codes_decode() -> None:

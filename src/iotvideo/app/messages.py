@@ -35,7 +35,7 @@ log = logging.getLogger("iotvideo.app")
 T = TypeVar("T")
 #: Largest passthrough message (send_data), bytes.
 MAX_DATA_SIZE = link.MAX_DATA_SIZE
-Completion = Callable[[Any, IVError | None], None]
+Completion = Callable[[Any, IVError | None], object]
 
 
 class MessageDelegate(Protocol):
@@ -75,13 +75,13 @@ class MessageMgr:
     def __init__(self, sdk: IoTVideo) -> None:
         self._sdk = sdk
         self.delegate: MessageDelegate | Any = None
-        self._listeners: list[Callable[[DeviceMessage], None]] = []
+        self._listeners: list[Callable[[DeviceMessage], object]] = []
         sdk.add_push_handler("prop", self._on_prop)
         sdk.add_push_handler("event", self._on_event)
 
     # Pushes
 
-    def add_listener(self, listener: Callable[[DeviceMessage], None]) -> Callable[[], None]:
+    def add_listener(self, listener: Callable[[DeviceMessage], object]) -> Callable[[], None]:
         """Call ``listener`` for every event and property change; returns a remover."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)

@@ -57,7 +57,7 @@ log = logging.getLogger("iotvideo.app")
 #: ``callback(device_id, error)``: ``error`` is None when the device came online with the
 #: token and can be bound; otherwise 21101 (token expired or used) or 21102 (the device is
 #: not bindable, e.g. owned by someone else).
-NetCfgObserver = Callable[[str | None, IVError | None], None]
+NetCfgObserver = Callable[[str | None, IVError | None], object]
 
 
 class NetConfig:
@@ -74,7 +74,7 @@ class NetConfig:
     # Bind tokens and their outcome
 
     def get_bind_token(
-        self, *, completion: Callable[[str | None, IVError | None], None] | None = None
+        self, *, completion: Callable[[str | None, IVError | None], object] | None = None
     ) -> asyncio.Task[str]:
         """A short-lived (10 min), single-use token tied to this user, for one device."""
 
@@ -116,7 +116,7 @@ class NetConfig:
         access_token: str,
         device_id: str,
         *,
-        completion: Callable[[Any, IVError | None], None] | None = None,
+        completion: Callable[[Any, IVError | None], object] | None = None,
     ) -> asyncio.Task[dict[str, Any]]:
         """Reach ``device_id`` with a token that grants it: the AccessToken CreateBinding
         returned (not the BindToken), a CreateDevToken token, or an anonymous one.
@@ -150,7 +150,7 @@ class NetConfig:
                 self._subscriptions.pop(device_id, None)
 
 
-def _complete(task: asyncio.Task[Any], completion: Callable[[Any, IVError | None], None]) -> None:
+def _complete(task: asyncio.Task[Any], completion: Callable[[Any, IVError | None], object]) -> None:
     if task.cancelled():
         completion(None, IVError.of(ErrorCode.IVMessageError_NotFoundCallback, "cancelled"))
         return

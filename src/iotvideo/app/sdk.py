@@ -73,9 +73,9 @@ class IoTVideo:
         self._urls: list[str] = []
         self._options: dict[str, Any] = {}
         self._endpoint: LinkEndpoint | None = None
-        self._status_listeners: list[Callable[[LinkStatus], None]] = []
+        self._status_listeners: list[Callable[[LinkStatus], object]] = []
         self._login_hooks: list[Callable[[], Any]] = []
-        self._push_handlers: dict[str, list[Callable[[Push], None]]] = {}
+        self._push_handlers: dict[str, list[Callable[[Push], object]]] = {}
         self._log_handler = _DelegateLogHandler(self)
         logging.getLogger("iotvideo").addHandler(self._log_handler)
         self.message = MessageMgr(self)
@@ -170,14 +170,14 @@ class IoTVideo:
 
     # Wiring for the modules
 
-    def add_status_listener(self, listener: Callable[[LinkStatus], None]) -> None:
+    def add_status_listener(self, listener: Callable[[LinkStatus], object]) -> None:
         self._status_listeners.append(listener)
 
     def add_login_hook(self, hook: Callable[[], Any]) -> None:
         """Run ``hook`` (maybe a coroutine function) after every login, e.g. to resubscribe."""
         self._login_hooks.append(hook)
 
-    def add_push_handler(self, op: str, handler: Callable[[Push], None]) -> None:
+    def add_push_handler(self, op: str, handler: Callable[[Push], object]) -> None:
         self._push_handlers.setdefault(op, []).append(handler)
 
     def _set_status(self, status: LinkStatus) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path as Path_
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -20,6 +21,7 @@ from iotvideo.cli._common import die
 
 if TYPE_CHECKING:
     from iotvideo.app import IoTVideo
+    from iotvideo.protocol.errors import IVError
 
 __all__ = ["app_app"]
 
@@ -33,6 +35,14 @@ prop_app = typer.Typer(
     help="Read, write, add and delete thing-model properties.", no_args_is_help=True
 )
 app_app.add_typer(prop_app, name="prop")
+netconfig_app = typer.Typer(
+    help="Provision devices: bind tokens and QR codes.", no_args_is_help=True
+)
+app_app.add_typer(netconfig_app, name="netconfig")
+lan_app = typer.Typer(
+    help="Find devices on the LAN and send them Wi-Fi settings.", no_args_is_help=True
+)
+app_app.add_typer(lan_app, name="lan")
 
 CloudOpt = Annotated[
     str | None,
@@ -57,6 +67,10 @@ DeviceTokenOpt = Annotated[
     ),
 ]
 Device = Annotated[str, typer.Argument(help="The device's Tid.")]
+InterfaceOpt = Annotated[
+    list[str] | None,
+    typer.Option("--interface", help="Address of a network interface to search on (default: all)."),
+]
 Path = Annotated[
     str, typer.Argument(help="A thing-model path, e.g. ProWritable.nightMode ('' for all).")
 ]
@@ -264,3 +278,102 @@ def watch(
                 return
 
     _run(cloud, access_id, access_token, device_token, device, follow)
+
+
+@netconfig_app.command("token")
+def netconfig_token(
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            help="Then wait this many seconds for a device to log in with it and print the result."
+        ),
+    ] = None,
+    cloud: CloudOpt = None,
+    access_id: AccessIdOpt = None,
+    access_token: TokenOpt = None,
+) -> None:
+    """Print a new bind token (10 minutes, single use); with --wait, also the net-config result."""
+
+    async def get(sdk: IoTVideo) -> None:
+        result: asyncio.Future[tuple[str | None, IVError | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+        def observe(tid: str | None, error: IVError | None) -> None:
+            if not result.done():
+                result.set_result((tid, error))
+
+        sdk.net_config.observe_net_cfg_result(observe)
+        token = await sdk.net_config.get_bind_token()
+        print(token, flush=True)
+        if wait is not None:
+            try:
+                tid, error = await asyncio.wait_for(result, wait)
+            except TimeoutError:
+                die(f"no device logged in with the token within {wait:g} s; is it online?", 1)
+            _print({"device_id": tid, "code": int(error.code) if error else 0})
+
+    _run(cloud, access_id, access_token, None, None, get)
+
+
+@netconfig_app.command("qr")
+def netconfig_qr(
+    ssid: Annotated[str, typer.Option(help="The Wi-Fi network the camera should join.")],
+    password: Annotated[str, typer.Option(help="Its password.")],
+    out: Annotated[Path_, typer.Option(help="Where to write the PNG.")],
+    token: Annotated[str | None, typer.Option(help="A bind token (default: a new one).")] = None,
+    cloud: CloudOpt = None,
+    access_id: AccessIdOpt = None,
+    access_token: TokenOpt = None,
+) -> None:
+    """Write the QR code to show the camera; print {"token", "payload"}."""
+
+    async def make(sdk: IoTVideo) -> None:
+        bind_token = token or await sdk.net_config.get_bind_token()
+        code = sdk.net_config.qrcode.create(ssid, password, bind_token)
+        code.save(out)
+        _print({"token": bind_token, "payload": code.payload, "png": str(out)})
+
+    _run(cloud, access_id, access_token, None, None, make)
+
+
+@lan_app.command("list")
+def lan_list(
+    timeout: Annotated[float, typer.Option(help="Seconds to listen for announcements.")] = 2.0,
+    interface: InterfaceOpt = None,
+) -> None:
+    """Print the devices in provisioning mode on the LAN, one JSON object per line."""
+    from iotvideo.app import LanConfig
+
+    for device in asyncio.run(LanConfig(interfaces=interface).get_device_list(timeout)):
+        _print(
+            {
+                "device_id": device.device_id,
+                "product_id": device.product_id,
+                "host": device.host,
+                "port": device.port,
+                "bindable": device.bindable,
+                "mode": device.mode,
+            }
+        )
+
+
+@lan_app.command("send-wifi")
+def lan_send_wifi(
+    device: Device,
+    token: Annotated[str, typer.Option(help="The bind token (iotvideo app netconfig token).")],
+    ssid: Annotated[str, typer.Option(help="The Wi-Fi network; empty for a wired camera.")] = "",
+    password: Annotated[str, typer.Option(help="Its password.")] = "",
+    interface: InterfaceOpt = None,
+    cloud: CloudOpt = None,
+    access_id: AccessIdOpt = None,
+    access_token: TokenOpt = None,
+) -> None:
+    """Send Wi-Fi settings and the bind token to a camera on the LAN, sealed for it alone."""
+
+    async def send(sdk: IoTVideo) -> None:
+        sdk.net_config.lan.interfaces = interface
+        await sdk.net_config.lan.send_wifi(ssid, password, token, device)
+        _print({"device_id": device, "sent": True})
+
+    _run(cloud, access_id, access_token, None, None, send)

@@ -27,7 +27,14 @@ import logging
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+)
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +64,13 @@ from iotvideo.protocol.provision import (
     unseal,
 )
 
-__all__ = ["ApplyWifi", "LocalEndpoint", "Provisioner", "decode_qr", "log_wifi"]
+__all__ = ["ApplyWifi", "Frame", "LocalEndpoint", "Provisioner", "decode_qr", "log_wifi"]
 
 log = logging.getLogger("iotvideo.device.provision")
 
 ApplyWifi = Callable[[WifiConfig], Awaitable[None] | None]
+#: A picture to scan: a file, a PIL image or an array of pixels (H×W or H×W×3).
+Frame = str | Path | Image.Image | np.ndarray
 #: Hellos (key agreements) a device keeps open at once, and how long each lives.
 MAX_OPEN_HELLOS = 16
 HELLO_TTL = 120.0
@@ -73,7 +82,7 @@ def log_wifi(config: WifiConfig) -> None:
         log.info("would join Wi-Fi %r now; pass apply_wifi to really do it", config.ssid)
 
 
-def decode_qr(image: str | Path | Image.Image | np.ndarray) -> WifiConfig:
+def decode_qr(image: Frame) -> WifiConfig:
     """Find an iotvideo configuration QR code in an image; ValueError if there is none.
 
     Blocking (image decoding): call it off the event loop.
@@ -314,7 +323,7 @@ class Provisioner:
         await client.start()
         return client
 
-    async def by_qr(self, image: str | Path | Image.Image | np.ndarray) -> DeviceClient:
+    async def by_qr(self, image: Frame) -> DeviceClient:
         """Read the QR code, join the network, log in with the token."""
         try:
             config = await asyncio.to_thread(decode_qr, image)
@@ -322,6 +331,42 @@ class Provisioner:
             raise IVError.of(
                 ErrorCode.IVNetCfgErr_DevStatusErr, f"cannot provision from this image: {exc}"
             ) from None
+        return await self._join(config)
+
+    async def by_qr_frames(
+        self, frames: AsyncIterable[Frame] | Iterable[Frame], *, timeout: float | None = None
+    ) -> DeviceClient:
+        """Scan frames of the camera's own video until one shows the app's code, then join.
+
+        Frames without a code, or with someone else's, are passed over (a camera sees
+        all sorts); a frame is decoded off the event loop. ``timeout`` (seconds) bounds
+        the whole scan: ``IVNetCfgErr_DevStatusErr`` when it runs out, as when the frames
+        end without a code.
+        """
+        config: WifiConfig | None = None
+        scanned = 0
+        last_problem = "no frames"
+
+        async def scan() -> WifiConfig | None:
+            nonlocal scanned, last_problem
+            async for frame in _aiter(frames):
+                scanned += 1
+                try:
+                    return await asyncio.to_thread(decode_qr, frame)
+                except ValueError as exc:
+                    last_problem = str(exc)
+            return None
+
+        try:
+            async with asyncio.timeout(timeout):
+                config = await scan()
+        except TimeoutError:
+            last_problem = f"no code within {timeout:g} s"
+        if config is None:
+            raise IVError.of(
+                ErrorCode.IVNetCfgErr_DevStatusErr,
+                f"no configuration QR code in {scanned} frames ({last_problem})",
+            )
         return await self._join(config)
 
     async def by_ap(self) -> DeviceClient:
@@ -371,6 +416,16 @@ class Provisioner:
 
 
 _background: set[asyncio.Task[None]] = set()
+
+
+async def _aiter(frames: AsyncIterable[Frame] | Iterable[Frame]) -> AsyncIterator[Frame]:
+    if isinstance(frames, AsyncIterable):
+        async for frame in frames:
+            yield frame
+    else:
+        for frame in frames:
+            yield frame
+            await asyncio.sleep(0)  # let the loop breathe between frames
 
 
 def _keep(task: asyncio.Task[None]) -> None:
