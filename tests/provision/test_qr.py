@@ -126,6 +126,15 @@ async def test_camera_scans_its_video_until_it_sees_the_code(world: World) -> No
             async with asyncio.timeout(10):
                 assert await seen == (box.tid, None)
             assert joined == [WifiConfig("attic", "dusty-2", token)]
+            bound = await world.avendor(
+                "CreateBinding",
+                AccessId=newcomer.access_id,
+                Tid=box.tid,
+                Role="owner",
+                BindToken=token,
+            )
+            await sdk.net_config.subscribe_device(bound.AccessToken, box.tid)
+            assert await sdk.message.read_property(box.tid, "ProWritable._logLevel.setVal") == 3
         finally:
             await device.stop()
 

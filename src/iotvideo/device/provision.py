@@ -113,7 +113,9 @@ class LocalEndpoint:
     """The device's provisioning endpoint on the LAN (or its hotspot), announced by DNS-SD.
 
     ``on_config`` gets every configuration that was sealed for this device; the endpoint
-    refuses new ones (21102) while ``bindable`` is false.
+    refuses new ones (21102) while ``bindable`` is false. ``GET`` :data:`HELLO_PATH` gives
+    a signed hello with a fresh X25519 key (good for one configuration, 2 minutes); ``POST``
+    :data:`WIFI_PATH` takes the settings sealed for it.
     """
 
     def __init__(
@@ -126,8 +128,12 @@ class LocalEndpoint:
         port: int = 0,
         announce: list[str] | None = None,
         bindable: bool = True,
+        discoverable: bool = True,
     ) -> None:
         self.certificate = certificate
+        #: Announce with DNS-SD (off when the app knows the address, e.g. a fixed hotspot
+        #: gateway, or where multicast is not wanted).
+        self.discoverable = discoverable
         self.on_config = on_config
         self.mode = mode
         self.host = host
@@ -156,7 +162,8 @@ class LocalEndpoint:
         # _serve: serve() would also take over SIGINT/SIGTERM, which belong to the program
         # embedding this endpoint.
         self._serving = asyncio.create_task(self._server._serve(sockets=[sock]))
-        await self._announce()
+        if self.discoverable:
+            await self._announce()
         log.info("provisioning endpoint on %s:%d (%s mode)", self.host, self.port, self.mode)
 
     async def stop(self) -> None:
