@@ -10,34 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from iotvideo.app import IoTVideo
 from iotvideo.device.provision import Provisioner, decode_qr
+from iotvideo.device.simulator import as_filmed
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.provision import WifiConfig
 from tests.link.world import World, app_sdk, fast_backoff
-
-
-def distort(png: bytes, rng: random.Random) -> Image.Image:
-    """The code as a camera sees a phone screen: scaled, rotated, blurred, noisy, dimmer."""
-    image = Image.open(io.BytesIO(png)).convert("L")
-    scale = rng.uniform(0.45, 1.6)
-    image = image.resize(
-        (int(image.width * scale), int(image.height * scale)), Image.Resampling.BILINEAR
-    )
-    image = image.rotate(
-        rng.uniform(-35, 35), expand=True, fillcolor=255, resample=Image.Resampling.BILINEAR
-    )
-    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2)))
-    pixels = np.asarray(image, dtype=np.float32)
-    pixels = pixels * rng.uniform(0.55, 0.95) + rng.uniform(0, 40)  # contrast and glare
-    pixels += np.random.default_rng(rng.randrange(1 << 30)).normal(
-        0, rng.uniform(4, 18), pixels.shape
-    )
-    canvas = Image.new("L", (image.width + 80, image.height + 80), color=rng.randrange(150, 230))
-    canvas.paste(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), (40, 40))
-    return canvas
 
 
 async def _observed(sdk: IoTVideo) -> asyncio.Future[tuple[str | None, IVError | None]]:
@@ -104,12 +84,12 @@ async def test_camera_scans_its_video_until_it_sees_the_code(world: World) -> No
     rng = random.Random(7)
     async with app_sdk(world.cloud.url, newcomer) as sdk:
         token = await sdk.net_config.get_bind_token()
-        ours = distort(sdk.net_config.qrcode.create("attic", "dusty-2", token).png, rng)
+        ours = as_filmed(sdk.net_config.qrcode.create("attic", "dusty-2", token).png, rng)
         stranger = io.BytesIO()
         segno.make_qr("WIFI:S:neighbour;T:WPA;P:nope;;").save(stranger, kind="png", scale=6)
         frames = [
             Image.new("L", (320, 240), 128),
-            distort(stranger.getvalue(), rng),
+            as_filmed(stranger.getvalue(), rng),
             np.asarray(ours),
             Image.new("L", (320, 240), 0),  # never reached
         ]
@@ -159,7 +139,7 @@ def test_distorted_codes_decode() -> None:
     token = "bt_" + "A" * 43
     png = _make_png("cafe-wifi", "pa55word!", token)
     for _ in range(20):
-        assert decode_qr(distort(png, rng)) == WifiConfig("cafe-wifi", "pa55word!", token)
+        assert decode_qr(as_filmed(png, rng)) == WifiConfig("cafe-wifi", "pa55word!", token)
 
 
 def _make_png(ssid: str, password: str, token: str) -> bytes:

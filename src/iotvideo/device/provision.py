@@ -286,6 +286,7 @@ class Provisioner:
         host: str = "0.0.0.0",  # noqa: S104
         port: int = 0,
         announce: list[str] | None = None,
+        discoverable: bool = True,
         client_options: dict[str, Any] | None = None,
     ) -> None:
         self.certificate = (
@@ -296,6 +297,8 @@ class Provisioner:
         self.cloud = cloud
         self.apply_wifi = apply_wifi
         self.host, self.port, self.announce = host, port, announce
+        self.discoverable = discoverable
+        self._listening = asyncio.Event()
         self.client_options = client_options or {}
         self.endpoint: LocalEndpoint | None = None
         #: When the last configuration arrived (time.time()), for measurements.
@@ -316,6 +319,7 @@ class Provisioner:
             port=self.port,
             announce=self.announce,
             bindable=bindable,
+            discoverable=self.discoverable,
         )
 
     def _client(self, bind_token: str | None = None) -> DeviceClient:
@@ -324,7 +328,6 @@ class Provisioner:
         )
 
     async def _join(self, config: WifiConfig) -> DeviceClient:
-        self.received_at = time.time()
         await _call(self.apply_wifi, config)
         client = self._client(config.bind_token)
         await client.start()
@@ -334,6 +337,7 @@ class Provisioner:
         """Read the QR code, join the network, log in with the token."""
         try:
             config = await asyncio.to_thread(decode_qr, image)
+            self.received_at = time.time()
         except ValueError as exc:
             raise IVError.of(
                 ErrorCode.IVNetCfgErr_DevStatusErr, f"cannot provision from this image: {exc}"
@@ -374,6 +378,7 @@ class Provisioner:
                 ErrorCode.IVNetCfgErr_DevStatusErr,
                 f"no configuration QR code in {scanned} frames ({last_problem})",
             )
+        self.received_at = time.time()
         return await self._join(config)
 
     async def by_ap(self) -> DeviceClient:
@@ -382,15 +387,26 @@ class Provisioner:
 
         async def on_config(config: WifiConfig) -> None:
             if not arrived.done():
+                self.received_at = time.time()
                 arrived.set_result(config)
 
         self.endpoint = self._endpoint(on_config, "ap", bindable=True)
         await self.endpoint.start()
+        self._listening.set()
         try:
             config = await arrived
-        finally:
+        except BaseException:
+            self._listening.clear()
             await self.endpoint.stop()
-        return await self._join(config)
+            raise
+        self._listening.clear()
+        # The hotspot goes down while the device joins the network (stopping the server
+        # takes up to its poll tick; no reason to make the login wait for it).
+        stopping = asyncio.create_task(self.endpoint.stop())
+        try:
+            return await self._join(config)
+        finally:
+            await stopping
 
     async def by_lan(self) -> DeviceClient:
         """Log in (the cable is the network), announce on the LAN, present tokens as they come.
@@ -411,13 +427,21 @@ class Provisioner:
 
         self.endpoint = self._endpoint(on_config, "lan", bindable=client.bindable)
         await self.endpoint.start()
+        self._listening.set()
         endpoint = self.endpoint
         client.on_bindable = lambda bindable: _keep(
             asyncio.create_task(endpoint.set_bindable(bindable))
         )
         return client
 
+    async def listening(self) -> LocalEndpoint:
+        """Wait until the local endpoint (AP and LAN modes) takes configurations."""
+        await self._listening.wait()
+        assert self.endpoint is not None
+        return self.endpoint
+
     async def stop(self) -> None:
+        self._listening.clear()
         if self.endpoint is not None:
             await self.endpoint.stop()
 

@@ -3,19 +3,26 @@
 It has a writable night-vision mode and LED, an action ``cameraOn``, a temperature that
 drifts, and a ``motion`` event now and then. ``DEMO_MODEL`` is the product model it needs
 (publish it with RunIotModel; ``iotvideo device model`` prints it).
+
+:func:`as_filmed` shows a picture as the camera's lens would see it held up to it, for
+QR-code provisioning without a real camera.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import random
 from typing import Any
 
+import numpy as np
+from PIL import Image, ImageFilter
+
 from iotvideo.device.client import DeviceClient
 
-__all__ = ["DEMO_MODEL", "SimulatedCamera"]
+__all__ = ["DEMO_MODEL", "SimulatedCamera", "as_filmed"]
 
 log = logging.getLogger("iotvideo.device.sim")
 
@@ -31,6 +38,30 @@ DEMO_MODEL: dict[str, Any] = {
     "Action": {"cameraOn": {"type": "uint32", "enum": [0, 1]}},
     "Event": {"motion": {"type": "json"}},
 }
+
+
+def as_filmed(png: bytes, rng: random.Random) -> Image.Image:
+    """A phone screen showing ``png`` as a camera films it: scaled (0.45-1.6x), rotated
+    (up to 35 degrees), blurred, dimmed, with glare and sensor noise, on a grey background.
+
+    Deterministic for a given ``rng``. Grayscale, as a QR scanner reads it.
+    """
+    image = Image.open(io.BytesIO(png)).convert("L")
+    scale = rng.uniform(0.45, 1.6)
+    image = image.resize(
+        (int(image.width * scale), int(image.height * scale)), Image.Resampling.BILINEAR
+    )
+    image = image.rotate(
+        rng.uniform(-35, 35), expand=True, fillcolor=255, resample=Image.Resampling.BILINEAR
+    )
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2)))
+    pixels = np.asarray(image, dtype=np.float32)
+    pixels = pixels * rng.uniform(0.55, 0.95) + rng.uniform(0, 40)  # contrast and glare
+    noise = np.random.default_rng(rng.randrange(1 << 30))
+    pixels += noise.normal(0, rng.uniform(4, 18), pixels.shape)
+    canvas = Image.new("L", (image.width + 80, image.height + 80), color=rng.randrange(150, 230))
+    canvas.paste(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), (40, 40))
+    return canvas
 
 
 class SimulatedCamera:
