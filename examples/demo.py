@@ -7,8 +7,13 @@
 3. Starts the first device as a simulated camera (`iotvideo device run`).
 4. The app SDK logs in as the user and reads the camera's temperature, switches its
    night mode, and runs its `cameraOn` action.
+5. QR-code provisioning of the second camera: the app gets a bind token and makes the QR
+   code (`.demo/qr.png`); the camera (`iotvideo device provision --scan`) reads it as its
+   lens would see a phone screen (`.demo/qr-filmed.png`: tilted, blurred, noisy), joins
+   the network and logs in with the token; the app's net-config observer fires; the
+   vendor binds it with CreateBinding's BindToken; the app subscribes and reads it.
 
-Then it keeps the cloud and the camera running until Ctrl-C. `--once` stops after step 4
+Then it keeps the cloud and the cameras running until Ctrl-C. `--once` stops after step 5
 (the test suite runs it so).
 """
 
@@ -18,11 +23,15 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +43,8 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.iotvideo.v20191126 import iotvideo_client, models
 
 from iotvideo.app import IoTVideo
-from iotvideo.device.simulator import DEMO_MODEL
+from iotvideo.device.simulator import DEMO_MODEL, as_filmed
+from iotvideo.protocol.errors import IVError
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console()
@@ -88,8 +98,16 @@ def show(title: str, rows: list[tuple[str, str]]) -> None:
     console.print(table)
 
 
-def demo(url: str, key: dict[str, str]) -> tuple[str, str, str, str]:
-    """Steps 1-2; returns the camera's Tid and Certificate, and the user's AccessId and token."""
+@dataclass
+class Setup:
+    client: Any
+    devices: list[Any]
+    access_id: str
+    token: str
+
+
+def demo(url: str, key: dict[str, str]) -> Setup:
+    """Steps 1-2: the vendor's product, devices, user and binding."""
     endpoint = url.removeprefix("http://")
     profile = ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=endpoint))
     client = iotvideo_client.IotvideoClient(
@@ -150,21 +168,27 @@ def demo(url: str, key: dict[str, str]) -> tuple[str, str, str, str]:
     )
     bound = call(client, "DescribeBindDev", AccessId=user.AccessId).Data
     show("DescribeBindDev", [(b.Tid, f"{b.DeviceName} ({b.Role})") for b in bound])
-    return devices[0].Tid, devices[0].Certificate, user.AccessId, token.AccessToken
+    return Setup(client, list(devices), user.AccessId, token.AccessToken)
 
 
-def start_camera(data: Path, url: str, certificate: str) -> subprocess.Popen[str]:
-    """Step 3: `iotvideo device run` with the camera's Certificate in a file."""
-    cert = data / "camera.cert"
+def start_camera(
+    data: Path, url: str, certificate: str, how: list[str], name: str = "camera"
+) -> subprocess.Popen[str]:
+    """`iotvideo device run|provision ...` with the camera's Certificate in a file."""
+    cert = data / f"{name}.cert"
     cert.write_text(certificate + "\n")
-    cmd = [sys.executable, "-m", "iotvideo", "device", "run", "--cert", str(cert), "--cloud", url]
-    proc = subprocess.Popen([*cmd, "--motion-interval", "5"], stderr=subprocess.PIPE, text=True)
+    cmd = [sys.executable, "-m", "iotvideo", "device", *how, "--cert", str(cert), "--cloud", url]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
+    said = []
     for line in proc.stderr:
+        said.append(line)
+        if "would join" in line or " online" in line:
+            console.print(f"[bold]{name}[/] {line.strip()}")
         if " online" in line:
-            console.print(f"[bold]camera[/] {line.strip()}")
+            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep it drained
             return proc
-    raise SystemExit("the simulated camera did not come online")
+    raise SystemExit(f"the simulated {name} did not come online:\n{''.join(said)}")
 
 
 async def use_the_app_sdk(url: str, tid: str, access_id: str, token: str) -> None:
@@ -189,6 +213,73 @@ async def use_the_app_sdk(url: str, tid: str, access_id: str, token: str) -> Non
         await sdk.unregister()
 
 
+async def provision_by_qr(
+    url: str, setup: Setup, data: Path, cameras: list[subprocess.Popen[str]]
+) -> str:
+    """Step 5: the second camera, from the box to bound and read, by QR code."""
+    device = setup.devices[1]
+    sdk = IoTVideo()
+    sdk.setup(url)
+    await sdk.register(setup.access_id, setup.token)
+    try:
+        result: asyncio.Future[tuple[str | None, IVError | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+        def observe(tid: str | None, error: IVError | None) -> None:
+            if not result.done():
+                result.set_result((tid, error))
+
+        sdk.net_config.observe_net_cfg_result(observe)
+        bind_token = await sdk.net_config.get_bind_token()
+        code = sdk.net_config.qrcode.create("demo-home", "demo password", bind_token)
+        code.save(data / "qr.png")
+        lens = random.Random(1)  # noqa: S311 - distorts a picture; not a key
+        as_filmed(code.png, lens).save(data / "qr-filmed.png")
+        started = time.perf_counter()
+        cameras.append(
+            await asyncio.to_thread(
+                start_camera,
+                data,
+                url,
+                device.Certificate,
+                ["provision", "--scan", str(data / "qr-filmed.png")],
+                "camera 2",
+            )
+        )
+        async with asyncio.timeout(30):
+            tid, error = await result
+        took = time.perf_counter() - started
+        if error is not None or tid != device.Tid:
+            raise SystemExit(f"provisioning failed: {tid} {error}")
+        binding = await asyncio.to_thread(
+            call,
+            setup.client,
+            "CreateBinding",
+            AccessId=setup.access_id,
+            Tid=tid,
+            Role="owner",
+            Nick="Garden",
+            BindToken=bind_token,
+        )
+        await sdk.net_config.subscribe_device(binding.AccessToken, tid)
+        temperature = await sdk.message.read_property(tid, "ProReadonly.temperature")
+        show(
+            "QR-code provisioning (IVNetConfig)",
+            [
+                ("bind token (get_bind_token)", bind_token),
+                ("QR code (qrcode.create)", f"{data / 'qr.png'}: {code.payload}"),
+                ("the camera filmed it", str(data / "qr-filmed.png")),
+                ("net-config result", f"{tid} online with the token ({took:.2f} s)"),
+                ("CreateBinding BindToken", f"{tid} bound as owner (Garden)"),
+                ("read ProReadonly.temperature", json.dumps(temperature)),
+            ],
+        )
+        return str(tid)
+    finally:
+        await sdk.unregister()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--once", action="store_true", help="stop after printing")
@@ -196,14 +287,20 @@ def main() -> int:
     args = parser.parse_args()
 
     proc, url = start_cloud(args.data)
-    camera: subprocess.Popen[str] | None = None
+    cameras: list[subprocess.Popen[str]] = []
     try:
-        tid, certificate, access_id, token = demo(url, create_key(args.data))
-        camera = start_camera(args.data, url, certificate)
+        setup = demo(url, create_key(args.data))
+        tid, access_id, token = setup.devices[0].Tid, setup.access_id, setup.token
+        cameras.append(
+            start_camera(
+                args.data, url, setup.devices[0].Certificate, ["run", "--motion-interval", "5"]
+            )
+        )
         asyncio.run(use_the_app_sdk(url, tid, access_id, token))
+        second = asyncio.run(provision_by_qr(url, setup, args.data, cameras))
         console.print(
             f"\nThe cloud runs at [bold]{url}[/] with its data in {args.data};"
-            f" camera {tid} is online."
+            f" cameras {tid} and {second} are online."
         )
         if args.once:
             return 0
@@ -218,13 +315,11 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        for child in (camera, proc):
-            if child is not None and child.poll() is None:
+        for child in (*cameras, proc):
+            if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        if camera is not None:
+        for camera in cameras:
             camera.wait(30)
-            assert camera.stderr is not None
-            camera.stderr.close()
         proc.wait(30)
         assert proc.stderr is not None
         sys.stderr.write(proc.stderr.read())

@@ -1,4 +1,5 @@
-"""`make demo` works: the demo script runs end to end (here with --once)."""
+"""`make demo` works: the demo script runs end to end (here with --once), including the
+QR-code provisioning of a second camera."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         "read ProReadonly.temperature",
         '"stVal": 2',
         "cameraOn",
+        "would join Wi-Fi 'demo-home'",
+        "online with the token",
+        "bound as owner (Garden)",
     ):
         assert shown in out.stdout
+    # The second camera was read after it was provisioned and bound by QR code.
+    assert out.stdout.count("read ProReadonly.temperature") == 2
+    assert (tmp_path / "qr.png").read_bytes().startswith(b"\x89PNG")
     assert "iotvideo cloud stopped" in out.stderr
