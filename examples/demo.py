@@ -44,7 +44,6 @@ from tencentcloud.iotvideo.v20191126 import iotvideo_client, models
 
 from iotvideo.app import IoTVideo
 from iotvideo.device.simulator import DEMO_MODEL, as_filmed
-from iotvideo.protocol.errors import IVError
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console()
@@ -222,15 +221,7 @@ async def provision_by_qr(
     sdk.setup(url)
     await sdk.register(setup.access_id, setup.token)
     try:
-        result: asyncio.Future[tuple[str | None, IVError | None]] = (
-            asyncio.get_running_loop().create_future()
-        )
-
-        def observe(tid: str | None, error: IVError | None) -> None:
-            if not result.done():
-                result.set_result((tid, error))
-
-        sdk.net_config.observe_net_cfg_result(observe)
+        online = sdk.net_config.next_net_cfg_result(device.Tid)
         bind_token = await sdk.net_config.get_bind_token()
         code = sdk.net_config.qrcode.create("demo-home", "demo password", bind_token)
         code.save(data / "qr.png")
@@ -248,10 +239,8 @@ async def provision_by_qr(
             )
         )
         async with asyncio.timeout(30):
-            tid, error = await result
+            tid = await online
         took = time.perf_counter() - started
-        if error is not None or tid != device.Tid:
-            raise SystemExit(f"provisioning failed: {tid} {error}")
         binding = await asyncio.to_thread(
             call,
             setup.client,

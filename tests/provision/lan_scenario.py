@@ -34,15 +34,7 @@ async def scenario(args: argparse.Namespace, key: tuple[str, str]) -> dict[str, 
     report: dict[str, Any] = {}
     async with app_sdk(args.cloud, user) as sdk:
         sdk.net_config.lan.interfaces = [PHONE_IP]
-        result: asyncio.Future[tuple[str | None, IVError | None]] = (
-            asyncio.get_running_loop().create_future()
-        )
-
-        def observe(tid: str | None, error: IVError | None) -> None:
-            if not result.done():
-                result.set_result((tid, error))
-
-        sdk.net_config.observe_net_cfg_result(observe)
+        online = sdk.net_config.next_net_cfg_result()
         bind_token = await sdk.net_config.get_bind_token()
         found = await sdk.net_config.lan.get_device_list(timeout=args.browse)
         report["found"] = [
@@ -62,10 +54,12 @@ async def scenario(args: argparse.Namespace, key: tuple[str, str]) -> dict[str, 
             return report
         await sdk.net_config.lan.send_wifi(ssid, password, bind_token, args.tid)
         sent = time.time()
-        async with asyncio.timeout(20):
-            tid, error = await result
+        try:
+            async with asyncio.timeout(20):
+                report["observed"] = [await online, 0]
+        except IVError as exc:
+            report["observed"] = [None, int(exc.code)]
         report["callback_ms"] = (time.time() - sent) * 1000
-        report["observed"] = [tid, int(error.code) if error else 0]
         bound = await asyncio.to_thread(
             call,
             api,

@@ -95,9 +95,16 @@ async def test_a_second_app_cannot_take_a_provisioned_camera(world: World) -> No
         await device.stop()
         # Bob gets hold of the camera and provisions it again with his own token.
         bobs = await second.net_config.get_bind_token()
+        refused = second.net_config.next_net_cfg_result(box)
+        elsewhere = second.net_config.next_net_cfg_result(world.devices[0].tid)
         device = await _present(world, 1, bobs)
         try:
             assert await _next(second_results) == (box, 21102), "not bindable: it has an owner"
+            with pytest.raises(IVError) as info:
+                await refused
+            assert info.value.code == 21102
+            assert not elsewhere.done(), "a result for another device is not this one's"
+            elsewhere.cancel()
             assert device.bindable is False
             assert "ResourceInUse" in await _refused(
                 world, AccessId=bob.access_id, Tid=box, Role="owner"

@@ -4,6 +4,7 @@
 
     token = await sdk.net_config.get_bind_token()
     sdk.net_config.observe_net_cfg_result(lambda device_id, error: ...)
+    # or, asyncio style: online = sdk.net_config.next_net_cfg_result(); ...; await online
 
     # wired or AP: find the camera on the LAN, send it the settings (sealed for it alone)
     camera = (await sdk.net_config.lan.get_device_list())[0]
@@ -66,6 +67,7 @@ class NetConfig:
         #: Subscriptions to send again after every reconnect: device_id -> token.
         self._subscriptions: dict[str, str] = {}
         self._observer: NetCfgObserver | None = None
+        self._waiting: list[tuple[str | None, asyncio.Future[str]]] = []
         self.lan = LanConfig(sdk)
         self.qrcode = QRCodeConfig()
         sdk.add_login_hook(self._resubscribe)
@@ -101,13 +103,36 @@ class NetConfig:
     def remove_observer(self) -> None:
         self._observer = None
 
+    def next_net_cfg_result(self, device_id: str | None = None) -> asyncio.Future[str]:
+        """The next net-config result (of ``device_id`` if given), asyncio style.
+
+        Ask before the device can come online (before handing out the token): the future
+        is registered at once. It resolves to the device's id when the device is online
+        with the token, or raises the result's :class:`IVError` (21101, 21102). Wrap the
+        await in ``asyncio.timeout``; cancelling the future forgets it. Independent of
+        the observer.
+        """
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiting = [w for w in self._waiting if not w[1].done()]  # drop cancelled ones
+        self._waiting.append((device_id, future))
+        return future
+
     def _on_netcfg(self, push: Push) -> None:
-        observer = self._observer
-        if observer is None:
-            return
+        tid = str(push.data.get("tid", "")) or None
         code = int(push.data.get("code", ErrorCode.IVNetCfgErr_ServerErr))
         error = None if code == 0 else IVError.of(code, str(push.data.get("msg", "")) or None)
-        observer(str(push.data.get("tid", "")) or None, error)
+        waiting, self._waiting = self._waiting, []
+        for wanted, future in waiting:
+            if future.done():
+                continue
+            if wanted not in (None, tid):
+                self._waiting.append((wanted, future))
+            elif error is None:
+                future.set_result(tid or "")
+            else:
+                future.set_exception(error)
+        if self._observer is not None:
+            self._observer(tid, error)
 
     # Subscriptions
 

@@ -21,7 +21,6 @@ from iotvideo.cli._common import die
 
 if TYPE_CHECKING:
     from iotvideo.app import IoTVideo
-    from iotvideo.protocol.errors import IVError
 
 __all__ = ["app_app"]
 
@@ -295,23 +294,20 @@ def netconfig_token(
     """Print a new bind token (10 minutes, single use); with --wait, also the net-config result."""
 
     async def get(sdk: IoTVideo) -> None:
-        result: asyncio.Future[tuple[str | None, IVError | None]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        from iotvideo.protocol.errors import IVError
 
-        def observe(tid: str | None, error: IVError | None) -> None:
-            if not result.done():
-                result.set_result((tid, error))
-
-        sdk.net_config.observe_net_cfg_result(observe)
+        result = sdk.net_config.next_net_cfg_result()
         token = await sdk.net_config.get_bind_token()
         print(token, flush=True)
         if wait is not None:
             try:
-                tid, error = await asyncio.wait_for(result, wait)
+                async with asyncio.timeout(wait):
+                    _print({"device_id": await result, "code": 0})
             except TimeoutError:
                 die(f"no device logged in with the token within {wait:g} s; is it online?", 1)
-            _print({"device_id": tid, "code": int(error.code) if error else 0})
+            except IVError as exc:
+                _print({"code": int(exc.code), "msg": exc.message})
+                raise typer.Exit(1) from None
 
     _run(cloud, access_id, access_token, None, None, get)
 
