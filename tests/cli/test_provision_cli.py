@@ -27,6 +27,12 @@ def _world_env(world: World, user: str) -> dict[str, str]:
     }
 
 
+def _provision(cert: Path, cloud: str, image: Path) -> list[str]:
+    """`iotvideo device provision --scan IMAGE`, as a camera runs it."""
+    device = [sys.executable, "-m", "iotvideo", "device", "provision", "--cert", str(cert)]
+    return [*device, "--cloud", cloud, "--scan", str(image)]
+
+
 def test_qr_code_from_the_shell_provisions_a_camera(sqlite_cloud: Cloud, tmp_path: Path) -> None:
     world = make_world(sqlite_cloud)
     box = world.devices[1]  # nobody owns it yet
@@ -61,19 +67,7 @@ def test_qr_code_from_the_shell_provisions_a_camera(sqlite_cloud: Cloud, tmp_pat
         shown = json.loads(made.stdout)
         assert shown["token"] == token and png.read_bytes().startswith(b"\x89PNG")
         camera_proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "iotvideo",
-                "device",
-                "provision",
-                "--cert",
-                str(cert),
-                "--cloud",
-                world.cloud.url,
-                "--scan",
-                str(png),
-            ],
+            _provision(cert, world.cloud.url, png),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -109,19 +103,7 @@ def test_scanning_a_foreign_code_is_refused(sqlite_cloud: Cloud, tmp_path: Path)
     png = tmp_path / "foreign.png"
     segno.make_qr("https://example.com/").save(png, scale=8)
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "iotvideo",
-            "device",
-            "provision",
-            "--cert",
-            str(cert),
-            "--cloud",
-            world.cloud.url,
-            "--scan",
-            str(png),
-        ],
+        _provision(cert, world.cloud.url, png),
         capture_output=True,
         text=True,
         timeout=60,

@@ -20,6 +20,16 @@ from iotvideo.protocol.provision import WifiConfig
 from tests.link.world import World, app_sdk, fast_backoff
 
 
+def _provisioner(world: World, joined: list[WifiConfig]) -> Provisioner:
+    """The unowned camera's provisioner; the Wi-Fi settings it would join go to ``joined``."""
+    return Provisioner(
+        world.devices[1].certificate,
+        world.cloud.url,
+        apply_wifi=joined.append,
+        client_options={"backoff": fast_backoff()},
+    )
+
+
 async def _observed(sdk: IoTVideo) -> asyncio.Future[tuple[str | None, IVError | None]]:
     result: asyncio.Future[tuple[str | None, IVError | None]] = (
         asyncio.get_running_loop().create_future()
@@ -45,12 +55,7 @@ async def test_qr_flow(world: World, tmp_path: Path) -> None:
         code.save(str(image))
         seen = await _observed(sdk)
         joined: list[WifiConfig] = []
-        provisioner = Provisioner(
-            box.certificate,
-            world.cloud.url,
-            apply_wifi=joined.append,
-            client_options={"backoff": fast_backoff()},
-        )
+        provisioner = _provisioner(world, joined)
         device = await provisioner.by_qr(image)
         try:
             async with asyncio.timeout(10):
@@ -95,12 +100,7 @@ async def test_camera_scans_its_video_until_it_sees_the_code(world: World) -> No
         ]
         online = sdk.net_config.next_net_cfg_result(box.tid)
         joined: list[WifiConfig] = []
-        provisioner = Provisioner(
-            box.certificate,
-            world.cloud.url,
-            apply_wifi=joined.append,
-            client_options={"backoff": fast_backoff()},
-        )
+        provisioner = _provisioner(world, joined)
         device = await provisioner.by_qr_frames(frames, timeout=30)
         try:
             async with asyncio.timeout(10):

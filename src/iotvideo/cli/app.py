@@ -27,7 +27,8 @@ __all__ = ["app_app"]
 T = TypeVar("T")
 
 app_app = typer.Typer(
-    help="Use the app SDK: read and write a device's thing model, run actions, pass data, watch.",
+    help="Use the app SDK: read and write a device's thing model, run actions, pass data, "
+    "watch, provision devices.",
     no_args_is_help=True,
 )
 prop_app = typer.Typer(

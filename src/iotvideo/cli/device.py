@@ -14,22 +14,28 @@ from iotvideo.cli._common import die, stderr
 
 __all__ = ["device_app"]
 
-device_app = typer.Typer(help="Run a simulated camera with the device SDK.", no_args_is_help=True)
+device_app = typer.Typer(
+    help="Run or provision a simulated camera with the device SDK.", no_args_is_help=True
+)
+
+
+CertOpt = Annotated[
+    Path, typer.Option("--cert", help="File holding the Certificate CreateDevices returned.")
+]
+CloudUrlsOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--cloud",
+        envvar="IOTVIDEO_CLOUD",
+        help="Cloud URL; repeat it to fail over between several.",
+    ),
+]
 
 
 @device_app.command("run")
 def run(
-    cert: Annotated[
-        Path, typer.Option("--cert", help="File holding the Certificate CreateDevices returned.")
-    ],
-    cloud: Annotated[
-        list[str],
-        typer.Option(
-            "--cloud",
-            envvar="IOTVIDEO_CLOUD",
-            help="Cloud URL; repeat it to fail over between several.",
-        ),
-    ],
+    cert: CertOpt,
+    cloud: CloudUrlsOpt,
     motion_interval: Annotated[
         float, typer.Option(help="Mean seconds between motion events.")
     ] = 30.0,
@@ -82,17 +88,8 @@ def model() -> None:
 
 @device_app.command("provision")
 def provision(
-    cert: Annotated[
-        Path, typer.Option("--cert", help="File holding the Certificate CreateDevices returned.")
-    ],
-    cloud: Annotated[
-        list[str],
-        typer.Option(
-            "--cloud",
-            envvar="IOTVIDEO_CLOUD",
-            help="Cloud URL; repeat it to fail over between several.",
-        ),
-    ],
+    cert: CertOpt,
+    cloud: CloudUrlsOpt,
     scan: Annotated[
         Path | None, typer.Option("--scan", help="Read the app's QR code from this image.")
     ] = None,
