@@ -1,1 +1,5 @@
-"""Shared audio/video building blocks (sources, fan-out, muxing, WebRTC glue)."""
+"""Shared audio/video: sources, H.264 helpers, fan-out, muxing, WebRTC glue.
+
+Used by both the device and the app SDK (and the cloud for recordings); imports nothing
+from them.
+"""

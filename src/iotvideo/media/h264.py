@@ -1,0 +1,82 @@
+"""H.264 encoding for sources the device encodes itself (``testsrc:``, V4L2 raw frames).
+
+One encoder per source, never per viewer (the fan-out hands the same packets to every
+viewer). Output is Annex-B with a 90 kHz clock, as RTP/WebRTC and MPEG-TS want it; SPS and
+PPS are repeated before every keyframe so any viewer can start at any keyframe.
+``force_keyframe()`` makes the next frame an IDR (a new viewer, or a receiver's PLI).
+
+Encoding is CPU work: call :meth:`H264Encoder.encode` off the event loop.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+from av.video.frame import PictureType
+
+__all__ = ["CLOCK_RATE", "H264Encoder", "is_idr"]
+
+#: The RTP clock of video.
+CLOCK_RATE = 90_000
+
+
+class H264Encoder:
+    """libx264 tuned for live video: no B-frames, no lookahead, a keyframe every ``gop`` s."""
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        *,
+        fps: float = 15.0,
+        bitrate: int = 600_000,
+        gop: float = 2.0,
+        preset: str = "ultrafast",
+    ) -> None:
+        self.width, self.height, self.fps = width, height, fps
+        codec = av.CodecContext.create("libx264", "w")
+        codec.width, codec.height = width, height
+        codec.pix_fmt = "yuv420p"
+        codec.time_base = Fraction(1, CLOCK_RATE)
+        codec.framerate = Fraction(fps).limit_denominator(1001)
+        codec.bit_rate = bitrate
+        codec.gop_size = max(1, round(fps * gop))
+        codec.options = {
+            "preset": preset,
+            "tune": "zerolatency",
+            "x264-params": "repeat-headers=1:annexb=1:scenecut=0",
+        }
+        self._codec = codec
+        self._force = False
+
+    def force_keyframe(self) -> None:
+        """Make the next encoded frame an IDR."""
+        self._force = True
+
+    def encode(self, image: np.ndarray, pts: int) -> list[av.Packet[Any]]:
+        """Encode one RGB24 picture taken at ``pts`` (90 kHz); the packets it produced."""
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts, frame.time_base = pts, Fraction(1, CLOCK_RATE)
+        # Frames may arrive flagged as I-frames (e.g. from lavfi); only ask when we mean it.
+        frame.pict_type = PictureType.I if self._force else PictureType.NONE
+        self._force = False
+        return list(self._codec.encode(frame))
+
+    def close(self) -> list[av.Packet[Any]]:
+        """Flush: the packets still inside the encoder."""
+        return list(self._codec.encode(None))
+
+
+def is_idr(data: bytes) -> bool:
+    """Does this Annex-B access unit hold an IDR slice (NAL type 5)?"""
+    i = 0
+    while True:
+        i = data.find(b"\x00\x00\x01", i)
+        if i < 0 or i + 3 >= len(data):
+            return False
+        if data[i + 3] & 0x1F == 5:
+            return True
+        i += 3
