@@ -76,6 +76,8 @@ class IoTVideo:
         self._status_listeners: list[Callable[[LinkStatus], object]] = []
         self._login_hooks: list[Callable[[], Any]] = []
         self._push_handlers: dict[str, list[Callable[[Push], object]]] = {}
+        #: Open media/data connections (at most MAX_CONNECTION_NUM).
+        self.connections: set[Any] = set()
         self._log_handler = _DelegateLogHandler(self)
         logging.getLogger("iotvideo").addHandler(self._log_handler)
         self.message = MessageMgr(self)

@@ -61,6 +61,23 @@ class CloudSettings(BaseSettings):
         3600, gt=0, description="Seconds between purges of long-dead access tokens."
     )
 
+    ice_urls: list[str] = Field(
+        default_factory=list,
+        description=(
+            "STUN/TURN URLs handed to peers for media, e.g. "
+            "turn:turn.example:3478?transport=udp (JSON list in the environment). Empty: "
+            "peers use their host candidates only."
+        ),
+    )
+    turn_secret: str | None = Field(
+        None,
+        description="Shared secret of the TURN servers (coturn's static-auth-secret): "
+        "peers get short-lived credentials made with it (TURN REST API).",
+    )
+    turn_ttl: int = Field(
+        600, ge=30, description="Seconds the TURN credentials handed to peers stay valid."
+    )
+
     @property
     def db_url(self) -> str:
         """The database URL, defaulting to ``<data>/iotvideo.db``."""

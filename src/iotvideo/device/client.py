@@ -132,6 +132,7 @@ class DeviceClient:
         self._actions: dict[str, Callable[[Any], Any]] = {}
         self._reads: dict[str, Callable[[], Any]] = {}
         self._data: Callable[[bytes, str], Any] | None = None
+        self._ops: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self._outbox = _Outbox()
         self._flushes: set[asyncio.Task[None]] = set()
         self.link = LinkEndpoint(
@@ -193,6 +194,11 @@ class DeviceClient:
         """Handle passthrough data: ``fn(data, topic) -> bytes`` (the answer) or None."""
         self._data = fn
         return fn
+
+    def add_op(self, op: str, handler: Callable[[dict[str, Any]], Any]) -> None:
+        """Serve requests ``op`` from the cloud with ``handler(data) -> reply data`` (the
+        device's media and other modules plug in here)."""
+        self._ops[op] = handler
 
     # Lifecycle
 
@@ -335,6 +341,8 @@ class DeviceClient:
             return self._read_value(_name(data, "ProReadonly"))
         if op == "data":
             return await self._pass_data(data)
+        if op in self._ops:
+            return dict(await _call(self._ops[op], data))
         raise IVError.of(ErrorCode.IVTermErr_msg_user_cmd_type_error, f"unknown op {op!r}")
 
     async def _apply_write(self, name: str, value: Any) -> Any:

@@ -91,6 +91,12 @@ class FanOut:
             self.on_keyframe_wanted()
         return viewer
 
+    def reopen(self) -> None:
+        """After :meth:`end`: take viewers again (the source was started anew)."""
+        if self._ended:
+            self._ended = False
+            self._gop = []
+
     def remove(self, viewer: Viewer) -> None:
         if viewer in self.viewers:
             self.viewers.remove(viewer)

@@ -17,7 +17,14 @@ import av
 import numpy as np
 from av.video.frame import PictureType
 
-__all__ = ["CLOCK_RATE", "H264Encoder", "is_idr"]
+__all__ = [
+    "CLOCK_RATE",
+    "H264Encoder",
+    "is_idr",
+    "nal_types",
+    "parameter_sets",
+    "with_parameter_sets",
+]
 
 #: The RTP clock of video.
 CLOCK_RATE = 90_000
@@ -80,3 +87,38 @@ def is_idr(data: bytes) -> bool:
         if data[i + 3] & 0x1F == 5:
             return True
         i += 3
+
+
+def nal_types(data: bytes) -> list[int]:
+    """The NAL unit types in an Annex-B access unit, in order."""
+    return [data[header] & 0x1F for _, header in _starts(data)]
+
+
+def with_parameter_sets(data: bytes, parameter_sets: bytes) -> bytes:
+    """A keyframe that carries SPS and PPS (some cameras send them only out of band, in
+    the SDP or the container header): prepend them when it has none."""
+    if not parameter_sets or 7 in nal_types(data):
+        return data
+    return parameter_sets + data
+
+
+def parameter_sets(data: bytes) -> bytes:
+    """The SPS and PPS NAL units of an Annex-B access unit (with start codes), or b""."""
+    out = []
+    starts = _starts(data)
+    for n, (_, header) in enumerate(starts):
+        end = starts[n + 1][0] if n + 1 < len(starts) else len(data)
+        if data[header] & 0x1F in (7, 8):
+            out.append(b"\x00\x00\x00\x01" + data[header:end].rstrip(b"\x00"))
+    return b"".join(out)
+
+
+def _starts(data: bytes) -> list[tuple[int, int]]:
+    """(start code position, NAL header position) of each NAL unit."""
+    found = []
+    i = 0
+    while (i := data.find(b"\x00\x00\x01", i)) >= 0 and i + 3 < len(data):
+        start = i - 1 if i > 0 and data[i - 1] == 0 else i
+        found.append((start, i + 3))
+        i += 3
+    return found

@@ -1,16 +1,50 @@
 """Every adaptation of aiortc and aioice the project makes, in one place, each with why.
 
-Import WebRTC things from here, not from aiortc directly, so the adaptations are in force.
+Import WebRTC things from here, not from aiortc directly, so the adaptations are in force:
+
+- host candidates chosen by us, loopback included (:func:`set_host_addresses`);
+- no default public STUN server (:func:`rtc_configuration`);
+- encoded-frame pass-through on the sending side (:class:`PacketTrack`), with the
+  receiver's keyframe requests (PLI/FIR) reaching the source (``keyframe_wanted``);
+- the encoded frames on the receiving side, before any decoding (:func:`tap_receiver`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import queue
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from typing import Any
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCIceServer
+import av
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
 
-__all__ = ["host_addresses", "rtc_configuration", "set_host_addresses"]
+__all__ = [
+    "EncodedSink",
+    "MediaStreamError",
+    "PacketTrack",
+    "RTCIceServer",
+    "RTCPeerConnection",
+    "RTCSessionDescription",
+    "codecs_of",
+    "host_addresses",
+    "ice_servers",
+    "make_packet",
+    "rtc_configuration",
+    "set_host_addresses",
+    "tap_receiver",
+]
 
 _original_get_host_addresses = aioice.ice.get_host_addresses
 _host_addresses: list[str] | None = None
@@ -41,8 +75,134 @@ def host_addresses() -> list[str] | None:
     return None if _host_addresses is None else list(_host_addresses)
 
 
-def rtc_configuration(ice_servers: Sequence[RTCIceServer] = ()) -> RTCConfiguration:
+def rtc_configuration(
+    ice_servers: Sequence[RTCIceServer] = (), *, relay_only: bool = False
+) -> RTCConfiguration:
     """An explicit ICE server list. Why: with no configuration aiortc adds a public STUN
     server, which a self-hosted platform (and its tests) must never contact; the cloud
-    hands out its own STUN/TURN servers and credentials."""
-    return RTCConfiguration(iceServers=list(ice_servers))
+    hands out its own STUN/TURN servers and credentials. ``relay_only``: use TURN relay
+    candidates only (networks where peers cannot reach each other, and its test)."""
+    policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+    return RTCConfiguration(iceServers=list(ice_servers), iceTransportPolicy=policy)
+
+
+def codecs_of(kind: str, mime: str) -> list[Any]:
+    """aiortc's capabilities for one codec (for ``setCodecPreferences``)."""
+    return [
+        c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType.lower() == mime.lower()
+    ]
+
+
+def ice_servers(servers: Sequence[dict[str, Any]]) -> list[RTCIceServer]:
+    """The cloud's ``ice_servers`` list (``urls``, ``username``, ``credential``) for aiortc."""
+    return [
+        RTCIceServer(
+            urls=list(s["urls"]) if isinstance(s["urls"], list) else [str(s["urls"])],
+            username=s.get("username"),
+            credential=s.get("credential"),
+        )
+        for s in servers
+    ]
+
+
+# Sending encoded frames
+
+
+class PacketTrack(MediaStreamTrack):
+    """A track whose frames are already encoded: ``recv()`` returns :class:`av.Packet`.
+
+    Why: aiortc encodes every sender's track on its own, once per peer; a camera serving
+    several viewers (or passing its hardware's H.264 through) must encode once, or not at
+    all. aiortc packetizes an ``av.Packet`` without encoding (``Encoder.pack``), so a track
+    of packets is the pass-through. ``next_packet`` gives the next packet, or None at
+    the end; ``on_keyframe_wanted`` is called when the receiver asks for a keyframe.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        next_packet: Callable[[], Any],
+        *,
+        on_keyframe_wanted: Callable[[], object] | None = None,
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self._next = next_packet
+        self.on_keyframe_wanted = on_keyframe_wanted
+
+    async def recv(self) -> av.Packet[Any]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        packet = await self._next()
+        if packet is None:
+            self.stop()
+            raise MediaStreamError
+        assert isinstance(packet, av.Packet)
+        return packet
+
+    def keyframe_wanted(self) -> None:
+        if self.on_keyframe_wanted is not None:
+            self.on_keyframe_wanted()
+
+
+def make_packet(data: bytes, pts: int, time_base: Fraction) -> av.Packet[Any]:
+    """An ``av.Packet`` for :class:`PacketTrack` (the time base is the codec's clock)."""
+    packet = av.Packet(data)
+    packet.pts = pts
+    packet.time_base = time_base
+    return packet
+
+
+_original_send_keyframe = RTCRtpSender._send_keyframe
+
+
+def _send_keyframe(self: RTCRtpSender) -> None:
+    # Why: on a PLI or FIR aiortc only flags its own encoder ("force the next frame to be
+    # a keyframe"), which a pass-through track never uses, so a receiver that lost a
+    # keyframe would wait for the next regular one (seconds). Tell the track instead; our
+    # source forces an IDR, or the viewer restarts from the cached GOP.
+    _original_send_keyframe(self)
+    track = self.track
+    if isinstance(track, PacketTrack):
+        track.keyframe_wanted()
+
+
+RTCRtpSender._send_keyframe = _send_keyframe  # type: ignore[method-assign]
+
+
+# Receiving encoded frames
+
+#: ``sink(mime_type, data, timestamp)``: one depacketized frame (an H.264 access unit in
+#: Annex-B, an Opus or G.711 frame) and its RTP timestamp, rebased to start at 0.
+EncodedSink = Callable[[str, bytes, int], None]
+
+
+class _TapQueue(queue.Queue[Any]):
+    """Stands in for the receiver's decoder queue: frames go to the sink, not the decoder."""
+
+    def __init__(self, sink: EncodedSink) -> None:
+        super().__init__()
+        self.sink = sink
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:  # the receiver stops: let its (idle) decoder thread end
+            super().put(None)
+            return
+        codec, encoded = item
+        self.sink(codec.mimeType, bytes(encoded.data), int(encoded.timestamp))
+
+
+def tap_receiver(receiver: RTCRtpReceiver, sink: EncodedSink) -> Callable[[], None]:
+    """Hand ``receiver``'s depacketized frames to ``sink`` (on the event loop) instead of
+    aiortc's decoder; call before the connection starts. Returns ``decode_failed()``:
+    call it when your decoder could not decode a frame, and the sender is asked for a
+    keyframe (PLI).
+
+    Why: aiortc has no API for a receiver's encoded frames; it decodes them itself on a
+    thread and hands out only decoded frames. Recording without re-encoding, and the
+    player's own (replaceable) decoders, need the frames as they arrived. The decoder
+    queue is the one place both travel through, so we replace it.
+    """
+    receiver._RTCRtpReceiver__decoder_queue = _TapQueue(sink)  # type: ignore[attr-defined]
+    error = receiver._RTCRtpReceiver__decoder_error  # type: ignore[attr-defined]
+    return error.set  # type: ignore[no-any-return]

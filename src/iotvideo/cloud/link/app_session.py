@@ -21,6 +21,7 @@ from iotvideo.cloud.access import NEVER, TokenKind, find_token
 from iotvideo.cloud.db.tables import access_tokens, app_users, bindings, devices
 from iotvideo.cloud.link.session import LinkSession, OpHandler, field
 from iotvideo.cloud.provisioning import issue_bind_token
+from iotvideo.cloud.turn import ice_servers
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.link import Push, Reply, Request
@@ -30,6 +31,9 @@ __all__ = ["AppSession"]
 log = logging.getLogger("iotvideo.cloud.link")
 
 MAX_TIMEOUT = 60.0
+#: Largest SDP relayed (an offer with many candidates is a few KB).
+MAX_SDP = 32_000
+MEDIA_KINDS = ("monitor", "live", "transmission")
 
 
 @dataclass
@@ -246,6 +250,8 @@ class AppSession(LinkSession):
             "server.data": self._server_data,
             "bindtoken.create": self._bind_token,
             "device.identity": self._identity,
+            "media.ice": self._media_ice,
+            "media.offer": self._media_offer,
             "ping": self._ping,
         }
 
@@ -345,6 +351,43 @@ class AppSession(LinkSession):
             self.ctx, self.vendor_id, self.access_id, url, payload, _timeout(request.data)
         )
         return {"data": link.encode_data(answer)}
+
+    # Media signaling: the app offers, the device answers; both get ICE servers.
+
+    async def _media_ice(self, _request: Request) -> dict[str, Any]:
+        """STUN/TURN servers (with fresh TURN credentials) for the app's next connection."""
+        return {"ice_servers": ice_servers(self.ctx.settings, self.access_id, now=self.ctx.now())}
+
+    async def _media_offer(self, request: Request) -> dict[str, Any]:
+        """Relay an SDP offer to the device and its answer back."""
+        tid = field(request.data, "tid", str)
+        sdp = field(request.data, "sdp", str)
+        if len(sdp) > MAX_SDP:
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_user_cmd_param_error, f"SDP longer than {MAX_SDP} bytes"
+            )
+        kind = field(request.data, "kind", str, required=False, default="monitor")
+        if kind not in MEDIA_KINDS:
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_user_cmd_param_error,
+                f"kind must be one of {', '.join(MEDIA_KINDS)}",
+            )
+        source = field(request.data, "source", str, required=False, default="")
+        definition = field(request.data, "definition", str, required=False, default="low")
+        grant = await self.grant(tid)
+        body = {
+            "sdp": sdp,
+            "kind": kind,
+            "source": source,
+            "definition": definition,
+            "from": self.access_id,
+            "role": grant.role,
+            "ice_servers": ice_servers(self.ctx.settings, tid, now=self.ctx.now()),
+        }
+        outcome = await self.ctx.hub.ask(
+            tid, "media.offer", body, _timeout(request.data) or self.ctx.settings.device_timeout
+        )
+        return outcome.raise_for_code()
 
     async def _ping(self, _request: Request) -> dict[str, Any]:
         return {"time": self.ctx.now()}

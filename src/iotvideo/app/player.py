@@ -1,0 +1,857 @@
+"""Live media: ``Transmission``, ``MonitorPlayer``, ``LivePlayer`` (the seed's 多媒体).
+
+::
+
+    player = MonitorPlayer(device_id, sdk=sdk)
+    player.delegate = my_delegate                 # status changes, errors, data
+    await player.play()                           # connected; frames follow
+    async for frame in player.frames():           # av.VideoFrame; frame.to_ndarray()
+        ...
+    await player.snapshot("now.jpg")
+    await player.start_recording("clip.mp4"); ...; await player.stop_recording()
+    await player.start_talking(ToneCapture(440)); await player.stop_talking()
+    await player.switch_definition("mid")         # no reconnect
+    await player.stop()
+
+The app offers, the device answers, over the link; media flows peer to peer (WebRTC,
+DTLS-SRTP), through the TURN relay the cloud hands out when it must. Every connection
+carries a ``data`` channel for the app's own bytes (:meth:`Connection.send`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import av
+import numpy as np
+
+from iotvideo.app.modules import (
+    AudioCapturable,
+    AudioCapture,
+    AudioDecodable,
+    AudioDecoder,
+    AudioEncodable,
+    AudioRender,
+    AudioRenderable,
+    AVRecordable,
+    TestCamera,
+    VideoCapturable,
+    VideoDecodable,
+    VideoDecoder,
+    VideoEncodable,
+    VideoRender,
+    VideoRenderable,
+)
+from iotvideo.media.audio import codec_of_mime
+from iotvideo.media.fanout import Viewer
+from iotvideo.media.h264 import is_idr
+from iotvideo.media.recorder import MP4Recorder, encode_picture
+from iotvideo.media.sources import DEFINITIONS, AudioStream, EncodedVideoStream, MediaStream
+from iotvideo.media.webrtc import (
+    PacketTrack,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    codecs_of,
+    ice_servers,
+    make_packet,
+    rtc_configuration,
+    tap_receiver,
+)
+from iotvideo.media.worker import SerialWorker
+from iotvideo.protocol import media as wire
+from iotvideo.protocol.errors import ErrorCode, IVError
+
+if TYPE_CHECKING:
+    from iotvideo.app.sdk import IoTVideo
+
+__all__ = [
+    "Connection",
+    "ConnectionDelegate",
+    "LivePlayer",
+    "MonitorPlayer",
+    "PlayerDelegate",
+    "PlayerStatus",
+    "Transmission",
+]
+
+log = logging.getLogger("iotvideo.app.player")
+
+#: The start-up stages a player traces, in order.
+STAGES = ("signaling", "ice", "dtls", "first_packet", "first_keyframe", "first_frame")
+
+
+class PlayerStatus(Enum):
+    IDLE = "idle"
+    CONNECTING = "connecting"  # signaling, ICE, DTLS
+    LOADING = "loading"  # connected, waiting for the first picture
+    PLAYING = "playing"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class ConnectionDelegate(Protocol):
+    """IVConnectionDelegate (every method optional)."""
+
+    def connection_did_receive_data(self, connection: Connection, data: bytes) -> None: ...
+
+
+class PlayerDelegate(ConnectionDelegate, Protocol):
+    """IVPlayerDelegate (every method optional)."""
+
+    def player_did_update_status(self, player: Connection, status: PlayerStatus) -> None: ...
+
+    def player_did_receive_error(self, player: Connection, error: IVError) -> None: ...
+
+    def player_did_change_size(self, player: Connection, width: int, height: int) -> None: ...
+
+
+def _err(code: ErrorCode, message: str) -> IVError:
+    return IVError.of(code, message)
+
+
+class Connection:
+    """IVConnection: a peer-to-peer connection to one device, with a custom-data channel.
+
+    Use a subclass: :class:`Transmission` (data only), :class:`MonitorPlayer`,
+    :class:`LivePlayer`.
+    """
+
+    kind = "transmission"
+
+    def __init__(
+        self,
+        device_id: str,
+        *,
+        source_id: str | int | None = None,
+        sdk: IoTVideo | None = None,
+        relay_only: bool = False,
+    ) -> None:
+        from iotvideo.app.sdk import IoTVideo
+
+        self.sdk = sdk or IoTVideo.shared()
+        self.device_id = device_id
+        self.source_id = "" if source_id is None else str(source_id)
+        self.relay_only = relay_only
+        self.delegate: Any = None
+        self.status = PlayerStatus.IDLE
+        self.error: IVError | None = None
+        #: Milliseconds from connect()/play() to each start-up stage reached.
+        self.trace: dict[str, float] = {}
+        #: What the device said about its streams in the answer.
+        self.answer: dict[str, Any] = {}
+        self._pc: RTCPeerConnection | None = None
+        self._ctl: Any = None
+        self._data: Any = None
+        self._t0 = 0.0
+        self._received: asyncio.Queue[bytes | None] = asyncio.Queue(1000)
+        self._control_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._connected = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._workers: list[SerialWorker] = []
+
+    # State
+
+    @property
+    def connected(self) -> bool:
+        return self._pc is not None and self._connected.is_set() and not self._ended.is_set()
+
+    def _set_status(self, status: PlayerStatus) -> None:
+        if status is self.status:
+            return
+        self.status = status
+        log.debug("%s %s: %s", self.kind, self.device_id, status.value)
+        self._tell("player_did_update_status", self, status)
+
+    def _tell(self, method: str, *args: Any) -> None:
+        callback = getattr(self.delegate, method, None)
+        if callback is not None:
+            try:
+                callback(*args)
+            except Exception:
+                log.exception("delegate %s failed", method)
+
+    def _mark(self, stage: str) -> None:
+        if stage not in self.trace and self._t0:
+            self.trace[stage] = round((time.monotonic() - self._t0) * 1000, 2)
+
+    # Connecting
+
+    async def connect(self, *, timeout: float = 10.0) -> None:
+        """Connect to the device; raise IVError (21020 too many connections, 21021
+        already connected, 20007 device busy, 21022 failed, ...)."""
+        if self._pc is not None:
+            raise _err(ErrorCode.IVConnError_Duplicate, "already connected; disconnect() first")
+        connections = self.sdk.connections
+        if len(connections) >= wire.MAX_CONNECTION_NUM:
+            raise _err(
+                ErrorCode.IVConnError_ExceedsMaxNumber,
+                f"{wire.MAX_CONNECTION_NUM} connections are open (MAX_CONNECTION_NUM); "
+                "disconnect one first",
+            )
+        connections.add(self)
+        self.error = None
+        self.trace = {}
+        self._connected.clear()
+        self._ended.clear()
+        self._t0 = time.monotonic()
+        self._set_status(PlayerStatus.CONNECTING)
+        try:
+            async with asyncio.timeout(timeout):
+                await self._connect()
+        except BaseException as exc:
+            await self._teardown()
+            self._set_status(PlayerStatus.FAILED)
+            if isinstance(exc, TimeoutError):
+                raise _err(
+                    ErrorCode.IVConnError_ConnectFailed,
+                    f"no connection to {self.device_id} in {timeout:g} s",
+                ) from None
+            raise
+
+    async def _connect(self) -> None:
+        ice = await self.sdk.request("media.ice", {})
+        servers = ice_servers(ice.get("ice_servers") or [])
+        pc = RTCPeerConnection(rtc_configuration(servers, relay_only=self.relay_only))
+        self._pc = pc
+        self._ctl = pc.createDataChannel(wire.CONTROL_CHANNEL)
+        self._ctl.on("message", self._on_control)
+        self._data = pc.createDataChannel(wire.DATA_CHANNEL)
+        self._data.on("message", self._on_data)
+        self._setup_media(pc)
+
+        @pc.on("iceconnectionstatechange")
+        def ice_changed() -> None:
+            if pc.iceConnectionState == "completed":
+                self._mark("ice")
+
+        @pc.on("connectionstatechange")
+        def changed() -> None:
+            if pc.connectionState == "connected":
+                self._mark("dtls")
+            elif pc.connectionState in ("failed", "closed") and pc is self._pc:
+                self._lost(
+                    _err(ErrorCode.IVTermErr_msg_calling_timeout_disconnect, "connection lost")
+                )
+
+        offer = await pc.createOffer()
+        await pc.setLocalDescription(offer)
+        request: dict[str, Any] = {
+            "tid": self.device_id,
+            "sdp": pc.localDescription.sdp,
+            "kind": self.kind,
+            "source": self.source_id,
+        }
+        request.update(self._offer_fields())
+        self.answer = await self.sdk.request("media.offer", request)
+        self._mark("signaling")
+        await pc.setRemoteDescription(RTCSessionDescription(self.answer["sdp"], "answer"))
+        opened = asyncio.get_running_loop().create_future()
+        if self._data.readyState == "open":
+            opened.set_result(None)
+        else:
+
+            def on_open() -> None:
+                if not opened.done():
+                    opened.set_result(None)
+
+            self._data.once("open", on_open)
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            await asyncio.wait({opened, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+        if self._ended.is_set() or not opened.done():
+            raise self.error or _err(ErrorCode.IVConnError_ConnectFailed, "connection failed")
+        self._connected.set()
+        self._on_connected()
+
+    def _setup_media(self, pc: RTCPeerConnection) -> None:
+        """Add transceivers and taps (players)."""
+
+    def _offer_fields(self) -> dict[str, Any]:
+        return {}
+
+    def _on_connected(self) -> None:
+        self._set_status(PlayerStatus.PLAYING)
+
+    async def disconnect(self) -> None:
+        """Close the connection (the seed's disconnect)."""
+        await self._teardown()
+        if self.status is not PlayerStatus.FAILED:
+            self._set_status(PlayerStatus.STOPPED)
+
+    async def _teardown(self) -> None:
+        pc, self._pc = self._pc, None
+        self._ended.set()
+        self.sdk.connections.discard(self)
+        for worker in self._workers:
+            worker.close()
+        self._workers = []
+        for waiter in self._control_waiters.values():
+            if not waiter.done():
+                waiter.set_exception(_err(ErrorCode.IVConnError_Disconnected, "disconnected"))
+        self._control_waiters.clear()
+        with contextlib.suppress(asyncio.QueueFull):
+            self._received.put_nowait(None)
+        if pc is not None:
+            await pc.close()
+
+    def _lost(self, error: IVError) -> None:
+        """The device hung up or the connection broke."""
+        if self._ended.is_set():
+            return
+        self.error = error
+        log.info("%s %s ended: %s", self.kind, self.device_id, error)
+        self._ended.set()
+        self._set_status(PlayerStatus.FAILED)
+        self._tell("player_did_receive_error", self, error)
+        task = asyncio.ensure_future(self._teardown())
+        task.add_done_callback(lambda _t: None)
+        self._teardown_task = task
+
+    async def wait_ended(self) -> IVError | None:
+        """Wait until the connection ends; the error that ended it (None if stopped)."""
+        await self._ended.wait()
+        return self.error
+
+    # Custom data
+
+    def send(self, data: bytes) -> None:
+        """Send custom data (at most MAX_PKG_BYTES = 64000 bytes): 21024 above it, 21023
+        when not connected."""
+        if len(data) > wire.MAX_PKG_BYTES:
+            raise _err(
+                ErrorCode.IVConnError_ExceedsMaxLength,
+                f"{len(data)} bytes is over MAX_PKG_BYTES ({wire.MAX_PKG_BYTES}); split it",
+            )
+        if not self.connected or self._data is None or self._data.readyState != "open":
+            raise _err(ErrorCode.IVConnError_Disconnected, "not connected; connect() first")
+        self._data.send(bytes(data))
+
+    async def received(self) -> AsyncIterator[bytes]:
+        """Custom data from the device as it arrives, until the connection ends."""
+        while (data := await self._received.get()) is not None:
+            yield data
+
+    def _on_data(self, message: str | bytes) -> None:
+        data = message.encode() if isinstance(message, str) else message
+        if self._received.full():
+            self._received.get_nowait()
+        self._received.put_nowait(data)
+        self._tell("connection_did_receive_data", self, data)
+
+    # Control channel
+
+    def _on_control(self, message: str | bytes) -> None:
+        try:
+            msg = wire.parse_control(message)
+        except ValueError:
+            return
+        op = msg["op"]
+        if op == "bye":
+            code = int(msg.get("code") or ErrorCode.IVTermErr_msg_calling_dev_hangup)
+            self._lost(IVError.of(code, "the device hung up"))
+            return
+        waiter = self._control_waiters.pop(op, None)
+        if op == "error":
+            waiter = next(iter(self._control_waiters.values()), None)
+            self._control_waiters.clear()
+        if waiter is not None and not waiter.done():
+            waiter.set_result(msg)
+
+    async def _control_request(self, op: str, done: str, timeout: float, **fields: Any) -> Any:
+        if not self.connected or self._ctl is None:
+            raise _err(ErrorCode.IVConnError_Disconnected, "not connected")
+        waiter = asyncio.get_running_loop().create_future()
+        self._control_waiters[done] = waiter
+        self._ctl.send(wire.control(op, **fields))
+        try:
+            async with asyncio.timeout(timeout):
+                reply = await waiter
+        except TimeoutError:
+            raise _err(
+                ErrorCode.IVPlayerError_DeviceOperationFailed, f"no answer to {op}"
+            ) from None
+        finally:
+            self._control_waiters.pop(done, None)
+        if reply.get("op") == "error":
+            raise IVError.of(int(reply.get("code", 21038)), str(reply.get("msg", "")) or None)
+        return reply
+
+    def _worker(self, what: str) -> SerialWorker:
+        worker = SerialWorker(f"{self.kind}-{self.device_id}-{what}")
+        self._workers.append(worker)
+        return worker
+
+
+class Transmission(Connection):
+    """IVTransmission: a connection for custom data only (no audio or video)."""
+
+    kind = "transmission"
+
+
+class MonitorPlayer(Connection):
+    """IVMonitorPlayer: the device's live video and audio, talk back, resolution switch,
+    snapshots and recording. Modules (the seed's 高级功能) may be replaced before play()."""
+
+    kind = "monitor"
+
+    def __init__(
+        self,
+        device_id: str,
+        *,
+        source_id: str | int | None = None,
+        sdk: IoTVideo | None = None,
+        definition: str = "low",
+        relay_only: bool = False,
+    ) -> None:
+        super().__init__(device_id, source_id=source_id, sdk=sdk, relay_only=relay_only)
+        if definition not in DEFINITIONS:
+            raise _err(ErrorCode.IVPlayerError_InvalidParameter, "definition: low, mid or high")
+        self.definition = definition
+        self.video_decoder: VideoDecodable = VideoDecoder()
+        self.audio_decoder: AudioDecodable = AudioDecoder()
+        self.video_render: VideoRenderable = VideoRender()
+        self.audio_render: AudioRenderable = AudioRender()
+        self.av_recorder: AVRecordable = MP4Recorder()
+        self.audio_capture: AudioCapturable = AudioCapture()
+        self.audio_encoder: AudioEncodable | None = None
+        self.mute = False
+        #: The latest decoded frame and its size.
+        self.last_frame: av.VideoFrame | None = None
+        self.video_size: tuple[int, int] = (0, 0)
+        self.frames_decoded = 0
+        self._frame_queues: list[asyncio.Queue[av.VideoFrame | None]] = []
+        self._decode_failed: Callable[[], None] | None = None
+        self._need_keyframe = True
+        self._recording = False
+        self._rec_worker: SerialWorker | None = None
+        self._talk: AudioStream | None = None
+        self._talk_viewer: Viewer | None = None
+        self._audio_sender: Any = None
+        self._video_sender: Any = None
+        self._first_frame = asyncio.Event()
+
+    # Play / stop
+
+    async def play(self, *, timeout: float = 10.0) -> None:
+        """Connect and start receiving (the seed's play()); returns once connected.
+        ``await wait_playing()`` for the first picture."""
+        self._need_keyframe = True
+        self._first_frame.clear()
+        self._video_worker = self._worker("video")
+        self._audio_worker = self._worker("audio")
+        await self.connect(timeout=timeout)
+
+    async def wait_playing(self, timeout: float = 10.0) -> None:
+        """Wait for the first decoded frame; raise the error if the connection ends."""
+        ended = asyncio.ensure_future(self._ended.wait())
+        first = asyncio.ensure_future(self._first_frame.wait())
+        try:
+            await asyncio.wait({ended, first}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            first.cancel()
+        if not self._first_frame.is_set():
+            raise self.error or _err(
+                ErrorCode.IVPlayerError_AVInformationAbnormal, f"no picture in {timeout:g} s"
+            )
+
+    async def stop(self) -> None:
+        """Stop playing, talking and recording; disconnect (the seed's stop())."""
+        if self._recording:
+            with contextlib.suppress(IVError):
+                await self.stop_recording()
+        await self._stop_talk_stream()
+        await self.disconnect()
+        for queue in self._frame_queues:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+
+    # Media setup
+
+    def _offer_fields(self) -> dict[str, Any]:
+        return {"definition": self.definition}
+
+    def _setup_media(self, pc: RTCPeerConnection) -> None:
+        video = pc.addTransceiver("video", direction=self._video_direction())
+        video.setCodecPreferences(codecs_of("video", "video/H264"))
+        self._decode_failed = tap_receiver(video.receiver, self._on_encoded)
+        self._video_sender = video.sender
+        audio = pc.addTransceiver("audio", direction="sendrecv")
+        audio.setCodecPreferences(
+            codecs_of("audio", "audio/opus")
+            + codecs_of("audio", "audio/PCMU")
+            + codecs_of("audio", "audio/PCMA")
+        )
+        tap_receiver(audio.receiver, self._on_encoded)
+        self._audio_sender = audio.sender
+
+    def _video_direction(self) -> str:
+        return "recvonly"
+
+    def _on_connected(self) -> None:
+        self._set_status(PlayerStatus.LOADING)
+
+    # What arrives
+
+    def _on_encoded(self, mime: str, data: bytes, timestamp: int) -> None:
+        if self._ended.is_set():
+            return
+        self._mark("first_packet")
+        now = time.monotonic()
+        if mime.lower() == "video/h264":
+            self._on_video(data, timestamp, now)
+        elif mime.lower().startswith("audio/"):
+            self._on_audio(mime, data, timestamp, now)
+
+    def _on_video(self, data: bytes, timestamp: int, now: float) -> None:
+        keyframe = is_idr(data)
+        if keyframe:
+            self._mark("first_keyframe")
+        if self._recording and self._rec_worker is not None:
+            self._rec_worker.submit(self.av_recorder.write_video, data, timestamp, keyframe, now)
+        if self._need_keyframe and not keyframe:
+            return
+        self._need_keyframe = False
+        loop = asyncio.get_running_loop()
+        decoder = self.video_decoder
+        failed = self._decode_failed
+
+        def decode() -> None:
+            try:
+                frames = decoder.decode(data, timestamp)
+            except av.FFmpegError:
+                if failed is not None:
+                    failed()  # the sender is asked for a keyframe
+                return
+            for frame in frames:
+                loop.call_soon_threadsafe(self._on_frame, frame)
+
+        if not self._video_worker.submit(decode):
+            self._need_keyframe = True  # the decoder fell behind: skip to a keyframe
+            if self._decode_failed is not None:
+                self._decode_failed()
+
+    def _on_frame(self, frame: av.VideoFrame) -> None:
+        if self._ended.is_set():
+            return
+        self._mark("first_frame")
+        self.frames_decoded += 1
+        size = (frame.width, frame.height)
+        if size != self.video_size:
+            changed = self.video_size != (0, 0)
+            self.video_size = size
+            if changed:
+                self._tell("player_did_change_size", self, *size)
+        self.last_frame = frame
+        if not self._first_frame.is_set():
+            self._first_frame.set()
+            self._set_status(PlayerStatus.PLAYING)
+        try:
+            self.video_render.render(frame)
+        except Exception:
+            log.exception("video renderer failed")
+        for queue in self._frame_queues:
+            if queue.full():
+                queue.get_nowait()  # a slow reader gets the newest frames
+            queue.put_nowait(frame)
+
+    def _on_audio(self, mime: str, data: bytes, timestamp: int, now: float) -> None:
+        try:
+            codec = codec_of_mime(mime)
+        except ValueError:
+            return
+        if self._recording and self._rec_worker is not None:
+            rate = 48_000 if codec == "opus" else 8_000
+            self._rec_worker.submit(self.av_recorder.write_audio, data, timestamp, rate, now)
+        if self.mute:
+            return
+        loop = asyncio.get_running_loop()
+        decoder = self.audio_decoder
+
+        def decode() -> None:
+            samples = decoder.decode(mime, data)
+            if samples.size:
+                loop.call_soon_threadsafe(self._on_samples, samples)
+
+        self._audio_worker.submit(decode)
+
+    def _on_samples(self, samples: np.ndarray) -> None:
+        if not self.mute and not self._ended.is_set():
+            try:
+                self.audio_render.render(samples)
+            except Exception:
+                log.exception("audio renderer failed")
+
+    async def frames(self, *, maxsize: int = 30) -> AsyncIterator[av.VideoFrame]:
+        """Decoded frames as they arrive (a slow reader gets the newest), until stop."""
+        queue: asyncio.Queue[av.VideoFrame | None] = asyncio.Queue(maxsize)
+        self._frame_queues.append(queue)
+        try:
+            while (frame := await queue.get()) is not None:
+                yield frame
+        finally:
+            self._frame_queues.remove(queue)
+
+    # Snapshot and recording
+
+    async def snapshot(self, path: str | Path | None = None, *, fmt: str = "jpeg") -> bytes:
+        """The current picture as JPEG or PNG bytes (the format from ``path``'s suffix when
+        given), written to ``path`` too. 21040 before the first picture."""
+        frame = self.last_frame
+        if frame is None:
+            raise _err(ErrorCode.IVPlayerError_OperationNotAllowedNow, "no picture yet")
+        if path is not None:
+            fmt = Path(path).suffix or fmt
+        data = await asyncio.to_thread(encode_picture, frame, fmt)
+        if path is not None:
+            await asyncio.to_thread(Path(path).write_bytes, data)
+        return data
+
+    @property
+    def recording(self) -> bool:
+        return self._recording
+
+    async def start_recording(self, path: str | Path) -> None:
+        """Record what arrives to an MP4 at ``path`` (no re-encoding); 21034 when already
+        recording, 21040 before the connection is up."""
+        if self._recording:
+            raise _err(ErrorCode.IVPlayerError_RecorderIsRunning, "already recording")
+        if not self.connected:
+            raise _err(ErrorCode.IVPlayerError_OperationNotAllowedNow, "play() first")
+        audio = self.answer.get("audio", {}).get("codec")
+        width, height = self.video_size
+        video = self.answer.get("video") or {}
+        width, height = width or video.get("width", 0), height or video.get("height", 0)
+        worker = self._worker("record")
+        done = asyncio.get_running_loop().create_future()
+
+        def start() -> None:
+            try:
+                self.av_recorder.start(path, width=width, height=height, audio=audio)
+                done.get_loop().call_soon_threadsafe(done.set_result, None)
+            except Exception as exc:
+                done.get_loop().call_soon_threadsafe(done.set_exception, exc)
+
+        worker.submit(start)
+        try:
+            await done
+        except Exception as exc:
+            worker.close()
+            raise _err(ErrorCode.IVPlayerError_RecorderNotAvailableNow, str(exc)) from exc
+        self._rec_worker = worker
+        self._recording = True
+        if self._decode_failed is not None:
+            self._decode_failed()  # a keyframe soon, so the file starts soon
+
+    async def stop_recording(self) -> Path | None:
+        """Finish the recording; the file's path (None if nothing was recorded)."""
+        if not self._recording or self._rec_worker is None:
+            raise _err(ErrorCode.IVPlayerError_RecorderNotAvailableNow, "not recording")
+        self._recording = False
+        worker, self._rec_worker = self._rec_worker, None
+        done: asyncio.Future[Path | None] = asyncio.get_running_loop().create_future()
+
+        def stop() -> None:
+            try:
+                path = self.av_recorder.stop()
+                done.get_loop().call_soon_threadsafe(done.set_result, path)
+            except Exception as exc:
+                done.get_loop().call_soon_threadsafe(done.set_exception, exc)
+
+        worker.submit(stop)
+        worker.close()
+        return await done
+
+    # Resolution
+
+    async def switch_definition(self, definition: str, *, timeout: float = 5.0) -> tuple[int, int]:
+        """Ask the device for another definition (low, mid, high) without reconnecting;
+        the new size. Frames of the new size follow."""
+        if definition not in DEFINITIONS:
+            raise _err(ErrorCode.IVPlayerError_InvalidParameter, "definition: low, mid or high")
+        reply = await self._control_request(
+            "definition", "definition.done", timeout, value=definition
+        )
+        self.definition = definition
+        return int(reply.get("width", 0)), int(reply.get("height", 0))
+
+    # Talking
+
+    @property
+    def talking(self) -> bool:
+        return self._talk is not None
+
+    async def start_talking(self, capture: AudioCapturable | None = None) -> None:
+        """Send audio to the device's speaker from ``capture`` (default: the
+        ``audio_capture`` module, a microphone)."""
+        if not self.connected or self._audio_sender is None:
+            raise _err(ErrorCode.IVPlayerError_OperationNotAllowedNow, "play() first")
+        if self._talk is not None:
+            return
+        codec = self._talk_codec()
+        source = capture or self.audio_capture
+        encoder = self.audio_encoder
+        stream = AudioStream(
+            source.chunks,
+            codec,
+            f"talk-{self.device_id}",
+            encoder=(lambda: encoder) if encoder is not None else None,
+        )
+        self._talk = stream
+        self._talk_viewer = stream.add_viewer()
+        self._audio_sender.replaceTrack(PacketTrack("audio", self._next_talk_packet))
+
+    def _talk_codec(self) -> str:
+        pc = self._pc
+        if pc is not None:
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind == "audio" and transceiver._codecs:
+                    return codec_of_mime(transceiver._codecs[0].mimeType)
+        return str(self.answer.get("audio", {}).get("codec", "opus"))
+
+    async def _next_talk_packet(self) -> av.Packet[Any] | None:
+        viewer = self._talk_viewer
+        packet = await viewer.get() if viewer is not None else None
+        if packet is None:
+            return None
+        return make_packet(packet.data, packet.pts, packet.extra)
+
+    async def stop_talking(self) -> None:
+        """Stop sending audio."""
+        if self._audio_sender is not None and self._talk is not None:
+            self._audio_sender.replaceTrack(None)
+        await self._stop_talk_stream()
+
+    async def _stop_talk_stream(self) -> None:
+        stream, viewer = self._talk, self._talk_viewer
+        self._talk = self._talk_viewer = None
+        if stream is not None and viewer is not None:
+            await asyncio.to_thread(stream.remove_viewer, viewer)
+
+
+class LivePlayer(MonitorPlayer):
+    """IVLivePlayer: a two-way video call; the app's camera goes to the device.
+
+    ``cameras`` lists the capture modules ``switch_camera`` cycles through (built-in:
+    two test cameras); ``on_preview`` gets each captured picture (RGB ndarray).
+    """
+
+    kind = "live"
+
+    def __init__(self, device_id: str, **kwargs: Any) -> None:
+        super().__init__(device_id, **kwargs)
+        self.cameras: list[VideoCapturable] = [TestCamera(0), TestCamera(1)]
+        self.video_encoder: VideoEncodable | None = None
+        #: The definition the app's camera is sent at (the seed's videoCapture.definition).
+        self.capture_definition = "low"
+        self.capture_fps = 15.0
+        self.on_preview: Callable[[np.ndarray], object] | None = None
+        self.camera_index = 0
+        self._camera: MediaStream | None = None
+        self._camera_viewer: Viewer | None = None
+
+    @property
+    def video_capture(self) -> VideoCapturable:
+        return self.cameras[self.camera_index]
+
+    @video_capture.setter
+    def video_capture(self, capture: VideoCapturable) -> None:
+        self.cameras[self.camera_index] = capture
+
+    def _video_direction(self) -> str:
+        return "sendrecv"
+
+    async def open_camera(self) -> None:
+        """Start sending the current camera's pictures to the device."""
+        if not self.connected or self._video_sender is None:
+            raise _err(ErrorCode.IVPlayerError_OperationNotAllowedNow, "play() first")
+        if self._camera is not None:
+            return
+        width, height = DEFINITIONS[self.capture_definition]
+        encoder = self.video_encoder
+        stream = EncodedVideoStream(
+            self.video_capture.frames,
+            width,
+            height,
+            fps=self.capture_fps,
+            bitrate=400_000,
+            name=f"camera-{self.device_id}",
+            encoder=(lambda: encoder) if encoder is not None else None,
+            on_picture=self._preview,
+        )
+        self._camera = stream
+        self._camera_viewer = stream.add_viewer()
+        self._video_sender.replaceTrack(
+            PacketTrack(
+                "video", self._next_camera_packet, on_keyframe_wanted=stream.keyframe_wanted
+            )
+        )
+
+    def _preview(self, image: np.ndarray) -> None:
+        if self.on_preview is not None:
+            try:
+                self.on_preview(image)
+            except Exception:
+                log.exception("preview callback failed")
+
+    async def _next_camera_packet(self) -> av.Packet[Any] | None:
+        while True:
+            viewer = self._camera_viewer
+            if viewer is None:
+                return None
+            packet = await viewer.get()
+            if packet is None:
+                if viewer is not self._camera_viewer:
+                    continue  # switched camera
+                return None
+            return make_packet(packet.data, packet.pts, packet.extra)
+
+    async def switch_camera(self) -> None:
+        """Switch to the next camera in ``cameras`` (front/back)."""
+        self.camera_index = (self.camera_index + 1) % len(self.cameras)
+        if self._camera is None:
+            return
+        old, old_viewer = self._camera, self._camera_viewer
+        width, height = DEFINITIONS[self.capture_definition]
+        stream = EncodedVideoStream(
+            self.video_capture.frames,
+            width,
+            height,
+            fps=self.capture_fps,
+            bitrate=400_000,
+            epoch=old.epoch if isinstance(old, EncodedVideoStream) else None,
+            name=f"camera-{self.device_id}",
+            on_picture=self._preview,
+        )
+        self._camera = stream
+        self._camera_viewer = stream.add_viewer()
+        if old_viewer is not None:
+            await asyncio.to_thread(old.remove_viewer, old_viewer)
+
+    async def close_camera(self) -> None:
+        """Stop sending pictures."""
+        camera, viewer = self._camera, self._camera_viewer
+        self._camera = self._camera_viewer = None
+        if self._video_sender is not None and camera is not None:
+            self._video_sender.replaceTrack(None)
+        if camera is not None and viewer is not None:
+            await asyncio.to_thread(camera.remove_viewer, viewer)
+
+    async def stop(self) -> None:
+        await self.close_camera()
+        await super().stop()
+
+
+def trace_json(player: Connection) -> str:
+    """The start-up trace as JSON (the CLI prints it)."""
+    return json.dumps({"device": player.device_id, "kind": player.kind, **player.trace})

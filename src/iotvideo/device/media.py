@@ -1,0 +1,443 @@
+"""The device's media: answer the app's WebRTC offers and serve its sources.
+
+::
+
+    device = DeviceClient(certificate, cloud_url)
+    media = DeviceMedia(device, video="rtsp://192.168.1.20/stream1", audio="tone:440")
+    media.on_data = lambda session, data: session.send(b"pong")
+    await device.start()
+
+Each source (``"1"`` by default; several for an NVR, ``sources={"1": ..., "2": ...}``)
+has one reader or encoder per stream, fanned out to all viewers. At most ``max_viewers``
+watch at once (more get 20007). Talk audio from the app goes to ``talk_sink`` (a callback
+taking int16 mono 48 kHz samples, or a directory for WAV files); the app's camera (two-way
+video) to ``on_video``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from iotvideo.device.client import DeviceClient
+from iotvideo.media.audio import CODECS, AudioDecoder, TalkSink, WavSink, codec_of_mime
+from iotvideo.media.fanout import Viewer
+from iotvideo.media.sources import (
+    AudioStream,
+    MediaStream,
+    SourceError,
+    VideoSource,
+    open_audio,
+    open_video,
+)
+from iotvideo.media.webrtc import (
+    PacketTrack,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    codecs_of,
+    ice_servers,
+    make_packet,
+    rtc_configuration,
+    tap_receiver,
+)
+from iotvideo.media.worker import SerialWorker
+from iotvideo.protocol import media as wire
+from iotvideo.protocol.errors import ErrorCode, IVError
+
+__all__ = ["Channel", "DeviceMedia", "MediaSession"]
+
+log = logging.getLogger("iotvideo.device.media")
+
+
+@dataclass
+class Channel:
+    """One source of the device (a camera; an NVR has several)."""
+
+    video: VideoSource
+    audio: AudioStream | None
+
+
+def _bad(message: str) -> IVError:
+    return IVError.of(ErrorCode.IVTermErr_msg_user_cmd_param_error, message)
+
+
+class MediaSession:
+    """One app's connection to this device."""
+
+    def __init__(
+        self, media: DeviceMedia, pc: RTCPeerConnection, kind: str, source_id: str, peer: str
+    ) -> None:
+        self.media, self.pc, self.kind = media, pc, kind
+        self.source_id, self.peer = source_id, peer
+        self.id = next(media._ids)
+        self.definition = "low"
+        self.video_stream: MediaStream | None = None
+        self.video_viewer: Viewer | None = None
+        self.audio_viewer: Viewer | None = None
+        self.closed = asyncio.Event()
+        self._ctl: Any = None
+        self._data: Any = None
+        self._workers: list[SerialWorker] = []
+        self._talk: TalkSink | None = None
+        self._wav: WavSink | None = None
+        #: Talk audio samples received so far, and app video frames received.
+        self.talk_samples = 0
+        self.video_frames = 0
+
+    @property
+    def channel(self) -> Channel:
+        return self.media.channels[self.source_id]
+
+    # Custom data
+
+    def send(self, data: bytes) -> None:
+        """Send custom data to the app (at most MAX_PKG_BYTES)."""
+        if len(data) > wire.MAX_PKG_BYTES:
+            raise IVError.of(
+                ErrorCode.IVConnError_ExceedsMaxLength,
+                f"data longer than MAX_PKG_BYTES ({wire.MAX_PKG_BYTES})",
+            )
+        if self._data is None or self._data.readyState != "open":
+            raise IVError.of(ErrorCode.IVConnError_Disconnected, "the connection is not open")
+        self._data.send(bytes(data))
+
+    # Video
+
+    def start_video(self, definition: str) -> None:
+        stream = self.channel.video.stream(definition)
+        self.definition = definition
+        self.video_stream = stream
+        self.video_viewer = stream.add_viewer()
+
+    def switch_definition(self, definition: str) -> dict[str, Any]:
+        """Move this viewer to the stream of ``definition``; it starts at a keyframe."""
+        stream = self.channel.video.stream(definition)
+        old_stream, old_viewer = self.video_stream, self.video_viewer
+        self.definition = definition
+        if stream is not old_stream:
+            self.video_stream = stream
+            self.video_viewer = stream.add_viewer()
+            if old_stream is not None and old_viewer is not None:
+                old_stream.remove_viewer(old_viewer)
+        info = stream.info
+        return {"value": definition, "width": info.width, "height": info.height}
+
+    async def next_video(self) -> av.Packet[Any] | None:
+        while True:
+            viewer = self.video_viewer
+            if viewer is None:
+                return None
+            packet = await viewer.get()
+            if packet is None:
+                if viewer is not self.video_viewer:
+                    continue  # switched to another definition
+                return None
+            return make_packet(packet.data, packet.pts, packet.extra)
+
+    async def next_audio(self) -> av.Packet[Any] | None:
+        viewer = self.audio_viewer
+        packet = await viewer.get() if viewer is not None else None
+        if packet is None:
+            return None
+        return make_packet(packet.data, packet.pts, packet.extra)
+
+    def keyframe_wanted(self) -> None:
+        if self.video_stream is not None:
+            self.video_stream.keyframe_wanted()
+
+    # From the app: talk audio, video (two-way), control, data
+
+    def on_remote_frame(self, mime: str, data: bytes, timestamp: int) -> None:
+        if mime.lower().startswith("audio/"):
+            self._on_talk(mime, data)
+        elif mime.lower() == "video/h264":
+            self._on_app_video(data, timestamp)
+
+    def _on_talk(self, mime: str, data: bytes) -> None:
+        if not hasattr(self, "_talk_decoder"):
+            try:
+                self._talk_decoder = AudioDecoder(codec_of_mime(mime))
+            except ValueError:
+                return
+            self._talk_worker = self._worker("talk")
+            self._talk = self.media.talk_sink_for(self)
+        loop = asyncio.get_running_loop()
+
+        def decode() -> None:
+            samples = self._talk_decoder.decode(data)
+            if samples.size:
+                loop.call_soon_threadsafe(self._deliver_talk, samples)
+
+        self._talk_worker.submit(decode)
+
+    def _deliver_talk(self, samples: np.ndarray) -> None:
+        self.talk_samples += samples.size
+        if self._talk is not None:
+            try:
+                self._talk(samples)
+            except Exception:
+                log.exception("talk sink failed")
+
+    def _on_app_video(self, data: bytes, timestamp: int) -> None:
+        if not hasattr(self, "_video_decoder"):
+            self._video_decoder: Any = av.CodecContext.create("h264", "r")
+            self._video_worker = self._worker("app-video")
+        loop = asyncio.get_running_loop()
+
+        def decode() -> None:
+            packet = av.Packet(data)
+            packet.pts = timestamp
+            try:
+                frames = self._video_decoder.decode(packet)
+            except av.FFmpegError:
+                return
+            for frame in frames:
+                loop.call_soon_threadsafe(self._deliver_video, frame)
+
+        self._video_worker.submit(decode)
+
+    def _deliver_video(self, frame: av.VideoFrame) -> None:
+        self.video_frames += 1
+        if self.media.on_video is not None:
+            try:
+                self.media.on_video(self, frame)
+            except Exception:
+                log.exception("on_video failed")
+
+    def on_channel(self, channel: Any) -> None:
+        if channel.label == wire.CONTROL_CHANNEL:
+            self._ctl = channel
+            channel.on("message", self._on_control)
+        elif channel.label == wire.DATA_CHANNEL:
+            self._data = channel
+            channel.on("message", self._on_data)
+
+    def _on_control(self, message: str | bytes) -> None:
+        try:
+            request = wire.parse_control(message)
+        except ValueError as exc:
+            log.info("session %s: %s", self.id, exc)
+            return
+        op = request["op"]
+        if op == "definition":
+            try:
+                reply = self.switch_definition(str(request.get("value")))
+                self._control("definition.done", **reply)
+            except SourceError as exc:
+                self._control(
+                    "error", code=int(ErrorCode.IVPlayerError_InvalidParameter), msg=str(exc)
+                )
+        elif op == "keyframe":
+            self.keyframe_wanted()
+
+    def _control(self, op: str, **fields: Any) -> None:
+        if self._ctl is not None and self._ctl.readyState == "open":
+            self._ctl.send(wire.control(op, **fields))
+
+    def _on_data(self, message: str | bytes) -> None:
+        data = message.encode() if isinstance(message, str) else message
+        handler = self.media.on_data
+        if handler is None:
+            return
+        try:
+            result = handler(self, data)
+            if asyncio.iscoroutine(result):
+                task = asyncio.ensure_future(result)
+                self.media._tasks.add(task)
+                task.add_done_callback(self.media._tasks.discard)
+        except Exception:
+            log.exception("on_data failed")
+
+    # Lifecycle
+
+    def _worker(self, what: str) -> SerialWorker:
+        worker = SerialWorker(f"session{self.id}-{what}")
+        self._workers.append(worker)
+        return worker
+
+    async def close(self, code: int = 0) -> None:
+        """End the session; ``code`` (e.g. 20002) tells the app why."""
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        if code:
+            self._control("bye", code=code)
+        self._release()
+        await self.pc.close()
+
+    def _release(self) -> None:
+        if self.video_stream is not None and self.video_viewer is not None:
+            self.video_stream.remove_viewer(self.video_viewer)
+        audio = self.channel.audio if self.source_id in self.media.channels else None
+        if audio is not None and self.audio_viewer is not None:
+            audio.remove_viewer(self.audio_viewer)
+        self.video_viewer = self.audio_viewer = None
+        for worker in self._workers:
+            worker.close()
+        if self._wav is not None:
+            self._wav.close()
+        self.media.sessions.discard(self)
+
+
+class DeviceMedia:
+    """Serves ``media.offer`` for ``device``: sources, viewers, talk, two-way video, data."""
+
+    def __init__(
+        self,
+        device: DeviceClient,
+        *,
+        video: str = "testsrc:",
+        audio: str = "tone:440",
+        sources: dict[str, tuple[str, str]] | None = None,
+        max_viewers: int = wire.DEFAULT_MAX_VIEWERS,
+        talk_sink: TalkSink | str | Path | None = None,
+        on_video: Callable[[MediaSession, av.VideoFrame], object] | None = None,
+        on_data: Callable[[MediaSession, bytes], object] | None = None,
+    ) -> None:
+        self.device = device
+        self.max_viewers = max_viewers
+        self.talk_sink = talk_sink
+        self.on_video = on_video
+        self.on_data = on_data
+        self.channels: dict[str, Channel] = {
+            sid: Channel(open_video(v), open_audio(a))
+            for sid, (v, a) in (sources or {"1": (video, audio)}).items()
+        }
+        self.sessions: set[MediaSession] = set()
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        device.add_op("media.offer", self._offer)
+
+    @property
+    def viewers(self) -> int:
+        return sum(1 for s in self.sessions if s.kind != "transmission")
+
+    def talk_sink_for(self, session: MediaSession) -> TalkSink | None:
+        sink = self.talk_sink
+        if sink is None or callable(sink):
+            return sink
+        folder = Path(sink)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"talk-{time.strftime('%Y%m%d-%H%M%S')}-{session.id}.wav"
+        session._wav = WavSink(folder / name)
+        return session._wav
+
+    async def close(self) -> None:
+        """Hang up every session (the apps get 20002) and stop the sources."""
+        for session in list(self.sessions):
+            await session.close(ErrorCode.IVTermErr_msg_calling_dev_hangup)
+        for channel in self.channels.values():
+            channel.video.stop()
+            if channel.audio is not None:
+                channel.audio.stop()
+
+    async def _offer(self, data: dict[str, Any]) -> dict[str, Any]:
+        sdp, kind = data.get("sdp"), data.get("kind", "monitor")
+        if not isinstance(sdp, str) or kind not in wire.KINDS:
+            raise _bad("an offer needs sdp and a kind of " + ", ".join(wire.KINDS))
+        source_id = str(data.get("source") or next(iter(self.channels)))
+        if source_id not in self.channels:
+            raise IVError.of(
+                ErrorCode.IVPlayerError_InvalidParameter,
+                f"no source {source_id!r}; this device has {', '.join(self.channels)}",
+            )
+        definition = str(data.get("definition") or "low")
+        if definition not in wire.DEFINITIONS:
+            raise IVError.of(ErrorCode.IVPlayerError_InvalidParameter, "unknown definition")
+        if kind != "transmission" and self.viewers >= self.max_viewers:
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_calling_all_chn_busy,
+                f"all {self.max_viewers} viewing channels are busy",
+            )
+        servers = ice_servers(data.get("ice_servers") or [])
+        pc = RTCPeerConnection(rtc_configuration(servers))
+        session = MediaSession(self, pc, kind, source_id, str(data.get("from", "")))
+        self.sessions.add(session)
+        try:
+            return await self._answer(session, sdp, definition)
+        except Exception:
+            session._release()
+            await pc.close()
+            raise
+
+    async def _answer(self, session: MediaSession, sdp: str, definition: str) -> dict[str, Any]:
+        pc = session.pc
+        pc.on("datachannel", session.on_channel)
+
+        @pc.on("connectionstatechange")
+        async def changed() -> None:
+            if pc.connectionState in ("failed", "closed") and not session.closed.is_set():
+                log.info(
+                    "session %s with %s ended: %s", session.id, session.peer, pc.connectionState
+                )
+                await session.close()
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        except ValueError as exc:
+            raise _bad(f"bad offer: {exc}") from None
+        channel = session.channel
+        answer_info: dict[str, Any] = {}
+        for transceiver in pc.getTransceivers():
+            tap_receiver(transceiver.receiver, session.on_remote_frame)
+            if session.kind == "transmission":
+                transceiver.direction = "inactive"
+            elif transceiver.kind == "video":
+                session.start_video(definition)
+                track = PacketTrack(
+                    "video", session.next_video, on_keyframe_wanted=session.keyframe_wanted
+                )
+                _prefer(transceiver, "video/H264")
+                transceiver.sender.replaceTrack(track)
+                transceiver.direction = "sendrecv"  # aiortc answers with what the offer allows
+                info = session.video_stream.info if session.video_stream else None
+                if info is not None:
+                    answer_info["video"] = {
+                        "codec": info.codec,
+                        "width": info.width,
+                        "height": info.height,
+                        "definition": definition,
+                    }
+            elif transceiver.kind == "audio" and channel.audio is not None:
+                session.audio_viewer = channel.audio.add_viewer()
+                _prefer(transceiver, channel.audio.info.codec)
+                transceiver.sender.replaceTrack(PacketTrack("audio", session.next_audio))
+                transceiver.direction = "sendrecv"  # aiortc answers with what the offer allows
+                answer_info["audio"] = {
+                    "codec": channel.audio.info.codec,
+                    "rate": channel.audio.info.clock_rate,
+                }
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        log.info(
+            "session %s: %s of source %s for %s",
+            session.id,
+            session.kind,
+            session.source_id,
+            session.peer,
+        )
+        return {
+            "sdp": pc.localDescription.sdp,
+            "type": "answer",
+            "session": session.id,
+            **answer_info,
+        }
+
+
+def _prefer(transceiver: Any, codec: str) -> None:
+    """Answer with exactly this codec: what the source produces is passed through."""
+    mime = "video/H264" if codec.lower() in ("h264", "video/h264") else CODECS[codec][0]
+    chosen = codecs_of(transceiver.kind, mime)
+    if chosen:
+        with contextlib.suppress(ValueError):
+            transceiver.setCodecPreferences(chosen)

@@ -1,0 +1,66 @@
+"""A thread that runs jobs in order, for the blocking PyAV work of one stream (decoding,
+encoding, muxing), so the event loop never waits on it."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["SerialWorker"]
+
+log = logging.getLogger("iotvideo.media")
+
+
+class SerialWorker:
+    """Runs ``submit``-ted calls one after another on its own thread.
+
+    The queue is bounded: when the thread falls behind, :meth:`submit` refuses the job
+    (returns False) so the caller can skip, e.g. to the next keyframe.
+    """
+
+    def __init__(self, name: str, *, maxsize: int = 240) -> None:
+        self.name = name
+        self._jobs: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.Queue(
+            maxsize
+        )
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> bool:
+        if self._closed:
+            return False
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+        try:
+            self._jobs.put_nowait((fn, args))
+        except queue.Full:
+            return False
+        return True
+
+    def close(self, *, wait: bool = False) -> None:
+        """Stop after the jobs already queued; with ``wait``, until they are done."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is None:
+            return
+        try:
+            self._jobs.put_nowait(None)
+        except queue.Full:  # drop the backlog: the stream is over
+            while not self._jobs.empty():
+                self._jobs.get_nowait()
+            self._jobs.put_nowait(None)
+        if wait and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, args = job
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("%s: job failed", self.name)
