@@ -1,0 +1,127 @@
+"""Two-way video, custom data, limits and faults of live connections."""
+
+from __future__ import annotations
+
+import asyncio
+
+import av
+import pytest
+
+from iotvideo.app.player import LivePlayer, MonitorPlayer, PlayerStatus, Transmission
+from iotvideo.device.media import MediaSession
+from iotvideo.protocol import media as wire
+from iotvideo.protocol.errors import ErrorCode, IVError
+from tests.link.world import World
+from tests.live.helpers import live, stamp_of, take_frames
+
+
+async def test_two_way_video_reaches_the_device(world: World) -> None:
+    seen: list[av.VideoFrame] = []
+    from_second_camera = asyncio.Event()
+
+    def on_video(_session: MediaSession, frame: av.VideoFrame) -> None:
+        seen.append(frame)
+        if stamp_of(frame).count >> 16 == 1:
+            from_second_camera.set()
+
+    previews: list[object] = []
+    async with live(world, on_video=on_video) as lv:
+        player = LivePlayer(world.device.tid, sdk=lv.sdk)
+        player.on_preview = previews.append
+        await player.play()
+        await player.open_camera()
+        await take_frames(player, 3)  # the device's video keeps coming too
+        await player.switch_camera()
+        async with asyncio.timeout(10):
+            await from_second_camera.wait()
+        await player.close_camera()
+        await player.stop()
+    first = stamp_of(seen[0])
+    assert first.count >> 16 == 0  # the first camera's frames came first
+    assert (seen[0].width, seen[0].height) == (320, 180)
+    assert previews
+
+
+async def test_custom_data_both_ways_and_its_limits(world: World) -> None:
+    def echo(session: MediaSession, data: bytes) -> None:
+        session.send(b"echo:" + data[:16] + b"/%d" % len(data))
+
+    async with live(world, on_data=echo) as lv:
+        link = Transmission(world.device.tid, sdk=lv.sdk)
+        await link.connect()
+        assert link.connected
+        link.send(b"x" * wire.MAX_PKG_BYTES)
+        link.send(b"hello")
+        replies = link.received()
+        assert await anext(replies) == b"echo:" + b"x" * 16 + b"/64000"
+        assert await anext(replies) == b"echo:hello/5"
+        with pytest.raises(IVError) as big:
+            link.send(b"x" * (wire.MAX_PKG_BYTES + 1))
+        assert big.value.code == ErrorCode.IVConnError_ExceedsMaxLength
+        with pytest.raises(IVError) as twice:
+            await link.connect()
+        assert twice.value.code == ErrorCode.IVConnError_Duplicate
+        await link.disconnect()
+        with pytest.raises(IVError) as closed:
+            link.send(b"late")
+        assert closed.value.code == ErrorCode.IVConnError_Disconnected
+
+
+async def test_the_seventeenth_connection_is_refused(world: World) -> None:
+    async with live(world) as lv:
+        links = [Transmission(world.device.tid, sdk=lv.sdk) for _ in range(wire.MAX_CONNECTION_NUM)]
+        await asyncio.gather(*(link.connect() for link in links))
+        extra = Transmission(world.device.tid, sdk=lv.sdk)
+        with pytest.raises(IVError) as refused:
+            await extra.connect()
+        assert refused.value.code == ErrorCode.IVConnError_ExceedsMaxNumber
+        await links[0].disconnect()
+        await extra.connect()  # a freed slot can be used
+        assert extra.connected
+
+
+async def test_the_fifth_viewer_is_refused_and_the_others_play_on(world: World) -> None:
+    async with live(world) as lv:
+        players = [MonitorPlayer(world.device.tid, sdk=lv.sdk) for _ in range(4)]
+        for player in players:
+            await player.play()
+        fifth = MonitorPlayer(world.device.tid, sdk=lv.sdk)
+        with pytest.raises(IVError) as busy:
+            await fifth.play()
+        assert busy.value.code == ErrorCode.IVTermErr_msg_calling_all_chn_busy
+        assert lv.media.viewers == 4
+        # One viewer leaves: the others keep playing, and the place is free again.
+        await players[0].stop()
+        for player in players[1:]:
+            before = player.frames_decoded
+            await take_frames(player, 5)
+            assert player.frames_decoded >= before + 5
+        await fifth.play()
+        await fifth.wait_playing()
+
+
+async def test_the_device_going_away_ends_every_player_with_hangup(world: World) -> None:
+    async with live(world) as lv:
+        players = [MonitorPlayer(world.device.tid, sdk=lv.sdk) for _ in range(2)]
+        for player in players:
+            await player.play()
+            await player.wait_playing()
+        await lv.media.close()
+        for player in players:
+            async with asyncio.timeout(10):
+                error = await player.wait_ended()
+            assert error is not None and error.code == ErrorCode.IVTermErr_msg_calling_dev_hangup
+            assert player.status is PlayerStatus.FAILED
+        assert not lv.sdk.connections
+
+
+async def test_offer_for_an_unknown_source_or_definition_is_refused(world: World) -> None:
+    async with live(world) as lv:
+        player = MonitorPlayer(world.device.tid, sdk=lv.sdk, source_id=9)
+        with pytest.raises(IVError) as unknown:
+            await player.play()
+        assert unknown.value.code == ErrorCode.IVPlayerError_InvalidParameter
+        with pytest.raises(IVError) as bad:
+            MonitorPlayer(world.device.tid, sdk=lv.sdk, definition="4k")
+        assert bad.value.code == ErrorCode.IVPlayerError_InvalidParameter
+        assert lv.media.viewers == 0

@@ -1,0 +1,146 @@
+"""MonitorPlayer against a simulated camera, through the cloud, over loopback WebRTC."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from iotvideo.app.modules import ToneCapture
+from iotvideo.app.player import MonitorPlayer, PlayerStatus
+from iotvideo.media.audio import dominant_frequency
+from iotvideo.protocol.errors import ErrorCode, IVError
+from tests.link.world import World
+from tests.live.helpers import live, stamp_of, take_frames
+
+
+def ffprobe(path: Path) -> dict:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out)
+
+
+async def test_frames_are_decoded_and_the_burned_in_clock_advances(world: World) -> None:
+    async with live(world) as lv:
+        player = MonitorPlayer(world.device.tid, sdk=lv.sdk)
+        await player.play()
+        frames = await take_frames(player, 10)
+        assert player.status is PlayerStatus.PLAYING
+        assert {(f.width, f.height) for f in frames} == {(320, 180)}  # "low"
+        stamps = [stamp_of(f) for f in frames]
+        assert all(b.count > a.count for a, b in zip(stamps, stamps[1:], strict=False))
+        assert stamps[-1].time_ms > stamps[0].time_ms
+        # The trace has every stage, in order.
+        stages = [player.trace[s] for s in ("signaling", "ice", "dtls", "first_frame")]
+        assert stages == sorted(stages)
+        assert player.trace["first_keyframe"] <= player.trace["first_frame"]
+        await player.stop()
+        assert player.status is PlayerStatus.STOPPED
+
+
+async def test_resolution_switch_changes_the_size_without_reconnecting(world: World) -> None:
+    async with live(world) as lv:
+        player = MonitorPlayer(world.device.tid, sdk=lv.sdk)
+        sizes: list[tuple[int, int]] = []
+        player.delegate = type(
+            "D", (), {"player_did_change_size": lambda _s, _p, w, h: sizes.append((w, h))}
+        )()
+        await player.play()
+        await take_frames(player, 3)
+        connection = player._pc
+        assert await player.switch_definition("mid") == (640, 360)
+        frames = await take_frames(player, 5, until=lambda f: f.width == 640)
+        assert {(f.width, f.height) for f in frames} == {(640, 360)}
+        assert player._pc is connection and player.connected
+        assert sizes == [(640, 360)]
+        # The clock goes on across the switch.
+        assert stamp_of(frames[-1]).count > stamp_of(frames[0]).count
+        with pytest.raises(IVError) as bad:
+            await player.switch_definition("ultra")
+        assert bad.value.code == ErrorCode.IVPlayerError_InvalidParameter
+        await player.stop()
+
+
+async def test_talk_tone_arrives_at_the_device_sink(world: World) -> None:
+    received: list[np.ndarray] = []
+    enough = asyncio.Event()
+
+    def sink(samples: np.ndarray) -> None:
+        received.append(samples)
+        if sum(s.size for s in received) >= 48_000:  # one second
+            enough.set()
+
+    async with live(world, talk_sink=sink) as lv:
+        player = MonitorPlayer(world.device.tid, sdk=lv.sdk)
+        await player.play()
+        await player.start_talking(ToneCapture(700))
+        assert player.talking
+        async with asyncio.timeout(10):
+            await enough.wait()
+        await player.stop_talking()
+        pcm = np.concatenate(received)
+        assert abs(dominant_frequency(pcm[-24_000:]) - 700) <= 10
+        # And the camera's own tone reached the app's audio renderer.
+        assert abs(dominant_frequency(player.audio_render.recent) - 440) <= 10
+        await player.stop()
+
+
+async def test_recording_is_a_valid_mp4_of_the_asked_length(world: World, tmp_path: Path) -> None:
+    async with live(world) as lv:
+        player = MonitorPlayer(world.device.tid, sdk=lv.sdk)
+        await player.play()
+        await take_frames(player, 1)
+        path = tmp_path / "clip.mp4"
+        await player.start_recording(path)
+        with pytest.raises(IVError) as again:
+            await player.start_recording(tmp_path / "other.mp4")
+        assert again.value.code == ErrorCode.IVPlayerError_RecorderIsRunning
+        # Three seconds of stream, counted by its own clock (15 fps).
+        frames = await take_frames(player, 46)
+        assert stamp_of(frames[-1]).time_ms - stamp_of(frames[0]).time_ms >= 2900
+        assert await player.stop_recording() == path
+        await player.stop()
+    info = ffprobe(path)
+    codecs = {s["codec_type"]: s["codec_name"] for s in info["streams"]}
+    assert codecs == {"video": "h264", "audio": "opus"}
+    assert abs(float(info["format"]["duration"]) - 3.0) <= 0.3
+    video = next(s for s in info["streams"] if s["codec_type"] == "video")
+    assert (video["width"], video["height"]) == (320, 180)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+async def test_snapshot_is_an_image_of_the_stream_size(
+    world: World, tmp_path: Path, suffix: str
+) -> None:
+    async with live(world) as lv:
+        player = MonitorPlayer(world.device.tid, sdk=lv.sdk, definition="mid")
+        with pytest.raises(IVError) as early:
+            await player.snapshot()
+        assert early.value.code == ErrorCode.IVPlayerError_OperationNotAllowedNow
+        await player.play()
+        await player.wait_playing()
+        path = tmp_path / f"snap{suffix}"
+        data = await player.snapshot(path)
+        await player.stop()
+    assert path.read_bytes() == data
+    stream = ffprobe(path)["streams"][0]
+    assert stream["codec_name"] == ("mjpeg" if suffix == ".jpg" else "png")
+    assert (stream["width"], stream["height"]) == (640, 360)
+
+
+async def test_a_stranger_cannot_watch(world: World) -> None:
+    async with live(world, user=world.stranger) as lv:
+        player = MonitorPlayer(world.device.tid, sdk=lv.sdk)
+        with pytest.raises(IVError) as refused:
+            await player.play()
+        assert refused.value.code == ErrorCode.IVASrvErr_dst_error_relation
+        assert player.status is PlayerStatus.FAILED
+        assert not lv.sdk.connections
