@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 from pathlib import Path
@@ -36,7 +37,7 @@ async def test_frames_are_decoded_and_the_burned_in_clock_advances(world: World)
         assert player.status is PlayerStatus.PLAYING
         assert {(f.width, f.height) for f in frames} == {(320, 180)}  # "low"
         stamps = [stamp_of(f) for f in frames]
-        assert all(b.count > a.count for a, b in zip(stamps, stamps[1:], strict=False))
+        assert all(b.count > a.count for a, b in itertools.pairwise(stamps))
         assert stamps[-1].time_ms > stamps[0].time_ms
         # The trace has every stage, in order.
         stages = [player.trace[s] for s in ("signaling", "ice", "dtls", "first_frame")]
