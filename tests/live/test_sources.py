@@ -8,7 +8,6 @@ import json
 import secrets
 import socket
 import subprocess
-
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,7 +91,9 @@ async def test_an_rtsp_camera_is_passed_through(world, rtsp_camera: str) -> None
     await assert_passed_through(world, rtsp_camera, (320, 240))
 
 
-async def test_an_mp4_file_is_passed_through(world, tmp_path: Path) -> None:
+@pytest.fixture
+def mp4_clip(tmp_path: Path) -> Path:
+    """Two seconds of H.264 at 352x288 in an MP4, made by Debian's ffmpeg."""
     clip = tmp_path / "clip.mp4"
     subprocess.run(
         [
@@ -115,7 +116,11 @@ async def test_an_mp4_file_is_passed_through(world, tmp_path: Path) -> None:
         ],
         check=True,
     )
-    await assert_passed_through(world, f"file:{clip}", (352, 288))
+    return clip
+
+
+async def test_an_mp4_file_is_passed_through(world, mp4_clip: Path) -> None:
+    await assert_passed_through(world, f"file:{mp4_clip}", (352, 288))
 
 
 @pytest.fixture
