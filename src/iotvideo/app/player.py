@@ -499,7 +499,9 @@ class MonitorPlayer(Connection):
         return "recvonly"
 
     def _on_connected(self) -> None:
-        self._set_status(PlayerStatus.LOADING)
+        # The first picture may come before the data channels open.
+        if not self._first_frame.is_set():
+            self._set_status(PlayerStatus.LOADING)
 
     # What arrives
 
@@ -736,7 +738,7 @@ class MonitorPlayer(Connection):
         stream, viewer = self._talk, self._talk_viewer
         self._talk = self._talk_viewer = None
         if stream is not None and viewer is not None:
-            await asyncio.to_thread(stream.remove_viewer, viewer)
+            stream.remove_viewer(viewer)
 
 
 class LivePlayer(MonitorPlayer):
@@ -836,7 +838,7 @@ class LivePlayer(MonitorPlayer):
         self._camera = stream
         self._camera_viewer = stream.add_viewer()
         if old_viewer is not None:
-            await asyncio.to_thread(old.remove_viewer, old_viewer)
+            old.remove_viewer(old_viewer)
 
     async def close_camera(self) -> None:
         """Stop sending pictures."""
@@ -845,7 +847,7 @@ class LivePlayer(MonitorPlayer):
         if self._video_sender is not None and camera is not None:
             self._video_sender.replaceTrack(None)
         if camera is not None and viewer is not None:
-            await asyncio.to_thread(camera.remove_viewer, viewer)
+            camera.remove_viewer(viewer)
 
     async def stop(self) -> None:
         await self.close_camera()

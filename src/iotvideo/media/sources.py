@@ -88,6 +88,7 @@ class MediaStream(ABC):
         self.fanout = FanOut(cache_gop=cache_gop, on_keyframe_wanted=self.keyframe_wanted)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()  # stop, or a keyframe wanted now
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Packets made so far (encoded or read), for tests and numbers.
         self.packets = 0
@@ -111,28 +112,34 @@ class MediaStream(ABC):
         """A viewer needs a keyframe soon (overridden by streams that encode)."""
 
     def stop(self) -> None:
+        """Stop producing; returns at once (the thread ends within a frame interval, and
+        never publishes after this)."""
         self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
+        self._wake.set()
+        self._thread = None
 
     def _ensure_running(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive() and not self._stop.is_set():
             return
         self._loop = asyncio.get_running_loop()
+        # A thread still winding down keeps its own (set) stop event.
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self.fanout.reopen()
-        self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
+        self._thread = threading.Thread(
+            target=self._work, args=(self._stop,), name=self.name, daemon=True
+        )
         self._thread.start()
 
-    def _work(self) -> None:
+    def _work(self, stop: threading.Event) -> None:
         try:
-            self.run(self._stop)
+            self.run(stop)
         except Exception as exc:  # a camera that went away, a broken file
             self.error = f"{type(exc).__name__}: {exc}"
             log.warning("media source %s failed: %s", self.name, self.error)
         finally:
-            self._post_end()
+            if not stop.is_set():
+                self._post_end()
 
     def _publish(self, data: bytes, pts: int, keyframe: bool) -> None:
         """From the worker thread: hand a packet to the viewers."""
@@ -144,7 +151,7 @@ class MediaStream(ABC):
 
     def _post_end(self) -> None:
         loop = self._loop
-        if loop is not None and not loop.is_closed() and not self._stop.is_set():
+        if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.fanout.end)
 
     @abstractmethod
@@ -190,6 +197,7 @@ class EncodedVideoStream(MediaStream):
 
     def keyframe_wanted(self) -> None:
         self._force.set()
+        self._wake.set()
 
     def run(self, stop: threading.Event) -> None:
         width, height = self.info.width, self.info.height
@@ -200,11 +208,21 @@ class EncodedVideoStream(MediaStream):
             else H264Encoder(width, height, fps=self.fps, bitrate=self.bitrate)
         )
         interval = 1.0 / self.fps
+        wake = self._wake
         # The frame grid is shared with the source's other definitions (one epoch), so a
-        # viewer switching definition sees its timestamps carry on.
+        # viewer switching definition sees its timestamps carry on. The first frame, and a
+        # keyframe a new viewer waits for, are made at once, off the grid.
         tick = int((time.monotonic() - self.epoch) / interval) + 1
-        while _sleep_until(self.epoch + tick * interval, stop):
-            pts = round(tick * interval * CLOCK_RATE)
+        now_frame = True
+        while not stop.is_set():
+            if not now_frame:
+                delay = self.epoch + tick * interval - time.monotonic()
+                if delay > 0 and wake.wait(delay):
+                    wake.clear()
+                    now_frame = self._force.is_set()
+                    continue
+            at = time.monotonic() - self.epoch if now_frame else tick * interval
+            pts = round(at * CLOCK_RATE)
             image = next(pictures)
             if self.on_picture is not None and self._loop is not None:
                 self._loop.call_soon_threadsafe(self.on_picture, image)
@@ -214,7 +232,13 @@ class EncodedVideoStream(MediaStream):
             for packet in encoder.encode(image, pts):
                 data = bytes(packet)
                 self._publish(data, int(packet.pts or pts), is_idr(data))
-            tick = max(tick + 1, int((time.monotonic() - self.epoch) / interval) + 1)
+            if now_frame:
+                now_frame = False
+            else:
+                tick += 1
+            # Never fall behind: skip the ticks that passed while encoding; and keep an
+            # off-grid frame at least half an interval from the next one.
+            tick = max(tick, int((time.monotonic() - self.epoch) / interval + 0.5) + 1)
 
 
 def test_pattern(width: int, height: int) -> Iterator[np.ndarray]:
