@@ -145,3 +145,40 @@ async def test_a_stranger_cannot_watch(world: World) -> None:
         assert refused.value.code == ErrorCode.IVASrvErr_dst_error_relation
         assert player.status is PlayerStatus.FAILED
         assert not lv.sdk.connections
+
+
+async def test_g711_audio_plays_and_records_as_aac(world: World, tmp_path: Path) -> None:
+    async with live(world, audio="tone:1000?codec=pcmu") as lv:
+        player = MonitorPlayer(world.device.tid, sdk=lv.sdk)
+        await player.play()
+        assert player.answer["audio"]["codec"] == "pcmu"
+        await take_frames(player, 1)
+        path = tmp_path / "g711.mp4"
+        await player.start_recording(path)
+        await take_frames(player, 30)
+        await player.stop_recording()
+        assert abs(dominant_frequency(player.audio_render.recent) - 1000) <= 10
+        # Muted: nothing more reaches the audio renderer.
+        player.mute = True
+        heard = player.audio_render.samples
+        await take_frames(player, 10)
+        assert player.audio_render.samples <= heard + 960  # at most what was in flight
+        await player.stop()
+    codecs = {s["codec_type"]: s["codec_name"] for s in ffprobe(path)["streams"]}
+    assert codecs == {"video": "h264", "audio": "aac"}
+
+
+async def test_each_nvr_channel_is_its_own_source(world: World) -> None:
+    sources = {"1": ("testsrc:", "none"), "2": ("testsrc:?size=400x224", "tone:300")}
+    async with live(world, sources=sources) as lv:
+        first = MonitorPlayer(world.device.tid, sdk=lv.sdk, source_id=1)
+        second = MonitorPlayer(world.device.tid, sdk=lv.sdk, source_id="2")
+        await first.play()
+        await second.play()
+        (a,) = await take_frames(first, 1)
+        (b,) = await take_frames(second, 1)
+        assert (a.width, a.height) == (320, 180)
+        assert (b.width, b.height) == (400, 224)
+        assert "audio" not in first.answer and second.answer["audio"]["codec"] == "opus"
+        await first.stop()
+        await second.stop()

@@ -134,6 +134,8 @@ class VideoDecoder:
         self._codec: Any = av.CodecContext.create("h264", "r")
 
     def decode(self, data: bytes, pts: int) -> list[av.VideoFrame]:
+        if not data:  # an empty packet would flush (end) the decoder
+            return []
         packet = av.Packet(data)
         packet.pts = pts
         return list(self._codec.decode(packet))

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from iotvideo.cli._common import die, stderr
+from iotvideo.cli.media import IceAddressOpt, use_ice_addresses
 
 __all__ = ["device_app"]
 
@@ -42,14 +43,40 @@ def run(
     temperature_interval: Annotated[
         float, typer.Option(help="Seconds between temperature reports.")
     ] = 10.0,
+    video: Annotated[
+        str,
+        typer.Option(
+            help="Video source: testsrc: (options ?fps=15&bitrate=600000&size=WxH), "
+            "file:PATH (MP4/TS, looped), rtsp://CAMERA/PATH, v4l2:/dev/video0. H.264 from "
+            "files, RTSP and V4L2 is passed through without re-encoding."
+        ),
+    ] = "testsrc:",
+    audio: Annotated[
+        str,
+        typer.Option(
+            help="Audio source: tone:HZ, file:PATH, alsa:DEVICE, pulse:DEVICE or none; add "
+            "?codec=pcmu or ?codec=pcma for G.711 (default Opus)."
+        ),
+    ] = "tone:440",
+    max_viewers: Annotated[
+        int, typer.Option(min=1, help="Viewers served at once; more get 20007.")
+    ] = 4,
+    talk_dir: Annotated[
+        Path | None,
+        typer.Option(help="Write the app's talk audio here, one WAV file per session."),
+    ] = None,
+    ice_address: IceAddressOpt = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Run the simulated camera until Ctrl-C: night mode, LED, cameraOn, temperature, motion.
+    """Run the simulated camera until Ctrl-C: night mode, LED, cameraOn, temperature, motion,
+    and live video and audio for the app's players.
 
     Its product needs the demo model (see `iotvideo device model`).
     """
     from iotvideo.device import DeviceClient
+    from iotvideo.device.media import DeviceMedia
     from iotvideo.device.simulator import SimulatedCamera
+    from iotvideo.media.sources import SourceError
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -64,12 +91,20 @@ def run(
     camera = SimulatedCamera(
         client, motion_interval=motion_interval, temperature_interval=temperature_interval
     )
+    use_ice_addresses(ice_address)
     stderr.print(f"device {client.tid} connecting to {', '.join(cloud)}", highlight=False)
 
     async def go() -> None:
         try:
+            media = DeviceMedia(
+                client, video=video, audio=audio, max_viewers=max_viewers, talk_sink=talk_dir
+            )
+        except SourceError as exc:
+            die(f"{exc}", 2)
+        try:
             await camera.run()
         finally:
+            await media.close()
             await client.stop()
 
     try:

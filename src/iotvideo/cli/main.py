@@ -8,6 +8,7 @@ from iotvideo import __version__
 from iotvideo.cli.app import app_app
 from iotvideo.cli.cloud import cloud_command, db_app, keys_app, vendor_app
 from iotvideo.cli.device import device_app
+from iotvideo.cli.media import use_ice_addresses as _media_commands  # noqa: F401 - registers app play/snapshot/record/talk
 
 __all__ = ["app", "main"]
 

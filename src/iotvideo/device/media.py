@@ -17,7 +17,6 @@ video) to ``on_video``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
@@ -44,7 +43,7 @@ from iotvideo.media.webrtc import (
     PacketTrack,
     RTCPeerConnection,
     RTCSessionDescription,
-    codecs_of,
+    answer_with,
     ice_servers,
     make_packet,
     rtc_configuration,
@@ -437,7 +436,8 @@ class DeviceMedia:
 def _prefer(transceiver: Any, codec: str) -> None:
     """Answer with exactly this codec: what the source produces is passed through."""
     mime = "video/H264" if codec.lower() in ("h264", "video/h264") else CODECS[codec][0]
-    chosen = codecs_of(transceiver.kind, mime)
-    if chosen:
-        with contextlib.suppress(ValueError):
-            transceiver.setCodecPreferences(chosen)
+    if not answer_with(transceiver, mime):
+        raise IVError.of(
+            ErrorCode.IVPlayerError_AVInformationAbnormal,
+            f"the app cannot receive {mime}, which this source sends",
+        )

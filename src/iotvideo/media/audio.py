@@ -112,6 +112,8 @@ class AudioDecoder:
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=self.rate)
 
     def decode(self, data: bytes) -> np.ndarray:
+        if not data:  # an empty packet would flush (end) the decoder
+            return np.zeros(0, dtype=np.int16)
         samples = [
             out.to_ndarray().reshape(-1)
             for frame in self._ctx.decode(av.Packet(data))

@@ -39,6 +39,7 @@ __all__ = [
     "RTCIceServer",
     "RTCPeerConnection",
     "RTCSessionDescription",
+    "answer_with",
     "codecs_of",
     "host_addresses",
     "ice_servers",
@@ -86,6 +87,29 @@ def rtc_configuration(
     candidates only (networks where peers cannot reach each other, and its test)."""
     policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
     return RTCConfiguration(iceServers=list(ice_servers), iceTransportPolicy=policy)
+
+
+def answer_with(transceiver: Any, mime: str) -> bool:
+    """Make an answering transceiver use exactly ``mime`` (e.g. ``audio/PCMU``); False if
+    the offer did not include it.
+
+    Why: a pass-through source sends what it has, so the answer must name that codec and
+    no other. aiortc settles an answerer's codecs inside ``setRemoteDescription`` (which
+    also creates the transceiver), so ``setCodecPreferences`` comes too late; we narrow the
+    negotiated list it keeps (the first entry is what the sender uses).
+    """
+    chosen = [c for c in transceiver._codecs if c.mimeType.lower() == mime.lower()]
+    if not chosen:
+        return False
+    keep = {c.payloadType for c in chosen}
+    # Keep the retransmission (rtx) entries that belong to the chosen codecs.
+    rtx = [
+        c
+        for c in transceiver._codecs
+        if c.mimeType.lower().endswith("/rtx") and int(c.parameters.get("apt", -1)) in keep
+    ]
+    transceiver._codecs = chosen + rtx
+    return True
 
 
 def codecs_of(kind: str, mime: str) -> list[Any]:
