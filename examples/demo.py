@@ -12,8 +12,12 @@
    lens would see a phone screen (`.demo/qr-filmed.png`: tilted, blurred, noisy), joins
    the network and logs in with the token; the app's net-config observer fires; the
    vendor binds it with CreateBinding's BindToken; the app subscribes and reads it.
+6. Live media: a MonitorPlayer plays the first camera peer to peer (WebRTC over
+   loopback, signaled through the cloud), prints its start-up trace, writes a snapshot
+   (`.demo/snapshot.jpg`) and a 5-second recording (`.demo/recording.mp4`, H.264 and
+   Opus as they arrived), and talks to the camera with a tone.
 
-Then it keeps the cloud and the cameras running until Ctrl-C. `--once` stops after step 5
+Then it keeps the cloud and the cameras running until Ctrl-C. `--once` stops after step 6
 (the test suite runs it so).
 """
 
@@ -43,7 +47,10 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.iotvideo.v20191126 import iotvideo_client, models
 
 from iotvideo.app import IoTVideo
+from iotvideo.app.modules import ToneCapture
+from iotvideo.app.player import MonitorPlayer
 from iotvideo.device.simulator import DEMO_MODEL, as_filmed
+from iotvideo.media.webrtc import set_host_addresses
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console()
@@ -212,6 +219,43 @@ async def use_the_app_sdk(url: str, tid: str, access_id: str, token: str) -> Non
         await sdk.unregister()
 
 
+async def play_live(url: str, tid: str, access_id: str, token: str, data: Path) -> None:
+    """Step 6: live video and audio, a snapshot, a recording, talk."""
+    set_host_addresses(["127.0.0.1"])  # the camera runs on this machine
+    sdk = IoTVideo()
+    sdk.setup(url)
+    await sdk.register(access_id, token)
+    player = MonitorPlayer(tid, sdk=sdk, definition="mid")
+    try:
+        await player.play()
+        await player.wait_playing()
+        trace = dict(player.trace)
+        snapshot = data / "snapshot.jpg"
+        await player.snapshot(snapshot)
+        recording = data / "recording.mp4"
+        await player.start_recording(recording)
+        await player.start_talking(ToneCapture(660))
+        with console.status("recording 5 s of the camera..."):
+            await asyncio.sleep(5)
+        await player.stop_talking()
+        await player.stop_recording()
+        width, height = player.video_size
+        frames = player.frames_decoded
+    finally:
+        await player.stop()
+        await sdk.unregister()
+    show(
+        "Live media (MonitorPlayer, WebRTC peer to peer)",
+        [
+            *((f"start-up: {stage}", f"{ms:.1f} ms") for stage, ms in trace.items()),
+            ("picture", f"{width}x{height}, {frames} frames decoded"),
+            ("snapshot", str(snapshot)),
+            ("recording (5 s)", f"{recording} ({recording.stat().st_size} bytes)"),
+            ("talk", "a 660 Hz tone to the camera's speaker"),
+        ],
+    )
+
+
 async def provision_by_qr(
     url: str, setup: Setup, data: Path, cameras: list[subprocess.Popen[str]]
 ) -> str:
@@ -282,11 +326,15 @@ def main() -> int:
         tid, access_id, token = setup.devices[0].Tid, setup.access_id, setup.token
         cameras.append(
             start_camera(
-                args.data, url, setup.devices[0].Certificate, ["run", "--motion-interval", "5"]
+                args.data,
+                url,
+                setup.devices[0].Certificate,
+                ["run", "--motion-interval", "5", "--ice-address", "127.0.0.1"],
             )
         )
         asyncio.run(use_the_app_sdk(url, tid, access_id, token))
         second = asyncio.run(provision_by_qr(url, setup, args.data, cameras))
+        asyncio.run(play_live(url, tid, access_id, token, args.data))
         console.print(
             f"\nThe cloud runs at [bold]{url}[/] with its data in {args.data};"
             f" cameras {tid} and {second} are online."

@@ -1,5 +1,5 @@
 """`make demo` works: the demo script runs end to end (here with --once), including the
-QR-code provisioning of a second camera."""
+QR-code provisioning of a second camera and the live player."""
 
 from __future__ import annotations
 
@@ -32,9 +32,29 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         "would join Wi-Fi 'demo-home'",
         "online with the token",
         "bound as owner (Garden)",
+        "start-up: first_frame",
+        "640x360",
     ):
         assert shown in out.stdout
     # The second camera was read after it was provisioned and bound by QR code.
     assert out.stdout.count("read ProReadonly.temperature") == 2
     assert (tmp_path / "qr.png").read_bytes().startswith(b"\x89PNG")
     assert "iotvideo cloud stopped" in out.stderr
+    # Step 6 wrote a picture and a recording of the live stream.
+    assert (tmp_path / "snapshot.jpg").read_bytes().startswith(b"\xff\xd8")
+    probe = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+            str(tmp_path / "recording.mp4"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert abs(float(probe.stdout) - 5.0) <= 0.5
