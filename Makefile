@@ -30,7 +30,7 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python benchmarks/vendor_api.py
 	$(BIN)/python benchmarks/link.py
-	cd benchmarks && ../$(BIN)/python live.py
+	$(BIN)/python benchmarks/live.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

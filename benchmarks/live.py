@@ -33,7 +33,6 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import av
 from aiortc import RTCPeerConnection, VideoStreamTrack
@@ -150,23 +149,12 @@ async def bare_first_frames(plays: int) -> list[float]:
         )
         transceiver = viewer.addTransceiver("video", direction="recvonly")
         transceiver.setCodecPreferences(codecs_of("video", "video/H264"))
-        got: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-        @viewer.on("track")
-        def on_track(track: Any) -> None:
-            async def first() -> None:
-                await track.recv()
-                if not got.done():
-                    got.set_result(None)
-
-            asyncio.ensure_future(first())
-
         await viewer.setLocalDescription(await viewer.createOffer())
         await camera.setRemoteDescription(viewer.localDescription)
         camera.addTrack(PatternTrack())
         await camera.setLocalDescription(await camera.createAnswer())
         await viewer.setRemoteDescription(camera.localDescription)
-        await asyncio.wait_for(got, 10)
+        await asyncio.wait_for(transceiver.receiver.track.recv(), 10)
         samples.append((time.monotonic() - t0) * 1000)
         await viewer.close()
         await camera.close()
