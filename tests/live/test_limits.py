@@ -125,3 +125,20 @@ async def test_offer_for_an_unknown_source_or_definition_is_refused(world: World
             MonitorPlayer(world.device.tid, sdk=lv.sdk, definition="4k")
         assert bad.value.code == ErrorCode.IVPlayerError_InvalidParameter
         assert lv.media.viewers == 0
+
+
+async def test_an_offline_device_cannot_be_watched(world: World) -> None:
+    async with live(world) as lv:
+        offline = world.devices[1]
+        await asyncio.to_thread(
+            world.vendor,
+            "CreateBinding",
+            AccessId=world.owner.access_id,
+            Tid=offline.tid,
+            Role="owner",
+        )
+        player = MonitorPlayer(offline.tid, sdk=lv.sdk)
+        with pytest.raises(IVError) as refused:
+            await player.play()
+        assert refused.value.code == ErrorCode.IVASrvErr_dst_offline
+        assert not lv.sdk.connections

@@ -52,6 +52,24 @@ def cloud_command(
             "Env: IOTVIDEO_BUS."
         ),
     ] = None,
+    ice_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ice-url",
+            help="A STUN or TURN URL handed to peers for live media, e.g. "
+            "turn:turn.example:3478?transport=udp; repeat for several. "
+            "Env: IOTVIDEO_ICE_URLS (a JSON list).",
+            show_default=False,
+        ),
+    ] = None,
+    turn_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="The TURN servers' shared secret (coturn's static-auth-secret); peers get "
+            "short-lived credentials made with it. Env: IOTVIDEO_TURN_SECRET.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the cloud server (vendor API, health at /healthz) until Ctrl-C or SIGTERM.
 
@@ -60,7 +78,19 @@ def cloud_command(
     """
     from iotvideo.cloud.server import run
 
-    settings = cloud_settings(data=data, db=db, host=host, port=port, log_level=log_level, bus=bus)
+    settings = cloud_settings(
+        data=data,
+        db=db,
+        host=host,
+        port=port,
+        log_level=log_level,
+        bus=bus,
+        ice_urls=ice_url or None,
+        turn_secret=turn_secret,
+    )
+    turn = [u for u in settings.ice_urls if u.startswith(("turn:", "turns:"))]
+    if turn and not settings.turn_secret:
+        die("TURN URLs need --turn-secret (or IOTVIDEO_TURN_SECRET): peers need credentials.", 2)
     raise typer.Exit(run(settings))
 
 
