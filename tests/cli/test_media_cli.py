@@ -20,6 +20,7 @@ import pytest
 from iotvideo.app.player import MonitorPlayer
 from iotvideo.media.audio import Tone, dominant_frequency
 from iotvideo.media.webrtc import host_addresses, set_host_addresses
+from iotvideo.protocol.errors import ErrorCode
 from tests.cli.test_app_cli import app
 from tests.link.world import World, app_sdk, make_world
 from tests.live.helpers import stamp_of
@@ -183,3 +184,47 @@ async def test_a_viewer_that_stops_reading_does_not_slow_the_others(
     assert counts == list(range(counts[0], counts[0] + 46))
     gaps = np.diff([t for t, _ in arrivals])
     assert float(np.max(gaps)) < 0.25
+
+
+async def test_a_killed_camera_ends_the_stream_with_an_error(
+    sqlite_cloud: Cloud, tmp_path: Path
+) -> None:
+    world = await asyncio.to_thread(make_world, sqlite_cloud, devices=1)
+    cert = tmp_path / "device.cert"
+    cert.write_text(world.device.certificate + "\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "iotvideo",
+        "device",
+        "run",
+        "--cert",
+        str(cert),
+        "--cloud",
+        sqlite_cloud.url,
+        *LOOPBACK,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    previous = host_addresses()
+    set_host_addresses(["127.0.0.1"])
+    try:
+        async with asyncio.timeout(30):
+            while b" online" not in await proc.stderr.readline():
+                pass
+        async with app_sdk(world.cloud.url, world.owner) as sdk:
+            player = MonitorPlayer(world.device.tid, sdk=sdk)
+            await player.play()
+            await player.wait_playing()
+            proc.kill()  # no goodbye: the process is gone
+            killed = time.monotonic()
+            async with asyncio.timeout(15):
+                error = await player.wait_ended()
+            assert error is not None
+            assert error.code == ErrorCode.IVTermErr_msg_calling_timeout_disconnect
+            assert time.monotonic() - killed < 5  # the link noticed, not ICE's 30 s
+    finally:
+        set_host_addresses(previous)
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import subprocess
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from iotvideo.app.modules import ToneCapture
 from iotvideo.app.player import MonitorPlayer, PlayerStatus
-from iotvideo.media.audio import dominant_frequency
+from iotvideo.media.audio import Tone, dominant_frequency
 from iotvideo.protocol.errors import ErrorCode, IVError
 from tests.link.world import World
 from tests.live.helpers import live, stamp_of, take_frames
@@ -32,6 +33,10 @@ def ffprobe(path: Path) -> dict:
 async def test_frames_are_decoded_and_the_burned_in_clock_advances(world: World) -> None:
     async with live(world) as lv:
         player = MonitorPlayer(world.device.tid, sdk=lv.sdk)
+        statuses: list[PlayerStatus] = []
+        player.delegate = type(
+            "D", (), {"player_did_update_status": lambda _s, _p, status: statuses.append(status)}
+        )()
         await player.play()
         frames = await take_frames(player, 10)
         assert player.status is PlayerStatus.PLAYING
@@ -45,6 +50,12 @@ async def test_frames_are_decoded_and_the_burned_in_clock_advances(world: World)
         assert player.trace["first_keyframe"] <= player.trace["first_frame"]
         await player.stop()
         assert player.status is PlayerStatus.STOPPED
+    # The delegate saw each state, in order (LOADING only if DTLS beat the first picture).
+    assert [s for s in statuses if s is not PlayerStatus.LOADING] == [
+        PlayerStatus.CONNECTING,
+        PlayerStatus.PLAYING,
+        PlayerStatus.STOPPED,
+    ]
 
 
 async def test_resolution_switch_changes_the_size_without_reconnecting(world: World) -> None:
@@ -166,6 +177,22 @@ async def test_g711_audio_plays_and_records_as_aac(world: World, tmp_path: Path)
         await player.stop()
     codecs = {s["codec_type"]: s["codec_name"] for s in ffprobe(path)["streams"]}
     assert codecs == {"video": "h264", "audio": "aac"}
+
+
+async def test_audio_from_a_file_is_looped_to_the_app(world: World, tmp_path: Path) -> None:
+    speech = tmp_path / "speech.wav"
+    with wave.open(str(speech), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(Tone(500, rate=16_000).next_samples(4_000).tobytes())  # 0.25 s
+    async with live(world, audio=f"file:{speech}") as lv:
+        player = MonitorPlayer(world.device.tid, sdk=lv.sdk)
+        await player.play()
+        await take_frames(player, 20)  # > 1 s: the quarter second looped
+        await player.stop()
+    assert player.audio_render.samples >= 48_000
+    assert abs(dominant_frequency(player.audio_render.recent) - 500) <= 10
 
 
 async def test_each_nvr_channel_is_its_own_source(world: World) -> None:

@@ -18,6 +18,7 @@ from iotvideo.app.modules import VideoDecoder
 from iotvideo.app.player import MonitorPlayer
 from iotvideo.media.fanout import Viewer
 from iotvideo.media.sources import DemuxVideoStream
+from iotvideo.protocol.errors import ErrorCode
 from tests.link.world import make_world
 from tests.live.helpers import live, take_frames
 from tests.support import start_cloud
@@ -70,7 +71,13 @@ async def assert_passed_through(world, video: str, size: tuple[int, int]) -> Non
 
 
 @pytest.fixture
-def rtsp_camera() -> Iterator[str]:
+def rtsp_camera(rtsp_camera_proc: tuple[str, subprocess.Popen[str]]) -> str:
+    return rtsp_camera_proc[0]
+
+
+@pytest.fixture
+def rtsp_camera_proc() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """GStreamer's RTSP server with a 320x240 H.264 test stream: (URL, process)."""
     port = free_port()
     server = subprocess.Popen(
         ["/usr/bin/python3", str(HERE / "rtsp_server.py"), str(port), "320", "240"],
@@ -79,7 +86,7 @@ def rtsp_camera() -> Iterator[str]:
     )
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        yield f"rtsp://127.0.0.1:{port}/cam"
+        yield f"rtsp://127.0.0.1:{port}/cam", server
     finally:
         server.terminate()
         server.wait(10)
@@ -200,3 +207,24 @@ def selected_pair(player: MonitorPlayer):
     transport = player._pc.getTransceivers()[0].receiver.transport.transport
     connection = transport._connection
     return next(iter(connection._nominated.values()))
+
+
+async def test_a_camera_going_away_ends_its_viewers_only(world, rtsp_camera_proc) -> None:
+    url, server = rtsp_camera_proc
+    sources = {"1": (url, "none"), "2": ("testsrc:", "none")}
+    async with live(world, sources=sources) as lv:
+        gone = MonitorPlayer(world.device.tid, sdk=lv.sdk, source_id=1)
+        other = MonitorPlayer(world.device.tid, sdk=lv.sdk, source_id=2)
+        await gone.play()
+        await other.play()
+        await take_frames(gone, 3)
+        server.kill()  # the IP camera behind channel 1 dies
+        async with asyncio.timeout(15):
+            error = await gone.wait_ended()
+        assert error is not None and error.code == ErrorCode.IVTermErr_msg_calling_dev_hangup
+        assert "source 1" in error.message
+        # Channel 2 plays on.
+        before = other.frames_decoded
+        await take_frames(other, 10)
+        assert other.frames_decoded >= before + 10 and other.connected
+        await other.stop()

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import av
 import numpy as np
 
+from iotvideo.app.messages import DeviceMessage
 from iotvideo.app.modules import (
     AudioCapturable,
     AudioCapture,
@@ -156,6 +157,8 @@ class Connection:
         self._connected = asyncio.Event()
         self._ended = asyncio.Event()
         self._workers: list[SerialWorker] = []
+        self._stop_watching: Callable[[], None] | None = None
+        self._teardown_task: asyncio.Future[None] | None = None
 
     # State
 
@@ -196,7 +199,11 @@ class Connection:
                 f"{wire.MAX_CONNECTION_NUM} connections are open (MAX_CONNECTION_NUM); "
                 "disconnect one first",
             )
+        if self._teardown_task is not None:
+            await self._teardown_task
+            self._teardown_task = None
         connections.add(self)
+        self._stop_watching = self.sdk.message.add_listener(self._on_message)
         self.error = None
         self.trace = {}
         self._connected.clear()
@@ -284,13 +291,33 @@ class Connection:
 
     async def disconnect(self) -> None:
         """Close the connection (the seed's disconnect)."""
+        if self._teardown_task is not None:
+            await self._teardown_task
         await self._teardown()
         if self.status is not PlayerStatus.FAILED:
             self._set_status(PlayerStatus.STOPPED)
 
+    def _on_message(self, message: DeviceMessage) -> None:
+        """The cloud says the device went offline (its link dropped): the peer is gone
+        too, long before ICE would notice."""
+        if (
+            message.device_id == self.device_id
+            and message.kind == "property"
+            and message.name == "ProReadonly._online"
+            and isinstance(message.value, dict)
+            and message.value.get("stVal") == 0
+            and self._pc is not None
+        ):
+            self._lost(
+                _err(ErrorCode.IVTermErr_msg_calling_timeout_disconnect, "the device went offline")
+            )
+
     async def _teardown(self) -> None:
         pc, self._pc = self._pc, None
         self._ended.set()
+        stop_watching, self._stop_watching = self._stop_watching, None
+        if stop_watching is not None:
+            stop_watching()
         self.sdk.connections.discard(self)
         for worker in self._workers:
             worker.close()
@@ -313,13 +340,14 @@ class Connection:
         self._ended.set()
         self._set_status(PlayerStatus.FAILED)
         self._tell("player_did_receive_error", self, error)
-        task = asyncio.ensure_future(self._teardown())
-        task.add_done_callback(lambda _t: None)
-        self._teardown_task = task
+        self._teardown_task = asyncio.ensure_future(self._teardown())
 
     async def wait_ended(self) -> IVError | None:
-        """Wait until the connection ends; the error that ended it (None if stopped)."""
+        """Wait until the connection ends (and is released); the error that ended it
+        (None if it was stopped)."""
         await self._ended.wait()
+        if self._teardown_task is not None:
+            await self._teardown_task
         return self.error
 
     # Custom data
@@ -358,7 +386,7 @@ class Connection:
         op = msg["op"]
         if op == "bye":
             code = int(msg.get("code") or ErrorCode.IVTermErr_msg_calling_dev_hangup)
-            self._lost(IVError.of(code, "the device hung up"))
+            self._lost(IVError.of(code, str(msg.get("msg") or "the device hung up")))
             return
         waiter = self._control_waiters.pop(op, None)
         if op == "error":

@@ -140,8 +140,24 @@ class MediaSession:
             if packet is None:
                 if viewer is not self.video_viewer:
                     continue  # switched to another definition
+                self._source_ended()
                 return None
             return make_packet(packet.data, packet.pts, packet.extra)
+
+    def _source_ended(self) -> None:
+        """The source stopped by itself (a camera that went away): tell the app."""
+        stream = self.video_stream
+        if self.closed.is_set() or stream is None:
+            return
+        why = stream.error or "the stream ended"
+        log.warning("session %s: source %s ended: %s", self.id, self.source_id, why)
+        task = asyncio.ensure_future(
+            self.close(
+                ErrorCode.IVTermErr_msg_calling_dev_hangup, f"source {self.source_id}: {why}"
+            )
+        )
+        self.media._tasks.add(task)
+        task.add_done_callback(self.media._tasks.discard)
 
     async def next_audio(self) -> av.Packet[Any] | None:
         viewer = self.audio_viewer
@@ -264,13 +280,13 @@ class MediaSession:
         self._workers.append(worker)
         return worker
 
-    async def close(self, code: int = 0) -> None:
+    async def close(self, code: int = 0, msg: str = "") -> None:
         """End the session; ``code`` (e.g. 20002) tells the app why."""
         if self.closed.is_set():
             return
         self.closed.set()
         if code:
-            self._control("bye", code=code)
+            self._control("bye", code=code, msg=msg)
         self._release()
         await self.pc.close()
 
