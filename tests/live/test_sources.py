@@ -98,10 +98,10 @@ async def test_an_rtsp_camera_is_passed_through(world, rtsp_camera: str) -> None
     await assert_passed_through(world, rtsp_camera, (320, 240))
 
 
-@pytest.fixture
-def mp4_clip(tmp_path: Path) -> Path:
-    """One second of H.264 at 352x288 in an MP4, made by Debian's ffmpeg."""
-    clip = tmp_path / "clip.mp4"
+@pytest.fixture(params=["mp4", "ts"])
+def clip(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """One second of H.264 at 352x288 in an MP4 or an MPEG-TS, made by Debian's ffmpeg."""
+    clip = tmp_path / f"clip.{request.param}"
     subprocess.run(
         [
             "ffmpeg",
@@ -126,9 +126,9 @@ def mp4_clip(tmp_path: Path) -> Path:
     return clip
 
 
-async def test_an_mp4_file_is_passed_through_and_looped(world, mp4_clip: Path) -> None:
+async def test_a_file_is_passed_through_and_looped(world, clip: Path) -> None:
     # 20 frames of a 15-frame file: it loops, and the clock carries on.
-    await assert_passed_through(world, f"file:{mp4_clip}", (352, 288))
+    await assert_passed_through(world, f"file:{clip}", (352, 288))
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import numpy as np
 from iotvideo.media.audio import AudioDecoder as _PcmDecoder
 from iotvideo.media.audio import AudioEncoder as _PcmEncoder
 from iotvideo.media.audio import Tone, codec_of_mime, read_wav
-from iotvideo.media.h264 import H264Encoder
+from iotvideo.media.h264 import H264Decoder, H264Encoder
 from iotvideo.media.sources import open_audio
 from iotvideo.media.testsrc import Stamp, TestPattern
 
@@ -127,18 +127,8 @@ class VideoEncodable(Protocol):
 # Built-ins
 
 
-class VideoDecoder:
+class VideoDecoder(H264Decoder):
     """IVVideoDecoder: FFmpeg's H.264 decoder."""
-
-    def __init__(self) -> None:
-        self._codec: Any = av.CodecContext.create("h264", "r")
-
-    def decode(self, data: bytes, pts: int) -> list[av.VideoFrame]:
-        if not data:  # an empty packet would flush (end) the decoder
-            return []
-        packet = av.Packet(data)
-        packet.pts = pts
-        return list(self._codec.decode(packet))
 
 
 class AudioDecoder:

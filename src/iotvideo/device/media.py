@@ -31,6 +31,7 @@ import numpy as np
 from iotvideo.device.client import DeviceClient
 from iotvideo.media.audio import CODECS, AudioDecoder, TalkSink, WavSink, codec_of_mime
 from iotvideo.media.fanout import Viewer
+from iotvideo.media.h264 import H264Decoder
 from iotvideo.media.sources import (
     AudioStream,
     MediaStream,
@@ -89,6 +90,10 @@ class MediaSession:
         self._workers: list[SerialWorker] = []
         self._talk: TalkSink | None = None
         self._wav: WavSink | None = None
+        self._talk_pipe: tuple[AudioDecoder, SerialWorker] | None = None
+        self._video_pipe: tuple[H264Decoder, SerialWorker] | None = None
+        #: Asks the app for a keyframe (set when the app's video is tapped).
+        self.decode_failed: Callable[[], None] | None = None
         #: Talk audio samples received so far, and app video frames received.
         self.talk_samples = 0
         self.video_frames = 0
@@ -179,21 +184,22 @@ class MediaSession:
             self._on_app_video(data, timestamp)
 
     def _on_talk(self, mime: str, data: bytes) -> None:
-        if not hasattr(self, "_talk_decoder"):
+        if self._talk_pipe is None:
             try:
-                self._talk_decoder = AudioDecoder(codec_of_mime(mime))
+                decoder = AudioDecoder(codec_of_mime(mime))
             except ValueError:
                 return
-            self._talk_worker = self._worker("talk")
+            self._talk_pipe = (decoder, self._worker("talk"))
             self._talk = self.media.talk_sink_for(self)
+        decoder, worker = self._talk_pipe
         loop = asyncio.get_running_loop()
 
         def decode() -> None:
-            samples = self._talk_decoder.decode(data)
+            samples = decoder.decode(data)
             if samples.size:
                 loop.call_soon_threadsafe(self._deliver_talk, samples)
 
-        self._talk_worker.submit(decode)
+        worker.submit(decode)
 
     def _deliver_talk(self, samples: np.ndarray) -> None:
         self.talk_samples += samples.size
@@ -204,22 +210,23 @@ class MediaSession:
                 log.exception("talk sink failed")
 
     def _on_app_video(self, data: bytes, timestamp: int) -> None:
-        if not hasattr(self, "_video_decoder"):
-            self._video_decoder: Any = av.CodecContext.create("h264", "r")
-            self._video_worker = self._worker("app-video")
+        if self._video_pipe is None:
+            self._video_pipe = (H264Decoder(), self._worker("app-video"))
+        decoder, worker = self._video_pipe
         loop = asyncio.get_running_loop()
+        failed = self.decode_failed
 
         def decode() -> None:
-            packet = av.Packet(data)
-            packet.pts = timestamp
             try:
-                frames = self._video_decoder.decode(packet)
+                frames = decoder.decode(data, timestamp)
             except av.FFmpegError:
+                if failed is not None:
+                    failed()  # ask the app's encoder for a keyframe
                 return
             for frame in frames:
                 loop.call_soon_threadsafe(self._deliver_video, frame)
 
-        self._video_worker.submit(decode)
+        worker.submit(decode)
 
     def _deliver_video(self, frame: av.VideoFrame) -> None:
         self.video_frames += 1
@@ -404,7 +411,9 @@ class DeviceMedia:
         channel = session.channel
         answer_info: dict[str, Any] = {}
         for transceiver in pc.getTransceivers():
-            tap_receiver(transceiver.receiver, session.on_remote_frame)
+            failed = tap_receiver(transceiver.receiver, session.on_remote_frame)
+            if transceiver.kind == "video":
+                session.decode_failed = failed
             if session.kind == "transmission":
                 transceiver.direction = "inactive"
             elif transceiver.kind == "video":

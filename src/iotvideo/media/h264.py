@@ -19,6 +19,7 @@ from av.video.frame import PictureType
 
 __all__ = [
     "CLOCK_RATE",
+    "H264Decoder",
     "H264Encoder",
     "is_idr",
     "nal_types",
@@ -75,6 +76,22 @@ class H264Encoder:
     def close(self) -> list[av.Packet[Any]]:
         """Flush: the packets still inside the encoder."""
         return list(self._codec.encode(None))
+
+
+class H264Decoder:
+    """FFmpeg's H.264 decoder: Annex-B access units in, frames out. Blocking: call it off
+    the event loop."""
+
+    def __init__(self) -> None:
+        self._codec: Any = av.CodecContext.create("h264", "r")
+
+    def decode(self, data: bytes, pts: int) -> list[av.VideoFrame]:
+        """The frames this access unit completes; raises av.FFmpegError on broken data."""
+        if not data:  # an empty packet would flush (end) the decoder
+            return []
+        packet = av.Packet(data)
+        packet.pts = pts
+        return list(self._codec.decode(packet))
 
 
 def is_idr(data: bytes) -> bool:
