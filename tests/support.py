@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -266,3 +268,44 @@ def error_code(response: httpx.Response) -> str | None:
     assert isinstance(body["RequestId"], str) and body["RequestId"]
     error = body.get("Error")
     return None if error is None else str(error["Code"])
+
+
+def run_device(cloud_url: str, certificate: str, folder: Path, *args: str) -> LineWatcher:
+    """`iotvideo device run` for a device (its Certificate written under ``folder``),
+    once it is online; stop it with ``.stop(signal.SIGINT)``, as Ctrl-C."""
+    cert = folder / "device.cert"
+    cert.write_text(certificate + "\n")
+    command = [sys.executable, "-m", "iotvideo", "device", "run", "--cert", str(cert)]
+    proc = subprocess.Popen(
+        [*command, "--cloud", cloud_url, *args],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    device = LineWatcher(proc)
+    device.wait_for(r"device \S+ online")
+    return device
+
+
+def ffprobe(path: Path) -> dict[str, Any]:
+    """What Debian's ffprobe says of a media file: its streams and format."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return dict(json.loads(out))
+
+
+@contextmanager
+def loopback_ice() -> Iterator[None]:
+    """ICE host candidates on loopback only, for the block: no traffic leaves the machine."""
+    from iotvideo.media.webrtc import host_addresses, set_host_addresses
+
+    previous = host_addresses()
+    set_host_addresses(["127.0.0.1"])
+    try:
+        yield
+    finally:
+        set_host_addresses(previous)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.link.world import World, make_world
-from tests.support import Cloud, LineWatcher
+from tests.support import Cloud, LineWatcher, run_device
 
 
 @pytest.fixture(scope="module")
@@ -20,30 +20,15 @@ def running(
     sqlite_cloud: Cloud, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[World, LineWatcher]]:
     world = make_world(sqlite_cloud)
-    cert = tmp_path_factory.mktemp("cert") / "device.cert"
-    cert.write_text(world.device.certificate + "\n")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "iotvideo",
-            "device",
-            "run",
-            "--cert",
-            str(cert),
-            "--cloud",
-            sqlite_cloud.url,
-            "--motion-interval",
-            "0.2",
-            "--temperature-interval",
-            "0.2",
-        ],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
+    device = run_device(
+        sqlite_cloud.url,
+        world.device.certificate,
+        tmp_path_factory.mktemp("cert"),
+        "--motion-interval",
+        "0.2",
+        "--temperature-interval",
+        "0.2",
     )
-    device = LineWatcher(proc)
-    device.wait_for(f"device {world.device.tid} online")
     try:
         yield world, device
     finally:

@@ -19,12 +19,11 @@ import pytest
 
 from iotvideo.app.player import MonitorPlayer
 from iotvideo.media.audio import Tone, dominant_frequency
-from iotvideo.media.webrtc import host_addresses, set_host_addresses
 from iotvideo.protocol.errors import ErrorCode
 from tests.cli.test_app_cli import app
 from tests.link.world import World, app_sdk, make_world
 from tests.live.helpers import stamp_of
-from tests.support import Cloud, LineWatcher
+from tests.support import Cloud, LineWatcher, ffprobe, loopback_ice, run_device
 
 LOOPBACK = ["--ice-address", "127.0.0.1"]
 
@@ -35,44 +34,14 @@ def camera(
 ) -> Iterator[tuple[World, LineWatcher, Path]]:
     world = make_world(sqlite_cloud, devices=1)
     folder = tmp_path_factory.mktemp("camera")
-    cert = folder / "device.cert"
-    cert.write_text(world.device.certificate + "\n")
     talk = folder / "talk"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "iotvideo",
-            "device",
-            "run",
-            "--cert",
-            str(cert),
-            "--cloud",
-            sqlite_cloud.url,
-            "--talk-dir",
-            str(talk),
-            *LOOPBACK,
-        ],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
+    device = run_device(
+        sqlite_cloud.url, world.device.certificate, folder, "--talk-dir", str(talk), *LOOPBACK
     )
-    device = LineWatcher(proc)
-    device.wait_for(f"device {world.device.tid} online")
     try:
         yield world, device, talk
     finally:
         assert device.stop(signal.SIGINT) in (0, 130)
-
-
-def ffprobe(path: Path) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out)
 
 
 def test_play_prints_the_start_up_trace(camera: tuple[World, LineWatcher, Path]) -> None:
@@ -164,9 +133,7 @@ async def test_a_viewer_that_stops_reading_does_not_slow_the_others(
     camera: tuple[World, LineWatcher, Path], stopped_viewer: None
 ) -> None:
     world, _, _ = camera
-    previous = host_addresses()
-    set_host_addresses(["127.0.0.1"])
-    try:
+    with loopback_ice():
         async with app_sdk(world.cloud.url, world.owner) as sdk:
             player = MonitorPlayer(world.device.tid, sdk=sdk)
             await player.play()
@@ -177,8 +144,6 @@ async def test_a_viewer_that_stops_reading_does_not_slow_the_others(
                     if len(arrivals) == 46:
                         break
             await player.stop()
-    finally:
-        set_host_addresses(previous)
     # Three seconds of 15 fps video, every frame there and none late.
     counts = [c for _, c in arrivals]
     assert counts == list(range(counts[0], counts[0] + 46))
@@ -206,25 +171,23 @@ async def test_a_killed_camera_ends_the_stream_with_an_error(
         stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stderr is not None
-    previous = host_addresses()
-    set_host_addresses(["127.0.0.1"])
     try:
         async with asyncio.timeout(30):
             while b" online" not in await proc.stderr.readline():
                 pass
-        async with app_sdk(world.cloud.url, world.owner) as sdk:
-            player = MonitorPlayer(world.device.tid, sdk=sdk)
-            await player.play()
-            await player.wait_playing()
-            proc.kill()  # no goodbye: the process is gone
-            killed = time.monotonic()
-            async with asyncio.timeout(15):
-                error = await player.wait_ended()
-            assert error is not None
-            assert error.code == ErrorCode.IVTermErr_msg_calling_timeout_disconnect
-            assert time.monotonic() - killed < 5  # the link noticed, not ICE's 30 s
+        with loopback_ice():
+            async with app_sdk(world.cloud.url, world.owner) as sdk:
+                player = MonitorPlayer(world.device.tid, sdk=sdk)
+                await player.play()
+                await player.wait_playing()
+                proc.kill()  # no goodbye: the process is gone
+                killed = time.monotonic()
+                async with asyncio.timeout(15):
+                    error = await player.wait_ended()
+        assert error is not None
+        assert error.code == ErrorCode.IVTermErr_msg_calling_timeout_disconnect
+        assert time.monotonic() - killed < 5  # the link noticed, not ICE's 30 s
     finally:
-        set_host_addresses(previous)
         if proc.returncode is None:
             proc.kill()
         await proc.wait()

@@ -6,20 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from iotvideo.media.webrtc import host_addresses, set_host_addresses
 from tests.link.world import World, make_world
-from tests.support import Cloud
+from tests.support import Cloud, loopback_ice
 
 
 @pytest.fixture(autouse=True)
-def loopback_ice() -> Iterator[None]:
+def ice_on_loopback() -> Iterator[None]:
     """ICE on loopback only: no traffic leaves the machine."""
-    previous = host_addresses()
-    set_host_addresses(["127.0.0.1"])
-    try:
+    with loopback_ice():
         yield
-    finally:
-        set_host_addresses(previous)
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
-import subprocess
 import wave
 from pathlib import Path
 
@@ -18,16 +16,7 @@ from iotvideo.media.audio import Tone, dominant_frequency
 from iotvideo.protocol.errors import ErrorCode, IVError
 from tests.link.world import World
 from tests.live.helpers import live, stamp_of, take_frames
-
-
-def ffprobe(path: Path) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out)
+from tests.support import ffprobe
 
 
 async def test_frames_are_decoded_and_the_burned_in_clock_advances(world: World) -> None:

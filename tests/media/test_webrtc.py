@@ -8,17 +8,14 @@ from collections.abc import Iterator
 import pytest
 from aiortc import RTCPeerConnection
 
-from iotvideo.media.webrtc import host_addresses, rtc_configuration, set_host_addresses
+from iotvideo.media.webrtc import rtc_configuration
+from tests.support import loopback_ice
 
 
 @pytest.fixture
 def loopback() -> Iterator[None]:
-    previous = host_addresses()
-    set_host_addresses(["127.0.0.1"])
-    try:
+    with loopback_ice():
         yield
-    finally:
-        set_host_addresses(previous)
 
 
 async def test_peers_connect_over_loopback(loopback: None) -> None:

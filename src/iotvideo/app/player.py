@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -52,17 +51,14 @@ from iotvideo.app.modules import (
     VideoRenderable,
 )
 from iotvideo.media.audio import codec_of_mime
-from iotvideo.media.fanout import Viewer
 from iotvideo.media.h264 import is_idr
 from iotvideo.media.recorder import MP4Recorder, encode_picture
-from iotvideo.media.sources import DEFINITIONS, AudioStream, EncodedVideoStream, MediaStream
+from iotvideo.media.sources import DEFINITIONS, AudioStream, EncodedVideoStream, Feed
 from iotvideo.media.webrtc import (
-    PacketTrack,
     RTCPeerConnection,
     RTCSessionDescription,
     codecs_of,
     ice_servers,
-    make_packet,
     rtc_configuration,
     tap_receiver,
 )
@@ -462,8 +458,7 @@ class MonitorPlayer(Connection):
         self._need_keyframe = True
         self._recording = False
         self._rec_worker: SerialWorker | None = None
-        self._talk: AudioStream | None = None
-        self._talk_viewer: Viewer | None = None
+        self._talk = Feed()
         self._audio_sender: Any = None
         self._video_sender: Any = None
         self._first_frame = asyncio.Event()
@@ -498,7 +493,7 @@ class MonitorPlayer(Connection):
         if self._recording:
             with contextlib.suppress(IVError):
                 await self.stop_recording()
-        await self._stop_talk_stream()
+        self._talk.close()
         await self.disconnect()
         for queue in self._frame_queues:
             with contextlib.suppress(asyncio.QueueFull):
@@ -719,29 +714,28 @@ class MonitorPlayer(Connection):
 
     @property
     def talking(self) -> bool:
-        return self._talk is not None
+        return self._talk.stream is not None
 
     async def start_talking(self, capture: AudioCapturable | None = None) -> None:
         """Send audio to the device's speaker from ``capture`` (default: the
         ``audio_capture`` module, a microphone)."""
         if not self.connected or self._audio_sender is None:
             raise _err(ErrorCode.IVPlayerError_OperationNotAllowedNow, "play() first")
-        if self._talk is not None:
+        if self.talking:
             return
-        codec = self._talk_codec()
         source = capture or self.audio_capture
         encoder = self.audio_encoder
         stream = AudioStream(
             source.chunks,
-            codec,
+            self._talk_codec(),
             f"talk-{self.device_id}",
             encoder=(lambda: encoder) if encoder is not None else None,
         )
-        self._talk = stream
-        self._talk_viewer = stream.add_viewer()
-        self._audio_sender.replaceTrack(PacketTrack("audio", self._next_talk_packet))
+        self._talk.switch(stream)
+        self._audio_sender.replaceTrack(self._talk.track("audio"))
 
     def _talk_codec(self) -> str:
+        """The audio codec negotiated with the device (talk is sent in it)."""
         pc = self._pc
         if pc is not None:
             for transceiver in pc.getTransceivers():
@@ -749,24 +743,11 @@ class MonitorPlayer(Connection):
                     return codec_of_mime(transceiver._codecs[0].mimeType)
         return str(self.answer.get("audio", {}).get("codec", "opus"))
 
-    async def _next_talk_packet(self) -> av.Packet[Any] | None:
-        viewer = self._talk_viewer
-        packet = await viewer.get() if viewer is not None else None
-        if packet is None:
-            return None
-        return make_packet(packet.data, packet.pts, packet.extra)
-
     async def stop_talking(self) -> None:
         """Stop sending audio."""
-        if self._audio_sender is not None and self._talk is not None:
+        if self._audio_sender is not None and self.talking:
             self._audio_sender.replaceTrack(None)
-        await self._stop_talk_stream()
-
-    async def _stop_talk_stream(self) -> None:
-        stream, viewer = self._talk, self._talk_viewer
-        self._talk = self._talk_viewer = None
-        if stream is not None and viewer is not None:
-            stream.remove_viewer(viewer)
+        self._talk.close()
 
 
 class LivePlayer(MonitorPlayer):
@@ -787,11 +768,11 @@ class LivePlayer(MonitorPlayer):
         self.capture_fps = 15.0
         self.on_preview: Callable[[np.ndarray], object] | None = None
         self.camera_index = 0
-        self._camera: MediaStream | None = None
-        self._camera_viewer: Viewer | None = None
+        self._camera = Feed()
 
     @property
     def video_capture(self) -> VideoCapturable:
+        """The camera in use (the seed's videoCapture)."""
         return self.cameras[self.camera_index]
 
     @video_capture.setter
@@ -805,26 +786,26 @@ class LivePlayer(MonitorPlayer):
         """Start sending the current camera's pictures to the device."""
         if not self.connected or self._video_sender is None:
             raise _err(ErrorCode.IVPlayerError_OperationNotAllowedNow, "play() first")
-        if self._camera is not None:
-            return
+        if self._camera.stream is None:
+            self._camera.switch(self._camera_stream())
+            self._video_sender.replaceTrack(self._camera.track("video"))
+
+    def _camera_stream(self) -> EncodedVideoStream:
+        """The current camera's pictures, encoded once; on the clock of the previous
+        camera's, so timestamps carry on across a switch."""
         width, height = DEFINITIONS[self.capture_definition]
         encoder = self.video_encoder
-        stream = EncodedVideoStream(
+        previous = self._camera.stream
+        return EncodedVideoStream(
             self.video_capture.frames,
             width,
             height,
             fps=self.capture_fps,
             bitrate=400_000,
+            epoch=previous.epoch if isinstance(previous, EncodedVideoStream) else None,
             name=f"camera-{self.device_id}",
             encoder=(lambda: encoder) if encoder is not None else None,
             on_picture=self._preview,
-        )
-        self._camera = stream
-        self._camera_viewer = stream.add_viewer()
-        self._video_sender.replaceTrack(
-            PacketTrack(
-                "video", self._next_camera_packet, on_keyframe_wanted=stream.keyframe_wanted
-            )
         )
 
     def _preview(self, image: np.ndarray) -> None:
@@ -834,54 +815,18 @@ class LivePlayer(MonitorPlayer):
             except Exception:
                 log.exception("preview callback failed")
 
-    async def _next_camera_packet(self) -> av.Packet[Any] | None:
-        while True:
-            viewer = self._camera_viewer
-            if viewer is None:
-                return None
-            packet = await viewer.get()
-            if packet is None:
-                if viewer is not self._camera_viewer:
-                    continue  # switched camera
-                return None
-            return make_packet(packet.data, packet.pts, packet.extra)
-
     async def switch_camera(self) -> None:
         """Switch to the next camera in ``cameras`` (front/back)."""
         self.camera_index = (self.camera_index + 1) % len(self.cameras)
-        if self._camera is None:
-            return
-        old, old_viewer = self._camera, self._camera_viewer
-        width, height = DEFINITIONS[self.capture_definition]
-        stream = EncodedVideoStream(
-            self.video_capture.frames,
-            width,
-            height,
-            fps=self.capture_fps,
-            bitrate=400_000,
-            epoch=old.epoch if isinstance(old, EncodedVideoStream) else None,
-            name=f"camera-{self.device_id}",
-            on_picture=self._preview,
-        )
-        self._camera = stream
-        self._camera_viewer = stream.add_viewer()
-        if old_viewer is not None:
-            old.remove_viewer(old_viewer)
+        if self._camera.stream is not None:
+            self._camera.switch(self._camera_stream())
 
     async def close_camera(self) -> None:
         """Stop sending pictures."""
-        camera, viewer = self._camera, self._camera_viewer
-        self._camera = self._camera_viewer = None
-        if self._video_sender is not None and camera is not None:
+        if self._video_sender is not None and self._camera.stream is not None:
             self._video_sender.replaceTrack(None)
-        if camera is not None and viewer is not None:
-            camera.remove_viewer(viewer)
+        self._camera.close()
 
     async def stop(self) -> None:
         await self.close_camera()
         await super().stop()
-
-
-def trace_json(player: Connection) -> str:
-    """The start-up trace as JSON (the CLI prints it)."""
-    return json.dumps({"device": player.device_id, "kind": player.kind, **player.trace})

@@ -30,23 +30,20 @@ import numpy as np
 
 from iotvideo.device.client import DeviceClient
 from iotvideo.media.audio import CODECS, AudioDecoder, TalkSink, WavSink, codec_of_mime
-from iotvideo.media.fanout import Viewer
 from iotvideo.media.h264 import H264Decoder
 from iotvideo.media.sources import (
     AudioStream,
-    MediaStream,
+    Feed,
     SourceError,
     VideoSource,
     open_audio,
     open_video,
 )
 from iotvideo.media.webrtc import (
-    PacketTrack,
     RTCPeerConnection,
     RTCSessionDescription,
     answer_with,
     ice_servers,
-    make_packet,
     rtc_configuration,
     tap_receiver,
 )
@@ -81,9 +78,9 @@ class MediaSession:
         self.source_id, self.peer = source_id, peer
         self.id = next(media._ids)
         self.definition = "low"
-        self.video_stream: MediaStream | None = None
-        self.video_viewer: Viewer | None = None
-        self.audio_viewer: Viewer | None = None
+        #: What this session sends: the source's video (at its definition) and audio.
+        self.video = Feed(on_end=self._source_ended)
+        self.audio = Feed()
         self.closed = asyncio.Event()
         self._ctl: Any = None
         self._data: Any = None
@@ -118,40 +115,20 @@ class MediaSession:
     # Video
 
     def start_video(self, definition: str) -> None:
-        stream = self.channel.video.stream(definition)
         self.definition = definition
-        self.video_stream = stream
-        self.video_viewer = stream.add_viewer()
+        self.video.switch(self.channel.video.stream(definition))
 
     def switch_definition(self, definition: str) -> dict[str, Any]:
         """Move this viewer to the stream of ``definition``; it starts at a keyframe."""
         stream = self.channel.video.stream(definition)
-        old_stream, old_viewer = self.video_stream, self.video_viewer
         self.definition = definition
-        if stream is not old_stream:
-            self.video_stream = stream
-            self.video_viewer = stream.add_viewer()
-            if old_stream is not None and old_viewer is not None:
-                old_stream.remove_viewer(old_viewer)
+        self.video.switch(stream)
         info = stream.info
         return {"value": definition, "width": info.width, "height": info.height}
 
-    async def next_video(self) -> av.Packet[Any] | None:
-        while True:
-            viewer = self.video_viewer
-            if viewer is None:
-                return None
-            packet = await viewer.get()
-            if packet is None:
-                if viewer is not self.video_viewer:
-                    continue  # switched to another definition
-                self._source_ended()
-                return None
-            return make_packet(packet.data, packet.pts, packet.extra)
-
     def _source_ended(self) -> None:
         """The source stopped by itself (a camera that went away): tell the app."""
-        stream = self.video_stream
+        stream = self.video.stream
         if self.closed.is_set() or stream is None:
             return
         why = stream.error or "the stream ended"
@@ -163,17 +140,6 @@ class MediaSession:
         )
         self.media._tasks.add(task)
         task.add_done_callback(self.media._tasks.discard)
-
-    async def next_audio(self) -> av.Packet[Any] | None:
-        viewer = self.audio_viewer
-        packet = await viewer.get() if viewer is not None else None
-        if packet is None:
-            return None
-        return make_packet(packet.data, packet.pts, packet.extra)
-
-    def keyframe_wanted(self) -> None:
-        if self.video_stream is not None:
-            self.video_stream.keyframe_wanted()
 
     # From the app: talk audio, video (two-way), control, data
 
@@ -260,7 +226,7 @@ class MediaSession:
                     "error", code=int(ErrorCode.IVPlayerError_InvalidParameter), msg=str(exc)
                 )
         elif op == "keyframe":
-            self.keyframe_wanted()
+            self.video.keyframe_wanted()
 
     def _control(self, op: str, **fields: Any) -> None:
         if self._ctl is not None and self._ctl.readyState == "open":
@@ -298,12 +264,8 @@ class MediaSession:
         await self.pc.close()
 
     def _release(self) -> None:
-        if self.video_stream is not None and self.video_viewer is not None:
-            self.video_stream.remove_viewer(self.video_viewer)
-        audio = self.channel.audio if self.source_id in self.media.channels else None
-        if audio is not None and self.audio_viewer is not None:
-            audio.remove_viewer(self.audio_viewer)
-        self.video_viewer = self.audio_viewer = None
+        self.video.close()
+        self.audio.close()
         for worker in self._workers:
             worker.close()
         if self._wav is not None:
@@ -418,13 +380,11 @@ class DeviceMedia:
                 transceiver.direction = "inactive"
             elif transceiver.kind == "video":
                 session.start_video(definition)
-                track = PacketTrack(
-                    "video", session.next_video, on_keyframe_wanted=session.keyframe_wanted
-                )
+                track = session.video.track("video")
                 _prefer(transceiver, "video/H264")
                 transceiver.sender.replaceTrack(track)
                 transceiver.direction = "sendrecv"  # aiortc answers with what the offer allows
-                info = session.video_stream.info if session.video_stream else None
+                info = session.video.stream.info if session.video.stream else None
                 if info is not None:
                     answer_info["video"] = {
                         "codec": info.codec,
@@ -433,9 +393,9 @@ class DeviceMedia:
                         "definition": definition,
                     }
             elif transceiver.kind == "audio" and channel.audio is not None:
-                session.audio_viewer = channel.audio.add_viewer()
+                session.audio.switch(channel.audio)
                 _prefer(transceiver, channel.audio.info.codec)
-                transceiver.sender.replaceTrack(PacketTrack("audio", session.next_audio))
+                transceiver.sender.replaceTrack(session.audio.track("audio"))
                 transceiver.direction = "sendrecv"  # aiortc answers with what the offer allows
                 answer_info["audio"] = {
                     "codec": channel.audio.info.codec,

@@ -41,11 +41,13 @@ from iotvideo.media.audio import CODECS, PACKET_MS, AudioEncoder, Tone, read_wav
 from iotvideo.media.fanout import FanOut, MediaPacket, Viewer
 from iotvideo.media.h264 import CLOCK_RATE, H264Encoder, is_idr, with_parameter_sets
 from iotvideo.media.testsrc import Stamp, TestPattern
+from iotvideo.media.webrtc import PacketTrack, make_packet
 
 __all__ = [
     "DEFINITIONS",
     "AudioStream",
     "EncodedVideoStream",
+    "Feed",
     "MediaStream",
     "SourceError",
     "VideoSource",
@@ -556,3 +558,58 @@ def open_audio(uri: str) -> AudioStream | None:
     raise SourceError(
         f"unknown audio source {uri!r}: use tone:HZ, file:PATH, alsa:DEVICE, pulse:DEVICE or none"
     )
+
+
+class Feed:
+    """What one peer's sending track reads: a viewer of a stream, which can be moved to
+    another stream (a definition, a camera) without the track or the peer noticing.
+
+    ``track(kind)`` is the :class:`~iotvideo.media.webrtc.PacketTrack` to send; a
+    receiver's keyframe request reaches the current stream; ``on_end`` is called when the
+    stream ends by itself (not when the feed is moved or closed).
+    """
+
+    def __init__(
+        self, stream: MediaStream | None = None, *, on_end: Callable[[], object] | None = None
+    ) -> None:
+        self.stream: MediaStream | None = None
+        self.viewer: Viewer | None = None
+        self.on_end = on_end
+        if stream is not None:
+            self.switch(stream)
+
+    def switch(self, stream: MediaStream) -> None:
+        """Read from ``stream`` from its next keyframe on."""
+        if stream is self.stream:
+            return
+        old_stream, old_viewer = self.stream, self.viewer
+        self.stream, self.viewer = stream, stream.add_viewer()
+        if old_stream is not None and old_viewer is not None:
+            old_stream.remove_viewer(old_viewer)
+
+    def close(self) -> None:
+        stream, viewer = self.stream, self.viewer
+        self.stream = self.viewer = None
+        if stream is not None and viewer is not None:
+            stream.remove_viewer(viewer)
+
+    def keyframe_wanted(self) -> None:
+        if self.stream is not None:
+            self.stream.keyframe_wanted()
+
+    async def next_packet(self) -> av.Packet[Any] | None:
+        while True:
+            viewer = self.viewer
+            if viewer is None:
+                return None
+            packet = await viewer.get()
+            if packet is None:
+                if viewer is not self.viewer:
+                    continue  # moved to another stream
+                if self.on_end is not None:
+                    self.on_end()
+                return None
+            return make_packet(packet.data, packet.pts, packet.extra)
+
+    def track(self, kind: str) -> PacketTrack:
+        return PacketTrack(kind, self.next_packet, on_keyframe_wanted=self.keyframe_wanted)
