@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -29,8 +30,11 @@ class Clock:
 
 
 @asynccontextmanager
-async def inproc_cloud(data: Path, clock: Clock) -> AsyncIterator[CloudAddress]:
-    settings = CloudSettings(data=data, heartbeat_interval=0.05, log_level="warning")
+async def inproc_cloud(data: Path, clock: Clock, **settings_: Any) -> AsyncIterator[CloudAddress]:
+    """The cloud on ``clock``; ``settings_`` override its settings (e.g. a wide
+    ``signature_max_skew`` for vendor calls while the clock is days away)."""
+    options: dict[str, Any] = {"heartbeat_interval": 0.05, "log_level": "warning"}
+    settings = CloudSettings(data=data, **(options | settings_))
     ready = asyncio.Event()
     app = create_app(settings, clock=clock, on_ready=ready.set)
     sock = bind("127.0.0.1", 0)

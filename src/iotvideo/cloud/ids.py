@@ -10,9 +10,11 @@ from iotvideo.protocol.tokens import format_token
 __all__ = [
     "access_id",
     "new_token",
+    "order_id",
     "product_id",
     "secret_id",
     "secret_key",
+    "service_id",
     "terminal_id",
     "tid",
     "vendor_id",
@@ -62,3 +64,13 @@ def terminal_id() -> str:
 def new_token(kind: str) -> str:
     """A fresh access token whose prefix says what it grants (``usr``, ``dev``...)."""
     return format_token(kind, secrets.token_bytes(32))
+
+
+def service_id() -> str:
+    """A cloud-storage service (CreateStorageService's ServiceId)."""
+    return "cs" + _pick(_UPPER_ALNUM, 16)
+
+
+def order_id() -> str:
+    """A cloud-storage order."""
+    return "ord" + _pick(_UPPER_ALNUM, 16)

@@ -256,3 +256,47 @@ class BindToken(Base):
     presented_tid: Mapped[str | None] = mapped_column(String(32))
     presented_at: Mapped[int | None]
     used_at: Mapped[int | None]
+
+
+class StorageService(Base):
+    """A device channel's cloud-storage service: the orders bought for it.
+
+    Its start and end are those of its orders still counted (not refunded, not moved
+    away); its status follows from them and the clock (see :mod:`iotvideo.cloud.storage`).
+    """
+
+    __tablename__ = "storage_services"
+
+    service_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    vendor_id: Mapped[str] = mapped_column(
+        ForeignKey("vendors.vendor_id", ondelete="CASCADE"), index=True
+    )
+    tid: Mapped[str] = mapped_column(ForeignKey("devices.tid", ondelete="CASCADE"))
+    chn_num: Mapped[int] = mapped_column(default=0)
+    access_id: Mapped[str] = mapped_column(String(32), default="")
+    region: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[int]
+    #: Set when DeliverStorageService moved its orders to another service.
+    delivered_to: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_storage_services_tid_chn", "tid", "chn_num"),)
+
+
+class StorageOrder(Base):
+    """One order of a storage package (yc1m3d, yc1m7d, yc1m30d) on a service."""
+
+    __tablename__ = "storage_orders"
+
+    order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("storage_services.service_id", ondelete="CASCADE"), index=True
+    )
+    pkg_id: Mapped[str] = mapped_column(String(16))
+    storage_days: Mapped[int]
+    start_time: Mapped[int]
+    end_time: Mapped[int]
+    created_at: Mapped[int]
+    refunded_at: Mapped[int | None]
+    #: The order this one was moved from (DeliverStorageService), and where it went.
+    moved_from: Mapped[str | None] = mapped_column(String(32))
+    moved_to: Mapped[str | None] = mapped_column(String(32))

@@ -25,6 +25,8 @@ __all__ = [
     "devices",
     "iot_models",
     "products",
+    "storage_orders",
+    "storage_services",
     "tasks",
     "terminals",
     "vendors",
@@ -46,3 +48,5 @@ device_state = cast(Table, models.DeviceState.__table__)
 tasks = cast(Table, models.Task.__table__)
 cloud_instances = cast(Table, models.CloudInstance.__table__)
 bind_tokens = cast(Table, models.BindToken.__table__)
+storage_services = cast(Table, models.StorageService.__table__)
+storage_orders = cast(Table, models.StorageOrder.__table__)

@@ -1,0 +1,100 @@
+"""Cloud-storage services: packages, order and service states, kept from the clock.
+
+Packages (the reference platform's): ``yc1m3d``, ``yc1m7d``, ``yc1m30d``: continuous
+recording for one month per order, the video kept 3, 7 or 30 days. A service's start
+and end are those of its counted orders (not refunded, not moved away); its status:
+
+- 1 in use: an order covers now (or one is still to come);
+- 2 to renew: every order has ended, but recordings made while they ran are still kept
+  (now < end + storage days); renewing makes them visible again;
+- 3 expired: nothing is kept any longer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+__all__ = [
+    "MONTH",
+    "PACKAGES",
+    "OrderStatus",
+    "ServiceStatus",
+    "ServiceView",
+    "order_status",
+    "service_view",
+]
+
+DAY = 86_400
+#: One order's length: the packages are monthly.
+MONTH = 30 * DAY
+#: PkgId -> days the video is kept.
+PACKAGES = {"yc1m3d": 3, "yc1m7d": 7, "yc1m30d": 30}
+
+
+class ServiceStatus(IntEnum):
+    IN_USE = 1
+    TO_RENEW = 2
+    EXPIRED = 3
+
+
+class OrderStatus(IntEnum):
+    """StorageOrder.Status of the official API."""
+
+    IN_USE = 1
+    NOT_STARTED = 2
+    MOVED_IN_NOT_STARTED = 3
+    ENDED = 4
+    REFUNDED = 5
+    MOVED_AWAY = 6
+
+
+def order_status(order: Any, now: int) -> OrderStatus:
+    if order.refunded_at is not None:
+        return OrderStatus.REFUNDED
+    if order.moved_to is not None:
+        return OrderStatus.MOVED_AWAY
+    if now >= order.end_time:
+        return OrderStatus.ENDED
+    if now >= order.start_time:
+        return OrderStatus.IN_USE
+    return OrderStatus.MOVED_IN_NOT_STARTED if order.moved_from else OrderStatus.NOT_STARTED
+
+
+def counted(order: Any) -> bool:
+    """Does the order still belong to its service (not refunded, not moved away)?"""
+    return order.refunded_at is None and order.moved_to is None
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """What a service amounts to now."""
+
+    status: ServiceStatus
+    start_time: int
+    end_time: int
+    #: Days of video kept, by the latest counted order (0 when there is none).
+    storage_days: int
+    #: The order covering now, or the last one (None when none is counted).
+    current: Any
+    #: The earliest time whose recordings may still be listed (playbackStartTime).
+    playback_start: int
+
+
+def service_view(orders: Sequence[Any], now: int) -> ServiceView:
+    live = sorted((o for o in orders if counted(o)), key=lambda o: o.start_time)
+    if not live:
+        return ServiceView(ServiceStatus.EXPIRED, 0, 0, 0, None, 0)
+    start, end = live[0].start_time, max(o.end_time for o in live)
+    current = next((o for o in live if o.start_time <= now < o.end_time), live[-1])
+    days = current.storage_days
+    if now < end:
+        status = ServiceStatus.IN_USE
+    elif now < end + days * DAY:
+        status = ServiceStatus.TO_RENEW
+    else:
+        status = ServiceStatus.EXPIRED
+    playback_start = max(start, now - days * DAY)
+    return ServiceView(status, start, end, days, current, playback_start)
