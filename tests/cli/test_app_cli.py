@@ -132,3 +132,28 @@ def test_device_model_prints_the_demo_model() -> None:
         [sys.executable, "-m", "iotvideo", "device", "model"], capture_output=True, text=True
     )
     assert "nightMode" in json.loads(out.stdout)["ProWritable"]
+
+
+def test_firmware_prints_the_offer(running: tuple[World, LineWatcher]) -> None:
+    world, _ = running
+    tid = world.device.tid
+    assert json.loads(app(world, "firmware", tid).stdout) == {}
+    world.vendor(
+        "UploadOtaVersion",
+        ProductId=world.product_id,
+        OtaVersion="1.5.1",
+        VersionUrl="http://127.0.0.1:9/fw.bin",
+        FileSize=3,
+        Md5="0" * 32,
+        Contents={"Default": "faster", "Cn": "更快"},
+    )
+    world.vendor("RunOtaVersion", ProductId=world.product_id, OtaVersion="1.5.1")
+    out = app(world, "firmware", tid, "--language", "zh")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {
+        "downUrl": "http://127.0.0.1:9/fw.bin",
+        "version": "1.5.1",
+        "upgDescs": "更快",
+    }
+    # The device runs 1.0.1 (the simulated camera's default); asking as 1.5.1: up to date.
+    assert json.loads(app(world, "firmware", tid, "--current-version", "1.5.1").stdout) == {}

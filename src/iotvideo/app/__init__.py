@@ -16,6 +16,7 @@
         ...
 """
 
+from iotvideo.app.devicemgr import DeviceMgr
 from iotvideo.app.messages import MAX_DATA_SIZE, DeviceMessage, MessageDelegate, MessageMgr
 from iotvideo.app.netconfig import LanConfig, LANDevice, NetConfig, QRCode
 from iotvideo.app.player import (
@@ -35,6 +36,7 @@ __all__ = [
     "Connection",
     "ConnectionDelegate",
     "DeviceMessage",
+    "DeviceMgr",
     "IoTVideo",
     "IoTVideoDelegate",
     "LANDevice",

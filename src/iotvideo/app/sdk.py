@@ -64,6 +64,7 @@ class IoTVideo:
     _shared: ClassVar[IoTVideo | None] = None
 
     def __init__(self) -> None:
+        from iotvideo.app.devicemgr import DeviceMgr
         from iotvideo.app.messages import MessageMgr
         from iotvideo.app.netconfig import NetConfig
 
@@ -82,6 +83,7 @@ class IoTVideo:
         logging.getLogger("iotvideo").addHandler(self._log_handler)
         self.message = MessageMgr(self)
         self.net_config = NetConfig(self)
+        self.device_mgr = DeviceMgr(self)
 
     @classmethod
     def shared(cls) -> IoTVideo:

@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 app_app = typer.Typer(
     help="Use the app SDK: read and write a device's thing model, run actions, pass data, "
-    "watch, provision devices, play, snapshot, record and talk.",
+    "watch, provision devices, play, snapshot, record and talk, check firmware.",
     no_args_is_help=True,
 )
 prop_app = typer.Typer(
@@ -278,6 +278,30 @@ def watch(
                 return
 
     _run(cloud, access_id, access_token, device_token, device, follow)
+
+
+@app_app.command("firmware")
+def firmware(
+    device: Device,
+    current_version: Annotated[
+        str | None,
+        typer.Option(help="Ask for this version (default: the one the device reported)."),
+    ] = None,
+    language: Annotated[
+        str | None, typer.Option(help="Release notes in: en, zh or tc (default: the vendor's).")
+    ] = None,
+    cloud: CloudOpt = None,
+    access_id: AccessIdOpt = None,
+    access_token: TokenOpt = None,
+    device_token: DeviceTokenOpt = None,
+) -> None:
+    """Print the firmware the device may upgrade to: {"downUrl", "version", "upgDescs"},
+    or {} when it is up to date."""
+
+    async def ask(sdk: IoTVideo) -> None:
+        _print(await sdk.device_mgr.query_new_version(device, current_version, language))
+
+    _run(cloud, access_id, access_token, device_token, device, ask)
 
 
 @netconfig_app.command("token")

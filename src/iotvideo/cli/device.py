@@ -66,15 +66,25 @@ def run(
         typer.Option(help="Write the app's talk audio here, one WAV file per session."),
     ] = None,
     ice_address: IceAddressOpt = None,
+    sw_version: Annotated[
+        str, typer.Option(help="The firmware version the camera reports (swVer).")
+    ] = "1.0.1",
+    firmware_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where firmware upgrades are downloaded (default: a temp folder)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the simulated camera until Ctrl-C: night mode, LED, cameraOn, temperature, motion,
-    and live video and audio for the app's players.
+        live video and audio for the app's players, and firmware upgrades (Action._otaUpgrade or
+    the vendor's UpgradeDevice: downloaded, checked, "installed", new version reported).
 
-    Its product needs the demo model (see `iotvideo device model`).
+        Its product needs the demo model (see `iotvideo device model`).
     """
     from iotvideo.device import DeviceClient
+    from iotvideo.device.client import VersionInfo
     from iotvideo.device.media import DeviceMedia
+    from iotvideo.device.ota import FirmwareUpdater
     from iotvideo.device.simulator import SimulatedCamera
     from iotvideo.media.sources import SourceError
 
@@ -83,7 +93,7 @@ def run(
     )
     try:
         certificate = cert.read_text().strip()
-        client = DeviceClient(certificate, cloud)
+        client = DeviceClient(certificate, cloud, version=VersionInfo(swVer=sw_version))
     except OSError as exc:
         die(f"cannot read {cert}: {exc.strerror}", 2)
     except ValueError as exc:
@@ -92,6 +102,7 @@ def run(
         client, motion_interval=motion_interval, temperature_interval=temperature_interval
     )
     use_ice_addresses(ice_address)
+    FirmwareUpdater(client, folder=firmware_dir)
     stderr.print(f"device {client.tid} connecting to {', '.join(cloud)}", highlight=False)
 
     async def go() -> None:

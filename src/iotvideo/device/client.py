@@ -133,6 +133,8 @@ class DeviceClient:
         self._reads: dict[str, Callable[[], Any]] = {}
         self._data: Callable[[bytes, str], Any] | None = None
         self._ops: dict[str, Callable[[dict[str, Any]], Any]] = {}
+        self._pushes: dict[str, Callable[[dict[str, Any]], Any]] = {}
+        self._push_tasks: set[asyncio.Task[Any]] = set()
         self._outbox = _Outbox()
         self._flushes: set[asyncio.Task[None]] = set()
         self.link = LinkEndpoint(
@@ -200,6 +202,11 @@ class DeviceClient:
         device's media and other modules plug in here)."""
         self._ops[op] = handler
 
+    def add_push(self, op: str, handler: Callable[[dict[str, Any]], Any]) -> None:
+        """Handle pushes ``op`` from the cloud (no answer): ``handler(data)``, plain or
+        ``async`` (run as a task)."""
+        self._pushes[op] = handler
+
     # Lifecycle
 
     async def start(self, *, wait: bool = True, timeout: float = 30.0) -> None:
@@ -246,6 +253,18 @@ class DeviceClient:
     def _on_push(self, push: Push) -> None:
         if push.op == "owner":
             self._set_bindable(bool(push.data.get("bindable")))
+        handler = self._pushes.get(push.op)
+        if handler is None:
+            return
+        try:
+            result = handler(push.data)
+        except Exception:
+            log.exception("device %s: handling push %s failed", self.tid, push.op)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._push_tasks.add(task)
+            task.add_done_callback(self._push_tasks.discard)
 
     def _set_bindable(self, bindable: bool) -> None:
         changed = bindable != self.bindable

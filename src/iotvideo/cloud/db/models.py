@@ -18,7 +18,10 @@ __all__ = [
     "Device",
     "DeviceState",
     "IotModel",
+    "OtaVersion",
     "Product",
+    "StorageOrder",
+    "StorageService",
     "Task",
     "Terminal",
     "Vendor",
@@ -300,3 +303,34 @@ class StorageOrder(Base):
     #: The order this one was moved from (DeliverStorageService), and where it went.
     moved_from: Mapped[str | None] = mapped_column(String(32))
     moved_to: Mapped[str | None] = mapped_column(String(32))
+
+
+class OtaVersion(Base):
+    """A firmware version of a product: its file (a URL, with size and MD5) and how it is
+    published (PubStatus 1 not published, 2 test: to ``tids`` only, 3 official: to
+    ``gray_value`` percent of the devices on ``old_versions`` (all when empty), 4
+    disabled)."""
+
+    __tablename__ = "ota_versions"
+
+    product_id: Mapped[str] = mapped_column(
+        ForeignKey("products.product_id", ondelete="CASCADE"), primary_key=True
+    )
+    ota_version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    vendor_id: Mapped[str] = mapped_column(
+        ForeignKey("vendors.vendor_id", ondelete="CASCADE"), index=True
+    )
+    version_url: Mapped[str] = mapped_column(String(1024))
+    file_size: Mapped[int]
+    md5: Mapped[str] = mapped_column(String(32))
+    operator: Mapped[str] = mapped_column(String(64), default="")
+    remark: Mapped[str] = mapped_column(String(256), default="")
+    contents: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    pub_status: Mapped[int] = mapped_column(default=1)
+    gray_value: Mapped[int] = mapped_column(default=0)
+    old_versions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    upload_time: Mapped[int]
+    update_time: Mapped[int]
+    publish_time: Mapped[int] = mapped_column(default=0)
+    modify_times: Mapped[int] = mapped_column(default=0)

@@ -24,6 +24,7 @@ __all__ = [
     "device_state",
     "devices",
     "iot_models",
+    "ota_versions",
     "products",
     "storage_orders",
     "storage_services",
@@ -50,3 +51,4 @@ cloud_instances = cast(Table, models.CloudInstance.__table__)
 bind_tokens = cast(Table, models.BindToken.__table__)
 storage_services = cast(Table, models.StorageService.__table__)
 storage_orders = cast(Table, models.StorageOrder.__table__)
+ota_versions = cast(Table, models.OtaVersion.__table__)

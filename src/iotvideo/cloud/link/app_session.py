@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from iotvideo.cloud.access import NEVER, TokenKind, find_token
 from iotvideo.cloud.db.tables import access_tokens, app_users, bindings, devices
 from iotvideo.cloud.link.session import LinkSession, OpHandler, field
+from iotvideo.cloud.ota import find_offer
 from iotvideo.cloud.provisioning import issue_bind_token
 from iotvideo.cloud.turn import ice_servers
 from iotvideo.protocol import link
@@ -251,6 +252,7 @@ class AppSession(LinkSession):
             "bindtoken.create": self._bind_token,
             "device.identity": self._identity,
             "media.ice": self._media_ice,
+            "ota.query": self._ota_query,
             "media.offer": self._media_offer,
             "ping": self._ping,
         }
@@ -351,6 +353,18 @@ class AppSession(LinkSession):
             self.ctx, self.vendor_id, self.access_id, url, payload, _timeout(request.data)
         )
         return {"data": link.encode_data(answer)}
+
+    async def _ota_query(self, request: Request) -> dict[str, Any]:
+        """DeviceMgr.query_new_version: the seed's {downUrl, version, upgDescs}, or {}."""
+        tid = field(request.data, "tid", str)
+        current = field(request.data, "current_version", str, required=False)
+        language = field(request.data, "language", str, required=False)
+        await self.grant(tid)
+        async with self.ctx.db.read() as conn:
+            offer = await find_offer(conn, tid, current, language)
+        if offer is None:
+            return {}
+        return {"downUrl": offer["url"], "version": offer["version"], "upgDescs": offer["upgDescs"]}
 
     # Media signaling: the app offers, the device answers; both get ICE servers.
 

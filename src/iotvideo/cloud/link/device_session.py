@@ -11,6 +11,7 @@ from sqlalchemy import case, select, update
 from iotvideo.cloud.db.tables import bindings, devices
 from iotvideo.cloud.link.hub import Outcome
 from iotvideo.cloud.link.session import LinkSession, OpHandler, field
+from iotvideo.cloud.ota import find_offer
 from iotvideo.cloud.provisioning import present_bind_token
 from iotvideo.cloud.things import DeviceInfo
 from iotvideo.protocol import link
@@ -163,7 +164,16 @@ class DeviceSession(LinkSession):
             "status": self._status,
             "ping": self._ping,
             "bind.present": self._bind_present,
+            "ota.query": self._ota_query,
         }
+
+    async def _ota_query(self, request: Request) -> dict[str, Any]:
+        """The firmware this device is offered ({} when none): version, url, size, md5."""
+        current = field(request.data, "current_version", str, required=False)
+        language = field(request.data, "language", str, required=False)
+        async with self.ctx.db.read() as conn:
+            offer = await find_offer(conn, self.tid, current, language)
+        return offer or {}
 
     async def _bind_present(self, request: Request) -> dict[str, Any]:
         """A bind token the device got while already online (wired provisioning)."""
@@ -184,9 +194,17 @@ class DeviceSession(LinkSession):
         return True
 
     async def _report(self, request: Request) -> dict[str, Any]:
-        await self.ctx.messaging.report(
-            self.tid, field(request.data, "path", str), request.data.get("value")
-        )
+        path = field(request.data, "path", str)
+        value = request.data.get("value")
+        await self.ctx.messaging.report(self.tid, path, value)
+        if path.removesuffix(".stVal") == "ProConst._versionInfo" and isinstance(value, dict):
+            # A new firmware version (after an upgrade): DescribeDevices' OtaVersion.
+            sw = value.get("swVer")
+            if isinstance(sw, str) and len(sw) <= 32:
+                async with self.ctx.db.begin() as conn:
+                    await conn.execute(
+                        update(devices).where(devices.c.tid == self.tid).values(ota_version=sw)
+                    )
         return {}
 
     async def _event(self, request: Request) -> dict[str, Any]:

@@ -1,6 +1,15 @@
 """The vendor-cloud API, compatible with Tencent Cloud API 3.0 ``iotvideo`` 2019-11-26."""
 
-from iotvideo.cloud.vendor import bindings, devices, products, storage, things, tokens, users
+from iotvideo.cloud.vendor import (
+    bindings,
+    devices,
+    ota,
+    products,
+    storage,
+    things,
+    tokens,
+    users,
+)
 from iotvideo.cloud.vendor.api import API_VERSION, ActionContext, VendorApi, VendorRequest
 from iotvideo.cloud.vendor.errors import Code, VendorError
 
@@ -17,5 +26,5 @@ __all__ = [
 
 def register_all(api: VendorApi) -> None:
     """Register every action this cloud implements."""
-    for module in (products, devices, users, tokens, bindings, things, storage):
+    for module in (products, devices, users, tokens, bindings, things, storage, ota):
         module.register(api)

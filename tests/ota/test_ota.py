@@ -1,0 +1,216 @@
+"""Firmware end to end: the vendor releases versions, the app asks what is new, the
+device downloads, checks and installs, reporting progress; a corrupt file is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from iotvideo.device.client import DeviceClient, VersionInfo
+from iotvideo.device.ota import FirmwareUpdater
+from iotvideo.protocol.errors import ErrorCode, IVError
+from tests.cloud.official import call, refused
+from tests.link.world import Inbox, World, app_sdk, fast_backoff, make_world
+from tests.support import Cloud
+
+
+@pytest.fixture(scope="module")
+def world(sqlite_cloud: Cloud) -> World:
+    return make_world(sqlite_cloud, devices=1)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A static HTTP server on loopback for firmware files: (folder, base URL)."""
+    folder = tmp_path_factory.mktemp("firmware")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(folder), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def release(
+    world: World,
+    files: tuple[Path, str],
+    version: str,
+    *,
+    corrupt: bool = False,
+    run: dict[str, object] | None = None,
+    **publish: object,
+) -> None:
+    """Upload ``version`` (a file served by ``files``) and publish it with ``publish``
+    (RunOtaVersion's fields), unless ``run`` is None."""
+    folder, base = files
+    body = f"firmware {version} ".encode() * 5000
+    (folder / f"{version}.bin").write_bytes(body + (b"!" if corrupt else b""))
+    call(
+        world.api,
+        "UploadOtaVersion",
+        ProductId=world.product_id,
+        OtaVersion=version,
+        VersionUrl=f"{base}/{version}.bin",
+        FileSize=len(body),
+        Md5=hashlib.md5(body).hexdigest(),  # noqa: S324
+        Contents={"En": f"Version {version}", "Cn": f"版本 {version}"},
+    )
+    if run is not None or publish:
+        fields = (run or {}) | publish
+        call(world.api, "RunOtaVersion", ProductId=world.product_id, OtaVersion=version, **fields)
+
+
+async def test_firmware_end_to_end(world: World, files: tuple[Path, str], tmp_path: Path) -> None:
+    device = DeviceClient(
+        world.device.certificate,
+        world.cloud.url,
+        version=VersionInfo(swVer="1.0.1"),
+        backoff=fast_backoff(),
+    )
+    installed: list[tuple[str, bytes]] = []
+    updater = FirmwareUpdater(
+        device, folder=tmp_path, install=lambda path, v: installed.append((v, path.read_bytes()))
+    )
+    await device.start()
+    try:
+        async with app_sdk(world.cloud.url, world.owner) as sdk:
+            tid = world.device.tid
+            # Uploaded but not published: nothing new.
+            await asyncio.to_thread(release, world, files, "1.1.1", run=None)
+            assert await sdk.device_mgr.query_new_version(tid) == {}
+            await asyncio.to_thread(
+                call, world.api, "RunOtaVersion", ProductId=world.product_id, OtaVersion="1.1.1"
+            )
+            offer = await sdk.device_mgr.query_new_version(tid, language="zh")
+            assert offer["version"] == "1.1.1" and offer["upgDescs"] == "版本 1.1.1"
+            assert offer["downUrl"].endswith("/1.1.1.bin")
+            assert (await device.link.request("ota.query", {}))["version"] == "1.1.1"
+
+            # The app starts the upgrade; progress arrives; the device comes back on 1.1.1.
+            inbox = Inbox(sdk)
+            answer = await sdk.message.take_action(
+                tid, "Action._otaUpgrade", '{"ctlVal": 1}', timeout=30
+            )
+            assert answer == {"version": "1.1.1"}
+            seen = []
+            while not seen or seen[-1] != 100:
+                message = await inbox.property("ProReadonly._otaUpgrade")
+                seen.append(message.value["stVal"])
+            assert seen[0] == 0 and len(seen) >= 3 and seen == sorted(seen)
+            assert installed[0][0] == "1.1.1" and installed[0][1].startswith(b"firmware 1.1.1")
+            described = await world.avendor(
+                "DescribeDevices", ProductId=world.product_id, ReturnModel=True, Limit=10, Offset=0
+            )
+            assert described.Data[0].OtaVersion == "1.1.1"
+            assert await sdk.device_mgr.query_new_version(tid) == {}  # up to date
+
+            # A corrupt file is refused and the device stays on 1.1.1.
+            await asyncio.to_thread(release, world, files, "1.2.1", corrupt=True, run={})
+            with pytest.raises(IVError) as bad:
+                await sdk.message.take_action(
+                    tid, "Action._otaUpgrade", '{"ctlVal": 1}', timeout=30
+                )
+            assert bad.value.code == ErrorCode.IVTermErr_msg_gdm_handle_fail
+            assert "corrupt" in bad.value.message
+            assert device.version.swVer == "1.1.1" and len(installed) == 1
+            await asyncio.to_thread(
+                call, world.api, "DeleteOtaVersion", ProductId=world.product_id, OtaVersion="1.2.1"
+            )
+
+            # The vendor pushes an upgrade to this one device (UpgradeDevice).
+            await asyncio.to_thread(release, world, files, "1.3.1", run=None)
+            sent = await world.avendor("UpgradeDevice", Tid=tid, OtaVersion="1.3.1")
+            assert '"Sent": true' in sent.Data
+            await inbox.property("ProReadonly._otaUpgrade", stVal=100, timeout=15)
+            await updater.wait()
+            assert device.version.swVer == "1.3.1" and installed[-1][0] == "1.3.1"
+    finally:
+        await device.stop()
+
+
+async def test_who_is_offered_what(world: World, files: tuple[Path, str]) -> None:
+    async with app_sdk(world.cloud.url, world.owner) as sdk:
+        tid = world.device.tid
+        await asyncio.to_thread(release, world, files, "2.0.1", OldVersions=["0.9.1"])
+        assert await sdk.device_mgr.query_new_version(tid, "1.9.1") == {}  # not an old version
+        offer = await sdk.device_mgr.query_new_version(tid, "0.9.1", "en")
+        assert (offer["version"], offer["upgDescs"]) == ("2.0.1", "Version 2.0.1")
+        # A gray release of 0% reaches nobody.
+        await asyncio.to_thread(
+            call,
+            world.api,
+            "RunOtaVersion",
+            ProductId=world.product_id,
+            OtaVersion="2.0.1",
+            GrayValue=0,
+        )
+        gray = await sdk.device_mgr.query_new_version(tid, "0.9.1")
+        assert gray.get("version") != "2.0.1"
+        listed = await world.avendor(
+            "DescribeOtaVersions", ProductId=world.product_id, OtaVersion="2.0.1"
+        )
+        (row,) = listed.Data
+        assert (listed.TotalCount, row.PubStatus, row.GrayValue, row.ModifyTimes) == (1, 3, 0, 2)
+        # A stranger may not ask about the device.
+        async with app_sdk(world.cloud.url, world.stranger) as other:
+            with pytest.raises(IVError) as no:
+                await other.device_mgr.query_new_version(tid)
+            assert no.value.code == ErrorCode.IVASrvErr_dst_error_relation
+
+
+def test_release_refusals(world: World) -> None:
+    upload = {
+        "ProductId": world.product_id,
+        "OtaVersion": "3.0.1",
+        "VersionUrl": "http://127.0.0.1:1/f.bin",
+        "FileSize": 10,
+        "Md5": "0" * 32,
+    }
+    for bad in (
+        {"OtaVersion": "3.0"},
+        {"OtaVersion": "64.0.1"},
+        {"Md5": "xyz"},
+        {"VersionUrl": "ftp://x/f"},
+        {"FileSize": 0},
+    ):
+        refused("InvalidParameterValue", call, world.api, "UploadOtaVersion", **(upload | bad))
+    refused(
+        "ResourceNotFound", call, world.api, "UploadOtaVersion", **(upload | {"ProductId": "nope"})
+    )
+    call(world.api, "UploadOtaVersion", **upload)
+    refused("ResourceInUse", call, world.api, "UploadOtaVersion", **upload)
+    refused(
+        "ResourceNotFound",
+        call,
+        world.api,
+        "RunOtaVersion",
+        ProductId=world.product_id,
+        OtaVersion="3.0.9",
+    )
+    refused(
+        "ResourceNotFound",
+        call,
+        world.api,
+        "UpgradeDevice",
+        Tid=world.device.tid,
+        OtaVersion="3.0.9",
+    )
+    call(world.api, "DeleteOtaVersion", ProductId=world.product_id, OtaVersion="3.0.1")
+    listed = call(world.api, "DescribeOtaVersions", ProductId=world.product_id, OtaVersion="3.0.1")
+    assert listed.TotalCount == 0
