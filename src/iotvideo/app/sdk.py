@@ -67,9 +67,11 @@ class IoTVideo:
         from iotvideo.app.devicemgr import DeviceMgr
         from iotvideo.app.messages import MessageMgr
         from iotvideo.app.netconfig import NetConfig
+        from iotvideo.app.vas import VAS
 
         self.delegate: IoTVideoDelegate | Any = None
         self.access_id = ""
+        self.access_token = ""
         self._status = LinkStatusMachine()
         self._urls: list[str] = []
         self._options: dict[str, Any] = {}
@@ -84,6 +86,7 @@ class IoTVideo:
         self.message = MessageMgr(self)
         self.net_config = NetConfig(self)
         self.device_mgr = DeviceMgr(self)
+        self.vas = VAS(self)
 
     @classmethod
     def shared(cls) -> IoTVideo:
@@ -107,6 +110,17 @@ class IoTVideo:
             "request_timeout": request_timeout,
             "backoff": backoff,
         }
+
+    @property
+    def cloud_url(self) -> str:
+        """The HTTP base URL of the cloud (the first one given to setup)."""
+        if not self._urls:
+            raise IVError.of(ErrorCode.IVConnError_NotAvailableNow, "call setup(cloud_url) first")
+        url = self._urls[0].rstrip("/")
+        for ws, http in (("ws://", "http://"), ("wss://", "https://")):
+            if url.startswith(ws):
+                url = http + url[len(ws) :]
+        return url
 
     @property
     def log_level(self) -> LogLevel:
@@ -136,6 +150,7 @@ class IoTVideo:
             raise IVError.of(ErrorCode.IVConnError_NotAvailableNow, "call setup(cloud_url) first")
         await self.unregister()
         self.access_id = access_id
+        self.access_token = access_token
         self._endpoint = LinkEndpoint(
             self._urls,
             "/link/app",

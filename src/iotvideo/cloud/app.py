@@ -26,6 +26,8 @@ from iotvideo.cloud.link.presence import run_presence
 from iotvideo.cloud.link.router import LinkEndpoints
 from iotvideo.cloud.settings import CloudSettings
 from iotvideo.cloud.things import Things
+from iotvideo.cloud.vas import router as vas_router
+from iotvideo.cloud.vas import url_secret
 from iotvideo.cloud.vendor import VendorApi, register_all
 from iotvideo.cloud.vendor.router import router as vendor_router
 
@@ -63,6 +65,7 @@ def create_app(
             app.state.link = link
             sessions: set[object] = set()
             app.state.link_sessions = sessions
+            app.state.url_secret = url_secret(settings.data, settings.url_secret)
             _background(stack, run_janitor(db, clock=clock, interval=settings.purge_interval))
             _background(stack, run_presence(link, sessions))
             if on_ready is not None:
@@ -78,6 +81,7 @@ def create_app(
     )
     app.include_router(health.router)
     app.include_router(vendor_router)
+    app.include_router(vas_router)
     app.add_middleware(LinkEndpoints)
     return app
 

@@ -78,6 +78,13 @@ class CloudSettings(BaseSettings):
         600, ge=30, description="Seconds the TURN credentials handed to peers stay valid."
     )
 
+    url_secret: str | None = Field(
+        None,
+        description="Key of the signed playlist and segment URLs (default: one kept in the "
+        "data directory).",
+    )
+    url_ttl: int = Field(3600, ge=10, description="Seconds a signed playback URL stays valid.")
+
     @property
     def db_url(self) -> str:
         """The database URL, defaulting to ``<data>/iotvideo.db``."""

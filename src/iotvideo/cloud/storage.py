@@ -17,12 +17,18 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from iotvideo.cloud.db.tables import storage_orders, storage_services
+
 __all__ = [
     "MONTH",
     "PACKAGES",
     "OrderStatus",
     "ServiceStatus",
     "ServiceView",
+    "channel_view",
     "order_status",
     "service_view",
 ]
@@ -98,3 +104,29 @@ def service_view(orders: Sequence[Any], now: int) -> ServiceView:
         status = ServiceStatus.EXPIRED
     playback_start = max(start, now - days * DAY)
     return ServiceView(status, start, end, days, current, playback_start)
+
+
+async def channel_view(conn: AsyncConnection, tid: str, chn: int, now: int) -> ServiceView:
+    """The state of a device channel's cloud storage (EXPIRED when it never had any)."""
+    services = list(
+        await conn.scalars(
+            select(storage_services.c.service_id).where(
+                storage_services.c.tid == tid,
+                storage_services.c.chn_num == chn,
+                storage_services.c.delivered_to.is_(None),
+            )
+        )
+    )
+    best = ServiceView(ServiceStatus.EXPIRED, 0, 0, 0, None, 0)
+    for service_id in services:
+        orders = list(
+            await conn.execute(
+                select(storage_orders).where(storage_orders.c.service_id == service_id)
+            )
+        )
+        view = service_view(orders, now)
+        if view.status < best.status or (
+            view.status == best.status and view.end_time > best.end_time
+        ):
+            best = view
+    return best

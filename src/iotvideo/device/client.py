@@ -117,6 +117,8 @@ class DeviceClient:
             else DeviceCertificate.parse(certificate)
         )
         self.tid = self.certificate.tid
+        #: The cloud's base URLs (HTTP), for the device's uploads.
+        self.cloud_urls = [cloud] if isinstance(cloud, str) else list(cloud)
         self.version = version or VersionInfo()
         self.on_status = on_status
         #: The ProWritable values in effect (applied by handlers or accepted as they are).

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, String, Text, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -15,6 +25,7 @@ __all__ = [
     "BindToken",
     "Binding",
     "CloudInstance",
+    "CloudSegment",
     "Device",
     "DeviceState",
     "IotModel",
@@ -334,3 +345,25 @@ class OtaVersion(Base):
     update_time: Mapped[int]
     publish_time: Mapped[int] = mapped_column(default=0)
     modify_times: Mapped[int] = mapped_column(default=0)
+
+
+class CloudSegment(Base):
+    """A piece of a channel's continuous cloud recording (MPEG-TS, cut at a keyframe)."""
+
+    __tablename__ = "cloud_segments"
+    __table_args__ = (
+        Index("uq_cloud_segments_start", "tid", "chn_num", "start_ms", unique=True),
+        Index("ix_cloud_segments_end", "tid", "chn_num", "end_ms"),
+    )
+
+    # SQLite numbers rows only in an INTEGER primary key; PostgreSQL gets a BIGSERIAL.
+    segment_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    tid: Mapped[str] = mapped_column(ForeignKey("devices.tid", ondelete="CASCADE"))
+    chn_num: Mapped[int]
+    start_ms: Mapped[int]
+    end_ms: Mapped[int]
+    size: Mapped[int]
+    path: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int]

@@ -21,6 +21,7 @@ __all__ = [
     "bind_tokens",
     "bindings",
     "cloud_instances",
+    "cloud_segments",
     "device_state",
     "devices",
     "iot_models",
@@ -52,3 +53,4 @@ bind_tokens = cast(Table, models.BindToken.__table__)
 storage_services = cast(Table, models.StorageService.__table__)
 storage_orders = cast(Table, models.StorageOrder.__table__)
 ota_versions = cast(Table, models.OtaVersion.__table__)
+cloud_segments = cast(Table, models.CloudSegment.__table__)

@@ -13,6 +13,7 @@ from iotvideo.cloud.link.hub import Outcome
 from iotvideo.cloud.link.session import LinkSession, OpHandler, field
 from iotvideo.cloud.ota import find_offer
 from iotvideo.cloud.provisioning import present_bind_token
+from iotvideo.cloud.storage import channel_view
 from iotvideo.cloud.things import DeviceInfo
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
@@ -165,7 +166,15 @@ class DeviceSession(LinkSession):
             "ping": self._ping,
             "bind.present": self._bind_present,
             "ota.query": self._ota_query,
+            "vas.status": self._vas_status,
         }
+
+    async def _vas_status(self, request: Request) -> dict[str, Any]:
+        """Whether a channel's cloud storage is in use (the device records while it is)."""
+        chn = field(request.data, "chn", int, required=False, default=0)
+        async with self.ctx.db.read() as conn:
+            view = await channel_view(conn, self.tid, chn, self.ctx.now())
+        return {"chn": chn, "status": int(view.status), "recording": view.status == 1}
 
     async def _ota_query(self, request: Request) -> dict[str, Any]:
         """The firmware this device is offered ({} when none): version, url, size, md5."""

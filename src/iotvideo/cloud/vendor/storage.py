@@ -198,6 +198,7 @@ async def create_storage_service(
         )
     for n in range(p.OrderCount):
         await _add_order(ctx, service_id, p.PkgId, start + n * MONTH, start + (n + 1) * MONTH)
+    ctx.tell_device(device.tid, "vas.changed", {"chn": p.ChnNum})
     result = await _describe(ctx, await _service(ctx, service_id))
     return {"IsRenew": existing is not None, **result}
 
@@ -262,6 +263,8 @@ async def deliver_storage_service(
         .where(storage_services.c.service_id == source.service_id)
         .values(delivered_to=service_id)
     )
+    ctx.tell_device(source.tid, "vas.changed", {"chn": source.chn_num})
+    ctx.tell_device(device.tid, "vas.changed", {"chn": p.ChnNum})
     result = await _describe(ctx, await _service(ctx, service_id))
     return {"SrcServiceId": source.service_id, **result}
 
@@ -291,6 +294,7 @@ async def refund_storage_service(
         .where(storage_orders.c.order_id == order.order_id)
         .values(refunded_at=ctx.now)
     )
+    ctx.tell_device(service.tid, "vas.changed", {"chn": service.chn_num})
     return await _describe(ctx, service)
 
 

@@ -1,0 +1,92 @@
+"""``VAS``: value-added services (the seed's 增值服务): cloud storage and events.
+
+Each call returns the seed's ``data`` object and raises :class:`IVError` with the
+answer's code when refused. ``token`` (default: the logged-in user's) may be a device
+access token for devices reached without a binding (the seed's anonymous access).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from iotvideo.protocol.errors import ErrorCode, IVError
+
+if TYPE_CHECKING:
+    from iotvideo.app.sdk import IoTVideo
+
+__all__ = ["VAS"]
+
+
+class VAS:
+    def __init__(self, sdk: IoTVideo, *, timeout: float = 10.0) -> None:
+        self._sdk = sdk
+        self.timeout = timeout
+
+    async def _get(self, path: str, params: dict[str, Any], token: str | None) -> Any:
+        headers = {"authorization": f"Bearer {token or self._sdk.access_token}"}
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as http:
+                response = await http.get(
+                    self._sdk.cloud_url + path, params=params, headers=headers
+                )
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise IVError.of(ErrorCode.IVConnError_NotAvailableNow, str(exc)) from None
+        if body.get("code", -1) != 0:
+            raise IVError.of(int(body.get("code", 8000)), str(body.get("msg", "")) or None)
+        return body.get("data", {})
+
+    async def get_service_detail_info(
+        self, device_id: str, source_id: int = 0, *, token: str | None = None
+    ) -> dict[str, Any]:
+        """Cloud-storage status (1 in use, 2 to renew, 3 expired), times and order."""
+        return dict(
+            await self._get("/vas/service", {"deviceId": device_id, "sourceId": source_id}, token)
+        )
+
+    async def get_video_date_list(
+        self, device_id: str, timezone: int = 0, source_id: int = 0, *, token: str | None = None
+    ) -> list[int]:
+        """The start (UTC seconds) of each day with video, in a zone ``timezone`` seconds
+        east of UTC."""
+        params = {"deviceId": device_id, "timezone": timezone, "sourceId": source_id}
+        return list((await self._get("/vas/dates", params, token))["list"])
+
+    async def get_video_play_list(
+        self,
+        device_id: str,
+        start_time: int,
+        end_time: int,
+        source_id: int = 0,
+        *,
+        token: str | None = None,
+    ) -> list[dict[str, int]]:
+        """Recorded ranges ``{"start", "end"}`` (UTC seconds); a day at most."""
+        params = {
+            "deviceId": device_id,
+            "startTime": start_time,
+            "endTime": end_time,
+            "sourceId": source_id,
+        }
+        return list((await self._get("/vas/playlist", params, token))["list"])
+
+    async def get_video_play_address(
+        self,
+        device_id: str,
+        start_time: int,
+        end_time: int = 0,
+        source_id: int = 0,
+        *,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """``{"url", "startTime", "endTime", "endflag"}``: an m3u8 any HLS player opens;
+        ``endflag`` false: ask again from ``endTime`` for the rest."""
+        params = {
+            "deviceId": device_id,
+            "startTime": start_time,
+            "endTime": end_time,
+            "sourceId": source_id,
+        }
+        return dict(await self._get("/vas/address", params, token))

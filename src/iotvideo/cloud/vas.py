@@ -1,0 +1,396 @@
+"""Value-added services over HTTP: device uploads of cloud recordings, and the seed's
+VAS interfaces for apps (service detail, days with video, recorded ranges, the HLS play
+address), the HLS playlists and segments themselves.
+
+Apps authenticate with ``Authorization: Bearer <AccessToken>``: a user token whose user
+is bound to the device (owner or guest), or a token that grants the device (CreateBinding's,
+CreateDevToken's, CreateAnonymousAccessToken's: the seed's "anonymous access"). Answers are
+the seed's ``{"code": 0, "msg": "Success", "data": {...}}``; refusals carry the seed's
+codes (20010 bad token, 8002 no such device, 8003 no relation, 20143 bad parameter).
+
+Devices sign their uploads (:mod:`iotvideo.protocol.vas`). Playlists and segments are
+fetched by signed URLs that expire (``url_ttl``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from sqlalchemy import and_, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from iotvideo.cloud.access import TokenKind, find_token
+from iotvideo.cloud.db.tables import bindings, cloud_segments, devices
+from iotvideo.cloud.storage import ServiceStatus, channel_view
+from iotvideo.protocol import link
+from iotvideo.protocol.errors import ErrorCode
+from iotvideo.protocol.vas import (
+    Segment,
+    build_m3u8,
+    merge_ranges,
+    request_nonce,
+    sign_path,
+    verify_path,
+)
+
+__all__ = ["router", "url_secret"]
+
+log = logging.getLogger("iotvideo.cloud.vas")
+
+router = APIRouter(prefix="/vas")
+
+DAY = 86_400
+#: Largest segment accepted (bytes) and longest (ms).
+MAX_SEGMENT_BYTES = 32 << 20
+MAX_SEGMENT_MS = 120_000
+#: The most a play address covers; a longer range is played in several requests.
+MAX_PLAY_MS = DAY * 1000
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+
+def _answer(data: dict[str, Any]) -> JSONResponse:
+    return JSONResponse({"code": 0, "msg": "Success", "data": data})
+
+
+def _refusal(exc: Refused) -> JSONResponse:
+    return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status)
+
+
+def url_secret(data: Path, configured: str | None) -> bytes:
+    """The key of signed URLs: the setting, else one kept in the data directory (shared
+    by instances sharing it)."""
+    if configured:
+        return configured.encode()
+    path = data / "url.key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def _ctx(request: Request) -> Any:
+    return request.app.state
+
+
+def _now(request: Request) -> int:
+    return int(request.app.state.link.now())
+
+
+def _int(request: Request, name: str, default: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        if default is None:
+            raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, f"{name} is missing")
+        return default
+    try:
+        return int(float(raw))
+    except ValueError:
+        raise Refused(
+            400, ErrorCode.IVTermErr_msg_user_cmd_param_error, f"{name} must be a number"
+        ) from None
+
+
+# Device uploads
+
+
+@router.post("/device/segment")
+async def upload_segment(request: Request) -> Response:
+    """A device's recorded segment: ``?chn=&start=&end=`` (UNIX ms), the MPEG-TS as body.
+    Uploading the same segment again is harmless (the first copy stays)."""
+    try:
+        tid = await _device(request)
+        chn, start, end = _int(request, "chn", 0), _int(request, "start"), _int(request, "end")
+        if not 0 < end - start <= MAX_SEGMENT_MS:
+            raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "bad start/end")
+        body = request.state.body
+        state = _ctx(request)
+        now = _now(request)
+        async with state.db.read() as conn:
+            view = await channel_view(conn, tid, chn, now)
+        if view.status is not ServiceStatus.IN_USE:
+            raise Refused(
+                403, ErrorCode.IVASrvErr_dst_error_relation, "no cloud-storage service in use"
+            )
+        folder = state.settings.data / "vas" / tid / str(chn)
+        path = folder / f"{start}.ts"
+        await asyncio.to_thread(_write, path, body)
+        try:
+            async with state.db.begin() as conn:
+                await conn.execute(
+                    insert(cloud_segments).values(
+                        tid=tid,
+                        chn_num=chn,
+                        start_ms=start,
+                        end_ms=end,
+                        size=len(body),
+                        path=str(path.relative_to(state.settings.data)),
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            return _answer({"duplicate": True})
+        return _answer({"duplicate": False})
+    except Refused as exc:
+        return _refusal(exc)
+
+
+def _write(path: Path, body: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(body)
+        tmp.replace(path)
+
+
+async def _device(request: Request) -> str:
+    """The signing device's Tid (its body read into request.state.body)."""
+    tid = request.headers.get("x-iv-tid", "")
+    try:
+        when = int(request.headers.get("x-iv-time", ""))
+    except ValueError:
+        raise Refused(401, ErrorCode.IVTermErr_msg_calling_check_token_error, "unsigned") from None
+    length = int(request.headers.get("content-length") or 0)
+    if length > MAX_SEGMENT_BYTES:
+        raise Refused(413, ErrorCode.IVTermErr_msg_user_cmd_param_error, "segment too large")
+    body = await request.body()
+    if len(body) > MAX_SEGMENT_BYTES or not body:
+        raise Refused(413, ErrorCode.IVTermErr_msg_user_cmd_param_error, "bad segment size")
+    request.state.body = body
+    now = _now(request)
+    if abs(now - when) > _ctx(request).settings.signature_max_skew:
+        raise Refused(401, ErrorCode.IVTermErr_msg_calling_check_token_error, "clock skew")
+    async with _ctx(request).db.read() as conn:
+        key = await conn.scalar(select(devices.c.public_key).where(devices.c.tid == tid))
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    nonce = request_nonce(request.method, target, body)
+    signature = request.headers.get("x-iv-signature", "")
+    if key is None or not link.verify_login(key, tid, nonce, when, signature):
+        raise Refused(401, ErrorCode.IVTermErr_msg_calling_check_token_error, "bad signature")
+    return tid
+
+
+# Apps
+
+
+async def _app_grant(request: Request, tid: str) -> None:
+    header = request.headers.get("authorization", "")
+    token = header.removeprefix("Bearer ").strip()
+    state = _ctx(request)
+    async with state.db.read() as conn:
+        row = await find_token(conn, token, now=_now(request))
+        if row is None:
+            raise Refused(
+                401,
+                ErrorCode.IVTermErr_msg_calling_check_token_error,
+                "the access token is unknown, expired or revoked",
+            )
+        device = (
+            await conn.execute(select(devices.c.vendor_id).where(devices.c.tid == tid))
+        ).first()
+        if device is None:
+            raise Refused(404, ErrorCode.IVASrvErr_dst_notexsit, f"no device {tid!r}")
+        if row.kind in (TokenKind.USER.value, TokenKind.ANONYMOUS.value) and not row.tid:
+            bound = await conn.scalar(
+                select(bindings.c.role).where(
+                    and_(bindings.c.tid == tid, bindings.c.access_id == row.access_id)
+                )
+            )
+            if bound is not None:
+                return
+        elif row.tid == tid:
+            if row.kind != TokenKind.BINDING.value:
+                return
+            bound = await conn.scalar(
+                select(bindings.c.role).where(
+                    and_(bindings.c.tid == tid, bindings.c.access_id == row.access_id)
+                )
+            )
+            if bound is not None:
+                return
+    raise Refused(403, ErrorCode.IVASrvErr_dst_error_relation, f"no access to device {tid}")
+
+
+async def _device_and_channel(request: Request) -> tuple[str, int]:
+    tid = request.query_params.get("deviceId", "")
+    if not tid:
+        raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "deviceId is missing")
+    chn = _int(request, "sourceId", 0)
+    await _app_grant(request, tid)
+    return tid, chn
+
+
+@router.get("/service")
+async def service_detail(request: Request) -> Response:
+    """getServiceDetailInfo: the channel's service status and current order."""
+    try:
+        tid, chn = await _device_and_channel(request)
+        async with _ctx(request).db.read() as conn:
+            view = await channel_view(conn, tid, chn, _now(request))
+        current = view.current
+        return _answer(
+            {
+                "status": int(view.status),
+                "startTime": view.start_time,
+                "endTime": view.end_time,
+                "curOrderPkgType": 1,
+                "curOrderStorageDays": view.storage_days,
+                "curOrderStartTime": current.start_time if current is not None else 0,
+                "curOrderEndTime": current.end_time if current is not None else 0,
+                "playbackStartTime": view.playback_start,
+                "sourceId": chn,
+            }
+        )
+    except Refused as exc:
+        return _refusal(exc)
+
+
+async def _pieces(request: Request, tid: str, chn: int, start_ms: int, end_ms: int) -> list[Any]:
+    """The channel's segments overlapping [start, end) that the service still shows."""
+    state = _ctx(request)
+    now = _now(request)
+    async with state.db.read() as conn:
+        view = await channel_view(conn, tid, chn, now)
+        if view.status is ServiceStatus.EXPIRED:
+            return []
+        lower = max(start_ms, view.playback_start * 1000)
+        rows = await conn.execute(
+            select(cloud_segments)
+            .where(
+                cloud_segments.c.tid == tid,
+                cloud_segments.c.chn_num == chn,
+                cloud_segments.c.end_ms > lower,
+                cloud_segments.c.start_ms < end_ms,
+            )
+            .order_by(cloud_segments.c.start_ms)
+        )
+        return list(rows)
+
+
+@router.get("/dates")
+async def video_dates(request: Request) -> Response:
+    """getVideoDateList: the start (UTC seconds) of each local day with video."""
+    try:
+        tid, chn = await _device_and_channel(request)
+        offset = _int(request, "timezone", 0)
+        now = _now(request)
+        rows = await _pieces(request, tid, chn, 0, (now + DAY) * 1000)
+        days = sorted({((r.start_ms // 1000 + offset) // DAY) * DAY - offset for r in rows})
+        return _answer({"list": days})
+    except Refused as exc:
+        return _refusal(exc)
+
+
+@router.get("/playlist")
+async def play_list(request: Request) -> Response:
+    """getVideoPlayList: the recorded ranges in [startTime, endTime] (one day at most)."""
+    try:
+        tid, chn = await _device_and_channel(request)
+        start, end = _int(request, "startTime"), _int(request, "endTime")
+        if end <= start:
+            raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "endTime <= startTime")
+        end = min(end, start + DAY)
+        rows = await _pieces(request, tid, chn, start * 1000, end * 1000)
+        ranges = merge_ranges(
+            (max(r.start_ms, start * 1000), min(r.end_ms, end * 1000)) for r in rows
+        )
+        return _answer(
+            {"list": [{"start": r.start_ms // 1000, "end": -(-r.end_ms // 1000)} for r in ranges]}
+        )
+    except Refused as exc:
+        return _refusal(exc)
+
+
+@router.get("/address")
+async def play_address(request: Request) -> Response:
+    """getVideoPlayAddress: an m3u8 URL for [startTime, endTime] (0: up to the latest).
+    One address covers a day at most: ``endflag`` false means ask again from ``endTime``."""
+    try:
+        tid, chn = await _device_and_channel(request)
+        now = _now(request)
+        start = _int(request, "startTime")
+        asked_end = _int(request, "endTime", 0)
+        end = asked_end if asked_end > 0 else now
+        if end <= start:
+            raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "endTime <= startTime")
+        capped = min(end, start + MAX_PLAY_MS // 1000)
+        state = _ctx(request)
+        expires = now + state.settings.url_ttl
+        path = f"/vas/hls/{tid}/{chn}/{start}-{capped}.m3u8"
+        sig = sign_path(state.url_secret, path, expires)
+        base = str(request.base_url).rstrip("/")
+        return _answer(
+            {
+                "url": f"{base}{path}?exp={expires}&sig={sig}",
+                "startTime": start,
+                "endTime": capped,
+                "endflag": capped >= end,
+            }
+        )
+    except Refused as exc:
+        return _refusal(exc)
+
+
+def _signed(request: Request) -> None:
+    try:
+        expires = int(request.query_params.get("exp", ""))
+    except ValueError:
+        expires = 0
+    if not verify_path(
+        _ctx(request).url_secret,
+        request.url.path,
+        expires,
+        request.query_params.get("sig", ""),
+        _now(request),
+    ):
+        raise Refused(403, ErrorCode.IVTermErr_msg_calling_check_token_error, "bad or expired URL")
+
+
+@router.get("/hls/{tid}/{chn}/{window}.m3u8")
+async def hls_playlist(request: Request, tid: str, chn: int, window: str) -> Response:
+    """The HLS playlist of a play address: signed segment URLs, discontinuities at gaps."""
+    try:
+        _signed(request)
+        try:
+            start, end = (int(v) for v in window.split("-"))
+        except ValueError:
+            raise Refused(404, ErrorCode.IVTermErr_msg_user_cmd_param_error, "bad window") from None
+        rows = await _pieces(request, tid, chn, start * 1000, end * 1000)
+        state = _ctx(request)
+        expires = int(request.query_params["exp"])
+        segments = []
+        for r in rows:
+            seg_path = f"/vas/seg/{r.segment_id}.ts"
+            sig = sign_path(state.url_secret, seg_path, expires)
+            segments.append(Segment(r.start_ms, r.end_ms, f"{seg_path}?exp={expires}&sig={sig}"))
+        complete = end <= _now(request)
+        body = build_m3u8(segments, complete=complete)
+        return Response(body, media_type="application/vnd.apple.mpegurl")
+    except Refused as exc:
+        return _refusal(exc)
+
+
+@router.get("/seg/{segment_id}.ts")
+async def hls_segment(request: Request, segment_id: int) -> Response:
+    try:
+        _signed(request)
+        state = _ctx(request)
+        async with state.db.read() as conn:
+            rel = await conn.scalar(
+                select(cloud_segments.c.path).where(cloud_segments.c.segment_id == segment_id)
+            )
+        path = state.settings.data / rel if rel else None
+        if path is None or not path.exists():
+            raise Refused(404, ErrorCode.IVTermErr_msg_find_record_file_fail, "no such segment")
+        return FileResponse(path, media_type="video/mp2t")
+    except Refused as exc:
+        return _refusal(exc)

@@ -1,0 +1,313 @@
+"""Continuous recording to the cloud while the channel's cloud-storage service is in use.
+
+::
+
+    recorder = CloudRecorder(device, media, buffer_dir=Path("/var/lib/cam/vas"))
+    await recorder.start()
+
+The recorder watches one source's stream (the encoder or camera the viewers share: no
+extra encoding), cuts it into MPEG-TS segments of about ``segment_seconds`` at keyframes,
+and keeps every finished segment in ``buffer_dir`` until the cloud has it. Uploads go
+oldest first and are retried with backoff, so an outage of minutes loses nothing; the
+cloud ignores a segment it already has, so nothing is duplicated. Consecutive segments
+share their boundary time (the keyframe that starts the next), so recorded ranges have
+no holes and no overlaps. It asks the cloud whether the service is in use at start, on
+every ``vas.changed`` push, and every ``poll_interval`` seconds.
+
+Audio is not recorded yet: segments carry the video stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+
+from iotvideo.device.client import DeviceClient
+from iotvideo.device.media import DeviceMedia
+from iotvideo.media.fanout import MediaPacket, Viewer
+from iotvideo.media.h264 import CLOCK_RATE
+from iotvideo.media.sources import MediaStream
+from iotvideo.media.worker import SerialWorker
+from iotvideo.protocol import link
+from iotvideo.protocol.errors import IVError
+from iotvideo.protocol.link import Backoff
+from iotvideo.protocol.vas import request_nonce
+
+__all__ = ["CloudRecorder"]
+
+log = logging.getLogger("iotvideo.device.cloudrec")
+
+
+@dataclass
+class _Segmenter:
+    """Packets in, finished segments (start_ms, end_ms, bytes) out; runs on a worker."""
+
+    width: int
+    height: int
+    seconds: float
+    finished: list[tuple[int, int, bytes]] = field(default_factory=list)
+    _t0_ms: int = 0
+    _pts0: int | None = None
+    _start_ms: int = 0
+    _last_ms: int = 0
+    _step_ms: int = 66
+    _buffer: io.BytesIO | None = None
+    _container: Any = None
+    _stream: Any = None
+
+    def add(self, packet: MediaPacket, wall_ms: int) -> None:
+        if self._pts0 is None:
+            if not packet.keyframe:
+                return
+            self._pts0, self._t0_ms = packet.pts, wall_ms
+        at_ms = self._t0_ms + (packet.pts - self._pts0) * 1000 // CLOCK_RATE
+        if at_ms > self._last_ms > 0:
+            self._step_ms = at_ms - self._last_ms
+        if self._container is None:
+            self._open(at_ms)
+        elif packet.keyframe and at_ms - self._start_ms >= self.seconds * 1000:
+            self._close(at_ms)
+            self._open(at_ms)
+        out = av.Packet(packet.data)
+        out.pts = out.dts = packet.pts - self._pts0
+        out.time_base = Fraction(1, CLOCK_RATE)
+        out.stream = self._stream
+        out.is_keyframe = packet.keyframe
+        with contextlib.suppress(av.FFmpegError):  # a pts going backwards: skip it
+            self._container.mux(out)
+        self._last_ms = at_ms
+
+    def flush(self) -> None:
+        """End the recording: the current segment ends one frame after its last."""
+        if self._container is not None:
+            self._close(self._last_ms + self._step_ms)
+        self._pts0 = None
+        self._last_ms = 0
+
+    def _open(self, at_ms: int) -> None:
+        self._buffer = io.BytesIO()
+        self._container = av.open(self._buffer, "w", format="mpegts")
+        self._stream = self._container.add_stream("h264", rate=CLOCK_RATE)
+        self._stream.width, self._stream.height = self.width, self.height
+        self._stream.time_base = Fraction(1, CLOCK_RATE)
+        self._start_ms = at_ms
+
+    def _close(self, end_ms: int) -> None:
+        self._container.close()
+        assert self._buffer is not None
+        data = self._buffer.getvalue()
+        self._container = self._buffer = None
+        if data and end_ms > self._start_ms:
+            self.finished.append((self._start_ms, end_ms, data))
+
+
+class CloudRecorder:
+    """Records ``media``'s source ``source_id`` to the cloud while its service is in use."""
+
+    def __init__(
+        self,
+        device: DeviceClient,
+        media: DeviceMedia,
+        *,
+        buffer_dir: Path,
+        source_id: str | None = None,
+        chn: int = 0,
+        definition: str = "low",
+        segment_seconds: float = 10.0,
+        poll_interval: float = 30.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.device, self.media = device, media
+        self.buffer_dir = Path(buffer_dir)
+        self.source_id = source_id or next(iter(media.channels))
+        self.chn = chn
+        self.definition = definition
+        self.segment_seconds = segment_seconds
+        self.poll_interval = poll_interval
+        self.backoff = backoff or Backoff(base=0.5, cap=10.0)
+        #: Whether the cloud said the service is in use (so the device records).
+        self.recording = False
+        self.uploaded = 0
+        self.upload_failures = 0
+        self._changed = asyncio.Event()
+        self._queued = asyncio.Event()
+        self._idle = asyncio.Event()  # the uploader went through the buffer
+        self._progress = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._record: asyncio.Task[None] | None = None
+        device.add_push("vas.changed", self._on_changed)
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        self.buffer_dir.mkdir(parents=True, exist_ok=True)
+        self._tasks = [
+            asyncio.create_task(self._watch(), name="vas-watch"),
+            asyncio.create_task(self._upload_loop(), name="vas-upload"),
+        ]
+        if self.pending():
+            self._queued.set()
+
+    async def stop(self, *, drain: bool = False) -> None:
+        """Stop recording (the current segment is finished and kept) and uploading; with
+        ``drain``, after every kept segment reached the cloud. What is left is uploaded
+        after the next start."""
+        await self._stop_recording()
+        if drain:
+            await self.drained()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def pending(self) -> list[Path]:
+        """Segments waiting for upload, oldest first."""
+        return sorted(self.buffer_dir.glob("*.ts"), key=lambda p: int(p.stem.split("_")[1]))
+
+    async def drained(self) -> None:
+        """Wait until every finished segment is in the cloud (while uploading runs)."""
+        while self.pending():
+            self._idle.clear()
+            self._queued.set()
+            await self._idle.wait()
+
+    def _on_changed(self, data: dict[str, Any]) -> None:
+        if int(data.get("chn", 0)) == self.chn:
+            self._changed.set()
+
+    # Whether to record
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                status = await self.device.link.request("vas.status", {"chn": self.chn})
+                wanted = bool(status.get("recording"))
+                if wanted and not self.recording:
+                    self._start_recording()
+                elif not wanted and self.recording:
+                    await self._stop_recording()
+            except IVError as exc:  # offline: keep doing what we did
+                log.debug("vas status unknown: %s", exc)
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_interval):
+                    await self._changed.wait()
+
+    def _start_recording(self) -> None:
+        self.recording = True
+        stream = self.media.channels[self.source_id].video.stream(self.definition)
+        viewer = stream.add_viewer()
+        self._record = asyncio.create_task(self._record_loop(stream, viewer), name="vas-record")
+        log.info("device %s: cloud recording of source %s started", self.device.tid, self.source_id)
+
+    async def _stop_recording(self) -> None:
+        self.recording = False
+        task, self._record = self._record, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _record_loop(self, stream: MediaStream, viewer: Viewer) -> None:
+        info = stream.info
+        segmenter = _Segmenter(info.width, info.height, self.segment_seconds)
+        worker = SerialWorker(f"vas-{self.device.tid}", maxsize=1000)
+        loop = asyncio.get_running_loop()
+
+        def take(packet: MediaPacket, wall_ms: int) -> None:
+            segmenter.add(packet, wall_ms)
+            self._save(segmenter, loop)
+
+        try:
+            async for packet in viewer:
+                worker.submit(take, packet, int(time.time() * 1000))
+        finally:
+            stream.remove_viewer(viewer)
+
+            def finish() -> None:
+                segmenter.flush()
+                self._save(segmenter, loop)
+
+            worker.submit(finish)
+            await asyncio.to_thread(worker.close, wait=True)
+
+    def _save(self, segmenter: _Segmenter, loop: asyncio.AbstractEventLoop) -> None:
+        """On the worker: write finished segments to the buffer, then wake the uploader."""
+        while segmenter.finished:
+            start, end, data = segmenter.finished.pop(0)
+            path = self.buffer_dir / f"{self.chn}_{start}_{end}.ts"
+            tmp = path.with_suffix(".part")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+            loop.call_soon_threadsafe(self._queued.set)
+
+    # Uploads
+
+    async def _upload_loop(self) -> None:
+        async with httpx.AsyncClient(timeout=30) as http:
+            while True:
+                await self._queued.wait()
+                self._queued.clear()
+                for path in self.pending():
+                    while not await self._upload(http, path):
+                        self.upload_failures += 1
+                        await asyncio.sleep(self.backoff.next())
+                    self.backoff.reset()
+                self._idle.set()
+
+    async def _upload(self, http: httpx.AsyncClient, path: Path) -> bool:
+        chn, start, end = (int(v) for v in path.stem.split("_"))
+        body = await asyncio.to_thread(path.read_bytes)
+        target = f"/vas/device/segment?chn={chn}&start={start}&end={end}"
+        now = int(time.time())
+        nonce = request_nonce("POST", target, body)
+        headers = {
+            "x-iv-tid": self.device.tid,
+            "x-iv-time": str(now),
+            "x-iv-signature": link.sign_login(
+                self.device.certificate.private_key, self.device.tid, nonce, now
+            ),
+            "content-type": "video/mp2t",
+        }
+        base = _http(self.device.cloud_urls[self.uploaded % len(self.device.cloud_urls)])
+        try:
+            response = await http.post(base + target, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            log.info("segment upload failed: %s", exc)
+            return False
+        if response.status_code >= 500:
+            return False
+        if response.status_code >= 400:
+            # Refused for good (no service any more, a bad segment): drop it.
+            log.warning("segment %s refused: %s", path.name, response.text)
+        else:
+            self.uploaded += 1
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        async with self._progress:
+            self._progress.notify_all()
+        return True
+
+    async def wait_uploaded(self, count: int) -> None:
+        """Wait until ``count`` segments in all have reached the cloud."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: self.uploaded >= count)
+
+
+def _http(url: str) -> str:
+    url = url.rstrip("/")
+    for ws, http in (("ws://", "http://"), ("wss://", "https://")):
+        if url.startswith(ws):
+            return http + url[len(ws) :]
+    return url

@@ -1,0 +1,98 @@
+"""Cloud storage on the wire, sans IO: signed device uploads, signed URLs, recorded
+ranges, HLS playlists.
+
+- A device signs an HTTP request with its identity key: headers ``X-IV-Tid``,
+  ``X-IV-Time`` (UNIX seconds) and ``X-IV-Signature``, the link-login signature
+  (:func:`iotvideo.protocol.link.sign_login`) over the nonce
+  ``request_nonce(method, path_and_query, body)``.
+- Playlist and segment URLs carry ``exp`` (UNIX seconds) and ``sig``, an HMAC-SHA256 of
+  the path and ``exp`` with the cloud's URL secret: anyone holding the URL may fetch it
+  until it expires, nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "Range",
+    "Segment",
+    "build_m3u8",
+    "merge_ranges",
+    "request_nonce",
+    "sign_path",
+    "verify_path",
+]
+
+#: Two recordings closer than this (ms) are one range; further apart, a gap.
+GAP_MS = 500
+
+
+def request_nonce(method: str, path_and_query: str, body: bytes) -> str:
+    """What a device signs for an HTTP request (its login signature's nonce)."""
+    digest = hashlib.sha256(body).hexdigest()
+    return f"http {method.upper()} {path_and_query} {digest}"
+
+
+def sign_path(secret: bytes, path: str, expires: int) -> str:
+    return hmac.new(secret, f"{path}?exp={expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def verify_path(secret: bytes, path: str, expires: int, signature: str, now: int) -> bool:
+    if expires < now:
+        return False
+    return hmac.compare_digest(sign_path(secret, path, expires), signature)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A recorded piece: its times (UNIX ms) and where a player fetches it."""
+
+    start_ms: int
+    end_ms: int
+    uri: str
+
+
+@dataclass(frozen=True)
+class Range:
+    start_ms: int
+    end_ms: int
+
+
+def merge_ranges(pieces: Iterable[tuple[int, int]], gap_ms: int = GAP_MS) -> list[Range]:
+    """Time-ordered (start, end) pieces as the continuous ranges they make."""
+    ranges: list[Range] = []
+    for start, end in sorted(pieces):
+        if ranges and start - ranges[-1].end_ms <= gap_ms:
+            last = ranges[-1]
+            ranges[-1] = Range(last.start_ms, max(last.end_ms, end))
+        else:
+            ranges.append(Range(start, end))
+    return ranges
+
+
+def build_m3u8(segments: Sequence[Segment], *, complete: bool, gap_ms: int = GAP_MS) -> str:
+    """An HLS media playlist of ``segments`` (time-ordered), with a discontinuity at
+    every gap; ``complete`` ends it (EXT-X-ENDLIST), else players ask again."""
+    longest = max((s.end_ms - s.start_ms for s in segments), default=1000)
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:3",
+        f"#EXT-X-TARGETDURATION:{max(1, math.ceil(longest / 1000))}",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:VOD" if complete else "#EXT-X-PLAYLIST-TYPE:EVENT",
+    ]
+    previous_end: int | None = None
+    for segment in segments:
+        if previous_end is not None and segment.start_ms - previous_end > gap_ms:
+            lines.append("#EXT-X-DISCONTINUITY")
+        lines.append(f"#EXTINF:{(segment.end_ms - segment.start_ms) / 1000:.3f},")
+        lines.append(segment.uri)
+        previous_end = segment.end_ms
+    if complete:
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
