@@ -24,13 +24,22 @@ class VAS:
         self._sdk = sdk
         self.timeout = timeout
 
-    async def _get(self, path: str, params: dict[str, Any], token: str | None) -> Any:
+    async def _get(
+        self,
+        path: str,
+        params: dict[str, Any],
+        token: str | None,
+        *,
+        json_body: dict[str, Any] | None = None,
+    ) -> Any:
         headers = {"authorization": f"Bearer {token or self._sdk.access_token}"}
+        url = self._sdk.cloud_url + path
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as http:
-                response = await http.get(
-                    self._sdk.cloud_url + path, params=params, headers=headers
-                )
+                if json_body is not None:
+                    response = await http.post(url, json=json_body, headers=headers)
+                else:
+                    response = await http.get(url, params=params, headers=headers)
             body = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise IVError.of(ErrorCode.IVConnError_NotAvailableNow, str(exc)) from None
@@ -90,3 +99,39 @@ class VAS:
             "sourceId": source_id,
         }
         return dict(await self._get("/vas/address", params, token))
+
+    async def get_event_list(
+        self,
+        device_id: str,
+        start_time: int,
+        end_time: int,
+        page_size: int = 50,
+        type_masks: list[int] | None = None,
+        valid_cloud_storage: bool = False,
+        source_id: int = 0,
+        *,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """Events with start in [start_time, end_time), newest first, ``page_size`` (1..50)
+        of them; ``pageEnd`` says whether more follow (ask again with ``end_time`` = the
+        last event's ``startTime``). ``type_masks``: within a mask any bit, across masks
+        every mask. Picture: ``imgUrlPrefix + imgUrlSuffix``; thumbnail: that plus
+        ``thumbUrlSuffix``."""
+        params: dict[str, Any] = {
+            "deviceId": device_id,
+            "startTime": start_time,
+            "endTime": end_time,
+            "pageSize": page_size,
+            "validCloudStorage": "true" if valid_cloud_storage else "false",
+            "sourceId": source_id,
+        }
+        if type_masks:
+            params["typeMasks"] = ",".join(str(m) for m in type_masks)
+        return dict(await self._get("/vas/events", params, token))
+
+    async def delete_events(
+        self, device_id: str, event_ids: list[str], *, token: str | None = None
+    ) -> list[str]:
+        """Delete events (and their pictures); the ids that were deleted."""
+        body = {"deviceId": device_id, "eventIds": list(event_ids)}
+        return list((await self._get("/vas/events/delete", {}, token, json_body=body))["deleted"])

@@ -9,6 +9,7 @@ from iotvideo.protocol.tokens import format_token
 
 __all__ = [
     "access_id",
+    "alarm_id",
     "new_token",
     "order_id",
     "product_id",
@@ -74,3 +75,8 @@ def service_id() -> str:
 def order_id() -> str:
     """A cloud-storage order."""
     return "ord" + _pick(_UPPER_ALNUM, 16)
+
+
+def alarm_id() -> str:
+    """A device event (the seed's alarmId)."""
+    return "evt" + _pick(_ALNUM, 20)

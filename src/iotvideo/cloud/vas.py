@@ -20,14 +20,17 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import av
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from iotvideo.cloud import ids
 from iotvideo.cloud.access import TokenKind, find_token
-from iotvideo.cloud.db.tables import bindings, cloud_segments, devices
+from iotvideo.cloud.db.tables import bindings, cloud_events, cloud_segments, devices
 from iotvideo.cloud.storage import ServiceStatus, channel_view
+from iotvideo.media.recorder import encode_picture
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode
 from iotvideo.protocol.vas import (
@@ -152,7 +155,7 @@ def _write(path: Path, body: bytes) -> None:
         tmp.replace(path)
 
 
-async def _device(request: Request) -> str:
+async def _device(request: Request, *, allow_empty: bool = False) -> str:
     """The signing device's Tid (its body read into request.state.body)."""
     tid = request.headers.get("x-iv-tid", "")
     try:
@@ -163,7 +166,7 @@ async def _device(request: Request) -> str:
     if length > MAX_SEGMENT_BYTES:
         raise Refused(413, ErrorCode.IVTermErr_msg_user_cmd_param_error, "segment too large")
     body = await request.body()
-    if len(body) > MAX_SEGMENT_BYTES or not body:
+    if len(body) > MAX_SEGMENT_BYTES or not (body or allow_empty):
         raise Refused(413, ErrorCode.IVTermErr_msg_user_cmd_param_error, "bad segment size")
     request.state.body = body
     now = _now(request)
@@ -392,5 +395,226 @@ async def hls_segment(request: Request, segment_id: int) -> Response:
         if path is None or not path.exists():
             raise Refused(404, ErrorCode.IVTermErr_msg_find_record_file_fail, "no such segment")
         return FileResponse(path, media_type="video/mp2t")
+    except Refused as exc:
+        return _refusal(exc)
+
+
+# Events
+
+#: Width of event thumbnails (pixels).
+THUMB_WIDTH = 160
+MAX_PICTURE_BYTES = 4 << 20
+
+
+def _thumbnail(picture: bytes) -> bytes:
+    """A small JPEG of ``picture`` (CPU work: run it off the event loop)."""
+    codec: Any = av.CodecContext.create("mjpeg", "r")
+    frames = list(codec.decode(av.Packet(picture)))
+    if not frames:
+        raise ValueError("not a JPEG")
+    frame = frames[0]
+    height = max(2, round(frame.height * THUMB_WIDTH / frame.width / 2) * 2)
+    small = frame.reformat(width=THUMB_WIDTH, height=height)
+    return encode_picture(small, "jpeg")
+
+
+@router.post("/device/event")
+async def upload_event(request: Request) -> Response:
+    """A device event: ``?chn=&alarmType=&firstAlarmType=&start=&end=`` (UNIX seconds),
+    its JPEG picture as the body (may be empty). ``id=`` (the device's own) makes a
+    repeated upload harmless."""
+    try:
+        tid = await _device(request, allow_empty=True)
+        chn = _int(request, "chn", 0)
+        alarm_type, first = _int(request, "alarmType"), _int(request, "firstAlarmType", 0)
+        start, end = _int(request, "start"), _int(request, "end", 0) or _int(request, "start")
+        if alarm_type <= 0 or alarm_type >= 1 << 32 or end < start:
+            raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "bad event fields")
+        event_id = request.query_params.get("id") or ids.alarm_id()
+        if not event_id.isalnum() or len(event_id) > 32:
+            raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "bad id")
+        body = request.state.body
+        if len(body) > MAX_PICTURE_BYTES:
+            raise Refused(413, ErrorCode.IVTermErr_msg_user_cmd_param_error, "picture too large")
+        state = _ctx(request)
+        folder = state.settings.data / "events" / tid
+        picture = thumb = None
+        if body:
+            try:
+                small = await asyncio.to_thread(_thumbnail, body)
+            except (ValueError, av.FFmpegError):
+                raise Refused(
+                    400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "the picture is no JPEG"
+                ) from None
+            await asyncio.to_thread(_write, folder / f"{event_id}.jpg", body)
+            await asyncio.to_thread(_write, folder / f"{event_id}.thumb.jpg", small)
+            picture = f"events/{tid}/{event_id}.jpg"
+            thumb = f"events/{tid}/{event_id}.thumb.jpg"
+        try:
+            async with state.db.begin() as conn:
+                await conn.execute(
+                    insert(cloud_events).values(
+                        alarm_id=event_id,
+                        tid=tid,
+                        chn_num=chn,
+                        alarm_type=alarm_type,
+                        first_alarm_type=first or (alarm_type & -alarm_type),
+                        start_time=start,
+                        end_time=end,
+                        picture=picture,
+                        thumb=thumb,
+                        created_at=_now(request),
+                    )
+                )
+        except IntegrityError:
+            return _answer({"alarmId": event_id, "duplicate": True})
+        return _answer({"alarmId": event_id, "duplicate": False})
+    except Refused as exc:
+        return _refusal(exc)
+
+
+def _masks(request: Request) -> list[int]:
+    raw = request.query_params.get("typeMasks", "")
+    try:
+        masks = [int(m) for m in raw.replace("[", "").replace("]", "").split(",") if m.strip()]
+    except ValueError:
+        raise Refused(
+            400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "typeMasks: numbers, comma-separated"
+        ) from None
+    if any(not 0 <= m < 1 << 32 for m in masks):
+        raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "typeMasks: 32-bit")
+    return [m for m in masks if m]
+
+
+@router.get("/events")
+async def event_list(request: Request) -> Response:
+    """getEventList: events with start in [startTime, endTime), newest first, pageSize of
+    them (1..50); the next page: endTime = the last event's startTime."""
+    try:
+        tid, chn = await _device_and_channel(request)
+        start, end = _int(request, "startTime"), _int(request, "endTime")
+        size = _int(request, "pageSize", 50)
+        if not 1 <= size <= 50:
+            raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "pageSize: 1..50")
+        masks = _masks(request)
+        valid_only = request.query_params.get("validCloudStorage", "").lower() in ("1", "true")
+        state = _ctx(request)
+        now = _now(request)
+        async with state.db.read() as conn:
+            view = await channel_view(conn, tid, chn, now)
+            where = [
+                cloud_events.c.tid == tid,
+                cloud_events.c.chn_num == chn,
+                cloud_events.c.start_time >= start,
+                cloud_events.c.start_time < end,
+            ]
+            where += [cloud_events.c.alarm_type.op("&")(m) != 0 for m in masks]
+            if valid_only:
+                if view.status is ServiceStatus.EXPIRED:
+                    where.append(cloud_events.c.start_time < 0)
+                else:
+                    where.append(cloud_events.c.start_time >= view.playback_start)
+            rows = list(
+                await conn.execute(
+                    select(cloud_events)
+                    .where(*where)
+                    .order_by(cloud_events.c.start_time.desc(), cloud_events.c.alarm_id)
+                    .limit(size + 1)
+                )
+            )
+        expires = now + state.settings.url_ttl
+        items = []
+        for r in rows[:size]:
+            suffix = ""
+            if r.picture:
+                sig = sign_path(state.url_secret, f"/vas/img/{r.alarm_id}.jpg", expires)
+                suffix = f"{r.alarm_id}.jpg?exp={expires}&sig={sig}"
+            items.append(
+                {
+                    "alarmId": r.alarm_id,
+                    "firstAlarmType": r.first_alarm_type,
+                    "alarmType": r.alarm_type,
+                    "startTime": r.start_time,
+                    "endTime": r.end_time,
+                    "imgUrlSuffix": suffix,
+                }
+            )
+        base = str(request.base_url).rstrip("/")
+        return _answer(
+            {
+                "imgUrlPrefix": f"{base}/vas/img/",
+                "thumbUrlSuffix": "&thumb=1",
+                "list": items,
+                "validVideoStartTime": view.playback_start
+                if view.status is not ServiceStatus.EXPIRED
+                else 0,
+                "pageEnd": len(rows) <= size,
+            }
+        )
+    except Refused as exc:
+        return _refusal(exc)
+
+
+@router.post("/events/delete")
+async def delete_events(request: Request) -> Response:
+    """deleteEvents: ``{"deviceId", "eventIds": [...]}``; their pictures go too."""
+    try:
+        try:
+            body = await request.json()
+            tid = str(body["deviceId"])
+            wanted = [str(e) for e in body["eventIds"]]
+        except (ValueError, KeyError, TypeError):
+            raise Refused(
+                400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "send deviceId and eventIds"
+            ) from None
+        if not 1 <= len(wanted) <= 100:
+            raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "1..100 eventIds")
+        await _app_grant(request, tid)
+        state = _ctx(request)
+        async with state.db.begin() as conn:
+            rows = list(
+                await conn.execute(
+                    select(
+                        cloud_events.c.alarm_id, cloud_events.c.picture, cloud_events.c.thumb
+                    ).where(cloud_events.c.tid == tid, cloud_events.c.alarm_id.in_(wanted))
+                )
+            )
+            await conn.execute(
+                delete(cloud_events).where(
+                    cloud_events.c.tid == tid, cloud_events.c.alarm_id.in_(wanted)
+                )
+            )
+        for r in rows:
+            for rel in (r.picture, r.thumb):
+                if rel:
+                    await asyncio.to_thread((state.settings.data / rel).unlink, missing_ok=True)
+        return _answer({"deleted": [r.alarm_id for r in rows]})
+    except Refused as exc:
+        return _refusal(exc)
+
+
+@router.get("/img/{alarm_id}.jpg")
+async def event_picture(request: Request, alarm_id: str) -> Response:
+    """An event's picture (``&thumb=1``: its thumbnail), by a signed URL."""
+    try:
+        _signed(request)
+        state = _ctx(request)
+        async with state.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(cloud_events.c.picture, cloud_events.c.thumb).where(
+                        cloud_events.c.alarm_id == alarm_id
+                    )
+                )
+            ).first()
+        rel = (
+            None
+            if row is None
+            else (row.thumb if request.query_params.get("thumb") else row.picture)
+        )
+        path = state.settings.data / rel if rel else None
+        if path is None or not path.exists():
+            raise Refused(404, ErrorCode.IVTermErr_msg_find_record_file_fail, "no such picture")
+        return FileResponse(path, media_type="image/jpeg")
     except Refused as exc:
         return _refusal(exc)

@@ -14,6 +14,8 @@ share their boundary time (the keyframe that starts the next), so recorded range
 no holes and no overlaps. It asks the cloud whether the service is in use at start, on
 every ``vas.changed`` push, and every ``poll_interval`` seconds.
 
+Events (:meth:`CloudRecorder.event`) go the same way, with a picture of the live stream.
+
 Audio is not recorded yet: segments carry the video stream.
 """
 
@@ -22,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -36,6 +40,7 @@ from iotvideo.device.client import DeviceClient
 from iotvideo.device.media import DeviceMedia
 from iotvideo.media.fanout import MediaPacket, Viewer
 from iotvideo.media.h264 import CLOCK_RATE
+from iotvideo.media.recorder import stream_snapshot
 from iotvideo.media.sources import MediaStream
 from iotvideo.media.worker import SerialWorker
 from iotvideo.protocol import link
@@ -173,8 +178,53 @@ class CloudRecorder:
         self._tasks = []
 
     def pending(self) -> list[Path]:
-        """Segments waiting for upload, oldest first."""
-        return sorted(self.buffer_dir.glob("*.ts"), key=lambda p: int(p.stem.split("_")[1]))
+        """Segments and events waiting for upload, oldest first."""
+        kept = [*self.buffer_dir.glob("*.ts"), *self.buffer_dir.glob("*.evt")]
+        return sorted(kept, key=lambda p: int(p.stem.split("_")[1]))
+
+    # Events
+
+    async def event(
+        self,
+        alarm_type: int,
+        *,
+        first_alarm_type: int | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        picture: bytes | None = None,
+        live_picture: bool = True,
+    ) -> str:
+        """Raise a cloud event (``alarm_type`` bits: bit0 motion, bit1 sound..., bit15
+        "has video", bits 16+ the vendor's own) from ``start`` to ``end`` (UNIX seconds,
+        default now). Its picture: ``picture`` (JPEG), else the live stream's (with
+        ``live_picture``). Kept and uploaded like segments; returns its alarmId."""
+        if not 0 < alarm_type < 1 << 32:
+            raise ValueError("alarm_type is a non-zero 32-bit mask")
+        now = int(time.time())
+        start = now if start is None else start
+        end = max(start, now if end is None else end)
+        if picture is None and live_picture:
+            stream = self.media.channels[self.source_id].video.stream(self.definition)
+            try:
+                picture = await stream_snapshot(stream)
+            except (ValueError, TimeoutError) as exc:
+                log.warning("event without a picture: %s", exc)
+        event_id = secrets.token_hex(10)
+        first = first_alarm_type or (alarm_type & -alarm_type)
+        header = json.dumps(
+            {
+                "alarmType": alarm_type,
+                "firstAlarmType": first,
+                "start": start,
+                "end": end,
+                "id": event_id,
+            }
+        )
+        path = self.buffer_dir / f"{self.chn}_{start * 1000}_{event_id}.evt"
+        data = header.encode() + b"\n" + (picture or b"")
+        await asyncio.to_thread(_atomic_write, path, data)
+        self._queued.set()
+        return event_id
 
     async def drained(self) -> None:
         """Wait until every finished segment is in the cloud (while uploading runs)."""
@@ -247,10 +297,7 @@ class CloudRecorder:
         """On the worker: write finished segments to the buffer, then wake the uploader."""
         while segmenter.finished:
             start, end, data = segmenter.finished.pop(0)
-            path = self.buffer_dir / f"{self.chn}_{start}_{end}.ts"
-            tmp = path.with_suffix(".part")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            _atomic_write(self.buffer_dir / f"{self.chn}_{start}_{end}.ts", data)
             loop.call_soon_threadsafe(self._queued.set)
 
     # Uploads
@@ -268,9 +315,18 @@ class CloudRecorder:
                 self._idle.set()
 
     async def _upload(self, http: httpx.AsyncClient, path: Path) -> bool:
-        chn, start, end = (int(v) for v in path.stem.split("_"))
         body = await asyncio.to_thread(path.read_bytes)
-        target = f"/vas/device/segment?chn={chn}&start={start}&end={end}"
+        if path.suffix == ".evt":
+            header, _, body = body.partition(b"\n")
+            fields = json.loads(header)
+            target = (
+                f"/vas/device/event?chn={self.chn}&alarmType={fields['alarmType']}"
+                f"&firstAlarmType={fields['firstAlarmType']}&start={fields['start']}"
+                f"&end={fields['end']}&id={fields['id']}"
+            )
+        else:
+            chn, start, end = (int(v) for v in path.stem.split("_"))
+            target = f"/vas/device/segment?chn={chn}&start={start}&end={end}"
         now = int(time.time())
         nonce = request_nonce("POST", target, body)
         headers = {
@@ -303,6 +359,12 @@ class CloudRecorder:
         """Wait until ``count`` segments in all have reached the cloud."""
         async with self._progress:
             await self._progress.wait_for(lambda: self.uploaded >= count)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def _http(url: str) -> str:

@@ -93,6 +93,10 @@ class H264Decoder:
         packet.pts = pts
         return list(self._codec.decode(packet))
 
+    def flush(self) -> list[av.VideoFrame]:
+        """The frames the decoder still holds (it ends)."""
+        return list(self._codec.decode(None))
+
 
 def is_idr(data: bytes) -> bool:
     """Does this Annex-B access unit hold an IDR slice (NAL type 5)?"""

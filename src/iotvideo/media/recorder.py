@@ -174,3 +174,32 @@ def picture_size(data: bytes) -> tuple[int, int]:
         raise ValueError("not a picture")
     array: np.ndarray = frames[0].to_ndarray(format="rgb24")
     return array.shape[1], array.shape[0]
+
+
+async def stream_snapshot(stream: Any, fmt: str = "jpeg", timeout: float = 5.0) -> bytes:
+    """A picture of a live stream (a :class:`~iotvideo.media.sources.MediaStream`): its
+    next keyframe, decoded off the event loop. Works for streams passed through as well
+    as encoded ones: no frame of the source is needed, only what viewers get."""
+    import asyncio
+
+    from iotvideo.media.h264 import H264Decoder
+
+    viewer = stream.add_viewer()
+    try:
+        async with asyncio.timeout(timeout):
+            packet = await viewer.get()
+    finally:
+        stream.remove_viewer(viewer)
+    if packet is None:
+        raise ValueError("the stream ended")
+
+    def picture() -> bytes:
+        decoder = H264Decoder()
+        frames = decoder.decode(packet.data, packet.pts)
+        if not frames:  # a decoder that holds a frame back gives it on flush
+            frames = decoder.flush()
+        if not frames:
+            raise ValueError("no picture in the keyframe")
+        return encode_picture(frames[0], fmt)
+
+    return await asyncio.to_thread(picture)

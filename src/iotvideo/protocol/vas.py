@@ -22,6 +22,7 @@ __all__ = [
     "Range",
     "Segment",
     "build_m3u8",
+    "matches_type_masks",
     "merge_ranges",
     "request_nonce",
     "sign_path",
@@ -96,3 +97,9 @@ def build_m3u8(segments: Sequence[Segment], *, complete: bool, gap_ms: int = GAP
     if complete:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
+
+
+def matches_type_masks(alarm_type: int, masks: Sequence[int]) -> bool:
+    """The seed's typeMask rule: within one mask any bit (OR); across masks every mask
+    (AND). ``[3]``: bit0 or bit1; ``[1, 2]``: bit0 and bit1. No masks: everything."""
+    return all(alarm_type & mask for mask in masks)

@@ -24,6 +24,7 @@ __all__ = [
     "Base",
     "BindToken",
     "Binding",
+    "CloudEvent",
     "CloudInstance",
     "CloudSegment",
     "Device",
@@ -366,4 +367,22 @@ class CloudSegment(Base):
     end_ms: Mapped[int]
     size: Mapped[int]
     path: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int]
+
+
+class CloudEvent(Base):
+    """A device event (motion, sound...: ``alarm_type`` bits) with its picture."""
+
+    __tablename__ = "cloud_events"
+    __table_args__ = (Index("ix_cloud_events_time", "tid", "chn_num", "start_time"),)
+
+    alarm_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tid: Mapped[str] = mapped_column(ForeignKey("devices.tid", ondelete="CASCADE"))
+    chn_num: Mapped[int]
+    alarm_type: Mapped[int]
+    first_alarm_type: Mapped[int]
+    start_time: Mapped[int]
+    end_time: Mapped[int]
+    picture: Mapped[str | None] = mapped_column(String(256))
+    thumb: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[int]

@@ -20,6 +20,7 @@ __all__ = [
     "app_users",
     "bind_tokens",
     "bindings",
+    "cloud_events",
     "cloud_instances",
     "cloud_segments",
     "device_state",
@@ -54,3 +55,4 @@ storage_services = cast(Table, models.StorageService.__table__)
 storage_orders = cast(Table, models.StorageOrder.__table__)
 ota_versions = cast(Table, models.OtaVersion.__table__)
 cloud_segments = cast(Table, models.CloudSegment.__table__)
+cloud_events = cast(Table, models.CloudEvent.__table__)
