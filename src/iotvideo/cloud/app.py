@@ -24,6 +24,7 @@ from iotvideo.cloud.link.hub import Hub
 from iotvideo.cloud.link.messaging import Messaging
 from iotvideo.cloud.link.presence import run_presence
 from iotvideo.cloud.link.router import LinkEndpoints
+from iotvideo.cloud.retention import run_retention
 from iotvideo.cloud.settings import CloudSettings
 from iotvideo.cloud.things import Things
 from iotvideo.cloud.vas import router as vas_router
@@ -68,6 +69,10 @@ def create_app(
             app.state.url_secret = url_secret(settings.data, settings.url_secret)
             _background(stack, run_janitor(db, clock=clock, interval=settings.purge_interval))
             _background(stack, run_presence(link, sessions))
+            _background(
+                stack,
+                run_retention(db, settings.data, clock=clock, interval=settings.retention_interval),
+            )
             if on_ready is not None:
                 on_ready()
             yield

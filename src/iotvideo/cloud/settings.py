@@ -83,6 +83,9 @@ class CloudSettings(BaseSettings):
         description="Key of the signed playlist and segment URLs (default: one kept in the "
         "data directory).",
     )
+    retention_interval: float = Field(
+        600, gt=0, description="Seconds between deletions of recordings no plan keeps."
+    )
     url_ttl: int = Field(3600, ge=10, description="Seconds a signed playback URL stays valid.")
 
     @property
