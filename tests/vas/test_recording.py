@@ -13,11 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from iotvideo.app.cloudplayer import CloudPlayer
 from iotvideo.device.cloudrec import CloudRecorder
 from iotvideo.device.media import DeviceMedia
 from iotvideo.protocol.errors import ErrorCode, IVError
+from tests.cli.test_app_cli import app
 from tests.link.world import World, app_sdk, device_client, make_world
-from tests.support import Cloud, start_cloud
+from tests.support import Cloud, ffprobe, start_cloud
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +185,56 @@ class sqlite3_rows:
 
     def __exit__(self, *_exc: object) -> None:
         self.db.close()
+
+
+async def test_cloud_player_cli_and_download(world: World, tmp_path: Path) -> None:
+    tid = world.device.tid
+    await world.avendor("CreateStorageService", PkgId="yc1m3d", Tid=tid)  # or renews
+    started = int(time.time())
+    async with device_client(world.cloud.url, world.device) as device:
+        media = DeviceMedia(device, video="testsrc:?fps=15", audio="none")
+        recorder = CloudRecorder(device, media, buffer_dir=tmp_path / "buf", segment_seconds=2)
+        await recorder.start()
+        await recorder.event(1)
+        await recorder.wait_uploaded(3)
+        await recorder.stop(drain=True)
+        await media.close()
+    ended = int(time.time())
+    async with app_sdk(world.cloud.url, world.owner) as sdk:
+        player = CloudPlayer(tid, started, ended, sdk=sdk, speed=0)
+        await player.play()
+        assert player.frames_decoded >= 45  # three seconds and more at 15 fps
+        shot = await player.snapshot(tmp_path / "then.png")
+        assert shot.startswith(b"\x89PNG")
+    listed = await asyncio.to_thread(
+        app, world, "cloud", "list", tid, "--start", str(started), "--end", str(ended)
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["list"]
+    out = tmp_path / "clip.mp4"
+    got = await asyncio.to_thread(
+        app,
+        world,
+        "cloud",
+        "download",
+        tid,
+        "--start",
+        str(started),
+        "--end",
+        str(ended),
+        "--out",
+        str(out),
+    )
+    assert got.returncode == 0, got.stderr
+    info = ffprobe(out)
+    assert info["streams"][0]["codec_name"] == "h264"
+    assert float(info["format"]["duration"]) >= 3
+    address = await asyncio.to_thread(app, world, "cloud", "url", tid, "--start", str(started))
+    assert json.loads(address.stdout)["url"].startswith("http://")
+    shown = await asyncio.to_thread(
+        app, world, "events", tid, "--start", str(started - 1), "--type-mask", "1"
+    )
+    (event,) = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert event["alarmType"] == 1 and event["imgUrl"] and event["thumbUrl"]
+    bad = await asyncio.to_thread(app, world, "cloud", "list", tid, "--start", "yesterday")
+    assert bad.returncode == 2 and "ISO 8601" in bad.stderr

@@ -28,7 +28,8 @@ T = TypeVar("T")
 
 app_app = typer.Typer(
     help="Use the app SDK: read and write a device's thing model, run actions, pass data, "
-    "watch, provision devices, play, snapshot, record and talk, check firmware.",
+    "watch, provision devices, play, snapshot, record and talk, check firmware, browse "
+    "events and cloud recordings.",
     no_args_is_help=True,
 )
 prop_app = typer.Typer(

@@ -1,0 +1,199 @@
+"""``CloudPlayer``: plays a range of cloud recording (HLS) with the players' modules, and
+downloads it to an MP4.
+
+::
+
+    player = CloudPlayer(device_id, start, end, sdk=sdk)
+    player.video_render = my_renderer            # or: async for frame in player.frames()
+    await player.play()                          # returns when the range has played
+    await player.snapshot("then.jpg")
+    await CloudPlayer(device_id, start, end, sdk=sdk).download("clip.mp4")
+
+Reading, demuxing and decoding run on a worker thread (PyAV); frames reach the renderer
+on the event loop, paced at ``speed`` times real time (0: as fast as they decode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import av
+
+from iotvideo.app.modules import VideoRender, VideoRenderable
+from iotvideo.media.recorder import encode_picture
+from iotvideo.protocol.errors import ErrorCode, IVError
+
+if TYPE_CHECKING:
+    from iotvideo.app.sdk import IoTVideo
+
+__all__ = ["CloudPlayer"]
+
+
+def _err(code: ErrorCode, message: str) -> IVError:
+    return IVError.of(code, message)
+
+
+class CloudPlayer:
+    def __init__(
+        self,
+        device_id: str,
+        start_time: int,
+        end_time: int = 0,
+        *,
+        sdk: IoTVideo | None = None,
+        source_id: int = 0,
+        speed: float = 1.0,
+        token: str | None = None,
+    ) -> None:
+        from iotvideo.app.sdk import IoTVideo
+
+        self.sdk = sdk or IoTVideo.shared()
+        self.device_id, self.source_id = device_id, source_id
+        self.start_time, self.end_time = start_time, end_time
+        self.speed = speed
+        self.token = token
+        self.video_render: VideoRenderable = VideoRender()
+        self.last_frame: av.VideoFrame | None = None
+        self.frames_decoded = 0
+        #: Seconds of the range played so far.
+        self.position = 0.0
+        self._stop = threading.Event()
+        self._queues: list[asyncio.Queue[av.VideoFrame | None]] = []
+
+    async def urls(self) -> list[str]:
+        """The play addresses covering the range (one per day at most)."""
+        urls, start = [], self.start_time
+        while True:
+            address = await self.sdk.vas.get_video_play_address(
+                self.device_id, start, self.end_time, self.source_id, token=self.token
+            )
+            urls.append(str(address["url"]))
+            if address["endflag"] or int(address["endTime"]) <= start:
+                return urls
+            start = int(address["endTime"])
+
+    async def play(self) -> None:
+        """Play the range through the renderer; returns at its end (or :meth:`stop`)."""
+        if not self.sdk.access_token and self.token is None:
+            raise _err(ErrorCode.IVConnError_NotAvailableNow, "register() first")
+        self._stop.clear()
+        loop = asyncio.get_running_loop()
+        for url in await self.urls():
+            if self._stop.is_set():
+                break
+            await asyncio.to_thread(self._decode, url, loop)
+        for queue in self._queues:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _decode(self, url: str, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            container: Any = av.open(url, timeout=10)
+        except av.FFmpegError:
+            return  # nothing recorded in this part of the range
+        try:
+            began = time.monotonic()
+            first: float | None = None
+            for frame in container.decode(video=0):
+                if self._stop.is_set():
+                    return
+                t = float(frame.time or 0.0)
+                first = t if first is None else first
+                if self.speed > 0:
+                    delay = (t - first) / self.speed - (time.monotonic() - began)
+                    if delay > 0 and self._stop.wait(delay):
+                        return
+                loop.call_soon_threadsafe(self._render, frame, t - first)
+        finally:
+            container.close()
+
+    def _render(self, frame: av.VideoFrame, at: float) -> None:
+        self.last_frame = frame
+        self.frames_decoded += 1
+        self.position = at
+        self.video_render.render(frame)
+        for queue in self._queues:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(frame)
+
+    async def frames(self, *, maxsize: int = 30) -> AsyncIterator[av.VideoFrame]:
+        """Decoded frames as they play, until the end."""
+        queue: asyncio.Queue[av.VideoFrame | None] = asyncio.Queue(maxsize)
+        self._queues.append(queue)
+        try:
+            while (frame := await queue.get()) is not None:
+                yield frame
+        finally:
+            self._queues.remove(queue)
+
+    async def snapshot(self, path: str | Path | None = None, *, fmt: str = "jpeg") -> bytes:
+        """The current picture as JPEG or PNG (21040 before the first)."""
+        if self.last_frame is None:
+            raise _err(ErrorCode.IVPlayerError_OperationNotAllowedNow, "no picture yet")
+        if path is not None:
+            fmt = Path(path).suffix or fmt
+        data = await asyncio.to_thread(encode_picture, self.last_frame, fmt)
+        if path is not None:
+            await asyncio.to_thread(Path(path).write_bytes, data)
+        return data
+
+    async def download(
+        self, path: str | Path, *, progress: Callable[[float, float], object] | None = None
+    ) -> Path:
+        """The range as an MP4 (the recording's H.264 as it is, no re-encoding);
+        ``progress(seconds_done, seconds_total)`` as it goes."""
+        urls = await self.urls()
+        loop = asyncio.get_running_loop()
+        total = float(max(1, (self.end_time or int(time.time())) - self.start_time))
+
+        def report(done: float) -> None:
+            if progress is not None:
+                loop.call_soon_threadsafe(progress, done, total)
+
+        await asyncio.to_thread(_remux, urls, Path(path), report)
+        return Path(path)
+
+
+def _remux(urls: list[str], path: Path, report: Callable[[float], None]) -> None:
+    out: Any = av.open(str(path), "w", format="mp4")
+    try:
+        stream: Any = None
+        offset = 0
+        for url in urls:
+            try:
+                source: Any = av.open(url, timeout=10)
+            except av.FFmpegError:
+                continue  # nothing recorded in this part of the range
+            try:
+                video = source.streams.video[0]
+                if stream is None:
+                    stream = out.add_stream_from_template(video)
+                first = None
+                last = 0
+                for packet in source.demux(video):
+                    if packet.dts is None:
+                        continue
+                    first = packet.dts if first is None else first
+                    packet.pts = packet.pts - first + offset if packet.pts is not None else None
+                    packet.dts = packet.dts - first + offset
+                    last = max(last, packet.dts)
+                    packet.stream = stream
+                    out.mux(packet)
+                    report(float(packet.dts * video.time_base))
+                offset = last + 1
+            finally:
+                source.close()
+        if stream is None:
+            raise _err(ErrorCode.IVPlayerError_PlaybackListEmpty, "nothing recorded in the range")
+    finally:
+        out.close()
