@@ -16,8 +16,11 @@
    loopback, signaled through the cloud), prints its start-up trace, writes a snapshot
    (`.demo/snapshot.jpg`) and a 5-second recording (`.demo/recording.mp4`, H.264 and
    Opus as they arrived), and talks to the camera with a tone.
+7. Cloud storage: the vendor bought a plan for the first camera (CreateStorageService),
+   so it records to the cloud in segments; the app lists the recorded ranges and its
+   motion events (with pictures) and prints an m3u8 URL that ffplay opens.
 
-Then it keeps the cloud and the cameras running until Ctrl-C. `--once` stops after step 6
+Then it keeps the cloud and the cameras running until Ctrl-C. `--once` stops after step 7
 (the test suite runs it so).
 """
 
@@ -39,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 from tencentcloud.common import credential
@@ -143,6 +147,9 @@ def demo(url: str, key: dict[str, str]) -> Setup:
     token = call(
         client, "CreateUsrToken", AccessId=user.AccessId, UniqueId="demo-phone", TtlMinutes=1440
     )
+    storage = call(
+        client, "CreateStorageService", PkgId="yc1m3d", Tid=devices[0].Tid, AccessId=user.AccessId
+    )
 
     show(
         "Vendor API key (iotvideo keys create)",
@@ -170,6 +177,7 @@ def demo(url: str, key: dict[str, str]) -> Setup:
             ("binding AccessToken", binding.AccessToken),
             ("user AccessToken", token.AccessToken),
             ("TerminalId", token.TerminalId),
+            ("cloud storage (CreateStorageService)", f"{storage.ServiceId}, 3 days kept"),
         ],
     )
     bound = call(client, "DescribeBindDev", AccessId=user.AccessId).Data
@@ -256,6 +264,43 @@ async def play_live(url: str, tid: str, access_id: str, token: str, data: Path) 
     )
 
 
+async def cloud_recording(url: str, tid: str, access_id: str, token: str) -> None:
+    """Step 7: what the camera recorded to the cloud, its events, an HLS address."""
+    sdk = IoTVideo()
+    sdk.setup(url)
+    await sdk.register(access_id, token)
+    try:
+        now = int(time.time())
+        with console.status("waiting for the camera's first cloud segments..."):
+            async with asyncio.timeout(60):
+                while True:
+                    ranges = await sdk.vas.get_video_play_list(tid, now - 3600, now + 60)
+                    if sum(r["end"] - r["start"] for r in ranges) >= 4:
+                        break
+                    await asyncio.sleep(0.5)
+        start = ranges[0]["start"]
+        address = await sdk.vas.get_video_play_address(tid, start, int(time.time()))
+        async with httpx.AsyncClient() as http:
+            playlist = (await http.get(address["url"])).text
+        events = await sdk.vas.get_event_list(tid, now - 3600, int(time.time()) + 60)
+        detail = await sdk.vas.get_service_detail_info(tid)
+    finally:
+        await sdk.unregister()
+    show(
+        "Cloud storage (VAS)",
+        [
+            (
+                "service status",
+                f"{detail['status']} (1: in use), {detail['curOrderStorageDays']} days kept",
+            ),
+            ("recorded ranges", json.dumps(ranges)),
+            ("HLS segments", f"{playlist.count('#EXTINF')} in the playlist"),
+            ("events", f"{len(events['list'])} (motion, with pictures)"),
+            ("m3u8 (ffplay it)", address["url"]),
+        ],
+    )
+
+
 async def provision_by_qr(
     url: str, setup: Setup, data: Path, cameras: list[subprocess.Popen[str]]
 ) -> str:
@@ -329,12 +374,23 @@ def main() -> int:
                 args.data,
                 url,
                 setup.devices[0].Certificate,
-                ["run", "--motion-interval", "5", "--ice-address", "127.0.0.1"],
+                [
+                    "run",
+                    "--motion-interval",
+                    "2",
+                    "--ice-address",
+                    "127.0.0.1",
+                    "--segment-seconds",
+                    "2",
+                    "--vas-dir",
+                    str(args.data / "camera-vas"),
+                ],
             )
         )
         asyncio.run(use_the_app_sdk(url, tid, access_id, token))
         second = asyncio.run(provision_by_qr(url, setup, args.data, cameras))
         asyncio.run(play_live(url, tid, access_id, token, args.data))
+        asyncio.run(cloud_recording(url, tid, access_id, token))
         console.print(
             f"\nThe cloud runs at [bold]{url}[/] with its data in {args.data};"
             f" cameras {tid} and {second} are online."

@@ -34,6 +34,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         "bound as owner (Garden)",
         "start-up: first_frame",
         "640x360",
+        "cloud storage (CreateStorageService)",
+        "HLS segments",
+        "m3u8 (ffplay it)",
     ):
         assert shown in out.stdout
     # The second camera was read after it was provisioned and bound by QR code.

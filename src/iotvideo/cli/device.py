@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -73,16 +74,29 @@ def run(
         Path | None,
         typer.Option(help="Where firmware upgrades are downloaded (default: a temp folder)."),
     ] = None,
+    vas_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where cloud-recording segments and events wait for upload (default: a "
+            "folder per device in the temp directory)."
+        ),
+    ] = None,
+    segment_seconds: Annotated[
+        float, typer.Option(min=1, help="Length of cloud-recording segments (cut at keyframes).")
+    ] = 10.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the simulated camera until Ctrl-C: night mode, LED, cameraOn, temperature, motion,
-        live video and audio for the app's players, and firmware upgrades (Action._otaUpgrade or
-    the vendor's UpgradeDevice: downloaded, checked, "installed", new version reported).
+            live video and audio for the app's players, recording to the cloud while a
+    cloud-storage service is in use (motion also raises cloud events with a picture), and
+    firmware upgrades (Action._otaUpgrade or
+        the vendor's UpgradeDevice: downloaded, checked, "installed", new version reported).
 
-        Its product needs the demo model (see `iotvideo device model`).
+            Its product needs the demo model (see `iotvideo device model`).
     """
     from iotvideo.device import DeviceClient
     from iotvideo.device.client import VersionInfo
+    from iotvideo.device.cloudrec import CloudRecorder
     from iotvideo.device.media import DeviceMedia
     from iotvideo.device.ota import FirmwareUpdater
     from iotvideo.device.simulator import SimulatedCamera
@@ -118,9 +132,14 @@ def run(
             )
         except SourceError as exc:
             die(f"{exc}", 2)
+        folder = vas_dir or Path(tempfile.gettempdir()) / f"iotvideo-vas-{client.tid}"
+        recorder = CloudRecorder(client, media, buffer_dir=folder, segment_seconds=segment_seconds)
+        camera.recorder = recorder
+        await recorder.start()
         try:
             await camera.run()
         finally:
+            await recorder.stop()
             await media.close()
             await client.stop()
 

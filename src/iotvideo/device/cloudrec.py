@@ -248,8 +248,13 @@ class CloudRecorder:
                     self._start_recording()
                 elif not wanted and self.recording:
                     await self._stop_recording()
-            except IVError as exc:  # offline: keep doing what we did
+            except IVError as exc:  # offline: keep doing what we did, ask once back
                 log.debug("vas status unknown: %s", exc)
+                if not self.device.link.online:
+                    with contextlib.suppress(IVError):
+                        await self.device.wait_online(self.poll_interval)
+                    if self.device.link.online:
+                        continue
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval):

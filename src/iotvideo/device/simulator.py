@@ -83,6 +83,8 @@ class SimulatedCamera:
         self.camera_on = 1
         self.night_mode = 0
         self.led = True
+        #: When set, motion is also a cloud event (with a picture) while it records.
+        self.recorder: Any = None
         client.on_write("nightMode")(self._night_mode)
         client.on_write("led")(self._led)
         client.on_action("cameraOn")(self._camera_on)
@@ -133,6 +135,8 @@ class SimulatedCamera:
             await self._quietly(
                 self.client.event("motion", {"zone": zone, "score": round(self.rng.random(), 2)})
             )
+            if self.recorder is not None and self.recorder.recording:
+                await self._quietly(self.recorder.event(1))  # bit0: motion
 
     async def _quietly(self, work: Any) -> None:
         try:
