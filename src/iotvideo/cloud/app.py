@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -73,6 +74,10 @@ def create_app(
                 stack,
                 run_retention(db, settings.data, clock=clock, interval=settings.retention_interval),
             )
+            # Everything loaded so far (modules, tables, settings) lives as long as the
+            # process: keep it out of the collector's full passes, which otherwise walk it
+            # all and stalled large answers (an 8640-segment playlist) by ~100 ms each time.
+            gc.freeze()
             if on_ready is not None:
                 on_ready()
             yield

@@ -374,7 +374,8 @@ class CloudEvent(Base):
     """A device event (motion, sound...: ``alarm_type`` bits) with its picture."""
 
     __tablename__ = "cloud_events"
-    __table_args__ = (Index("ix_cloud_events_time", "tid", "chn_num", "start_time"),)
+    # Pages are read newest first by (start_time, alarm_id): one index range scan.
+    __table_args__ = (Index("ix_cloud_events_time", "tid", "chn_num", "start_time", "alarm_id"),)
 
     alarm_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tid: Mapped[str] = mapped_column(ForeignKey("devices.tid", ondelete="CASCADE"))

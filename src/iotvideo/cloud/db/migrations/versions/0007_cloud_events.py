@@ -35,7 +35,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("cloud_events", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_cloud_events_time", ["tid", "chn_num", "start_time"], unique=False
+            "ix_cloud_events_time", ["tid", "chn_num", "start_time", "alarm_id"], unique=False
         )
 
     # ### end Alembic commands ###
