@@ -20,8 +20,9 @@ MOTION, SOUND, VIDEO = 1, 2, 0x8000
 
 
 @pytest.fixture(scope="module")
-def world(sqlite_cloud: Cloud) -> World:
-    return make_world(sqlite_cloud, devices=1)
+def world(cloud: Cloud) -> World:
+    """A vendor's world on each backend (SQLite and PostgreSQL)."""
+    return make_world(cloud, devices=1)
 
 
 def test_type_mask_rule() -> None:

@@ -23,8 +23,9 @@ from tests.support import Cloud, ffprobe, start_cloud
 
 
 @pytest.fixture(scope="module")
-def world(sqlite_cloud: Cloud) -> World:
-    return make_world(sqlite_cloud, devices=2)
+def world(cloud: Cloud) -> World:
+    """A vendor's world on each backend (SQLite and PostgreSQL)."""
+    return make_world(cloud, devices=2)
 
 
 def decoded_seconds(url: str) -> float:
