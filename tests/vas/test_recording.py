@@ -52,6 +52,17 @@ def decoded_seconds(url: str) -> float:
     return int(json.loads(out)["streams"][0]["nb_read_frames"]) / 15
 
 
+def ffprobe_url(url: str) -> dict:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", url],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    return json.loads(out)
+
+
 async def frames_pass(media: DeviceMedia, count: int) -> None:
     """Let ``count`` frames of the camera's stream go by (time passing, by its clock)."""
     stream = media.channels["1"].video.stream("low")
@@ -68,7 +79,7 @@ async def test_record_play_with_a_gap(world: World, tmp_path: Path) -> None:
     await world.avendor("CreateStorageService", PkgId="yc1m3d", Tid=tid)
     started = int(time.time())
     async with device_client(world.cloud.url, world.device) as device:
-        media = DeviceMedia(device, video="testsrc:?fps=15", audio="none")
+        media = DeviceMedia(device, video="testsrc:?fps=15", audio="tone:440")
         recorder = CloudRecorder(device, media, buffer_dir=tmp_path / "buf", segment_seconds=2)
         await recorder.start()
         await recorder.wait_uploaded(2)  # > 4 s recorded
@@ -93,6 +104,9 @@ async def test_record_play_with_a_gap(world: World, tmp_path: Path) -> None:
         async with httpx.AsyncClient() as http:
             playlist = (await http.get(address["url"])).text
         assert playlist.count("#EXT-X-DISCONTINUITY") == 1 and "#EXT-X-ENDLIST" in playlist
+    # The camera's audio is in the recording (as AAC, what HLS players expect).
+    probed = await asyncio.to_thread(ffprobe_url, address["url"])
+    assert {s["codec_name"] for s in probed["streams"]} == {"h264", "aac"}
     # What the player decodes matches the recorded ranges, within one segment.
     recorded = sum(r["end"] - r["start"] for r in ranges)
     segment = int(playlist.split("#EXT-X-TARGETDURATION:")[1].split()[0])
@@ -198,7 +212,7 @@ async def test_cloud_player_cli_and_download(world: World, tmp_path: Path) -> No
     await world.avendor("CreateStorageService", PkgId="yc1m3d", Tid=tid)  # or renews
     started = int(time.time())
     async with device_client(world.cloud.url, world.device) as device:
-        media = DeviceMedia(device, video="testsrc:?fps=15", audio="none")
+        media = DeviceMedia(device, video="testsrc:?fps=15", audio="tone:440?codec=pcmu")
         recorder = CloudRecorder(device, media, buffer_dir=tmp_path / "buf", segment_seconds=2)
         await recorder.start()
         await recorder.event(1)
@@ -233,7 +247,7 @@ async def test_cloud_player_cli_and_download(world: World, tmp_path: Path) -> No
     )
     assert got.returncode == 0, got.stderr
     info = ffprobe(out)
-    assert info["streams"][0]["codec_name"] == "h264"
+    assert {s["codec_name"] for s in info["streams"]} == {"h264", "aac"}
     assert float(info["format"]["duration"]) >= 3
     address = await asyncio.to_thread(app, world, "cloud", "url", tid, "--start", str(started))
     assert json.loads(address.stdout)["url"].startswith("http://")

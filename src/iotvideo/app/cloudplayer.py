@@ -167,33 +167,40 @@ class CloudPlayer:
 def _remux(urls: list[str], path: Path, report: Callable[[float], None]) -> None:
     out: Any = av.open(str(path), "w", format="mp4")
     try:
-        stream: Any = None
-        offset = 0
+        streams: dict[str, Any] = {}
+        offset = 0.0  # seconds: each address continues where the last ended
         for url in urls:
             try:
                 source: Any = av.open(url, timeout=10)
             except av.FFmpegError:
                 continue  # nothing recorded in this part of the range
             try:
-                video = source.streams.video[0]
-                if stream is None:
-                    stream = out.add_stream_from_template(video)
-                first = None
-                last = 0
-                for packet in source.demux(video):
-                    if packet.dts is None:
+                inputs = [s for s in source.streams if s.type in ("video", "audio")][:2]
+                for s in inputs:
+                    if s.type not in streams:
+                        streams[s.type] = out.add_stream_from_template(s)
+                first: float | None = None
+                last = 0.0
+                for packet in source.demux(*inputs):
+                    if packet.dts is None or packet.stream.type not in streams:
                         continue
-                    first = packet.dts if first is None else first
-                    packet.pts = packet.pts - first + offset if packet.pts is not None else None
-                    packet.dts = packet.dts - first + offset
-                    last = max(last, packet.dts)
-                    packet.stream = stream
-                    out.mux(packet)
-                    report(float(packet.dts * video.time_base))
-                offset = last + 1
+                    tb = packet.time_base
+                    t = float(packet.dts * tb)
+                    first = t if first is None else first
+                    shift = round((offset - first) / tb)
+                    packet.dts += shift
+                    if packet.pts is not None:
+                        packet.pts += shift
+                    last = max(last, float(packet.dts * tb))
+                    packet.stream = streams[packet.stream.type]
+                    with contextlib.suppress(av.FFmpegError):  # out-of-order at a seam
+                        out.mux(packet)
+                    if packet.stream.type == "video":
+                        report(last)
+                offset = last + 0.1
             finally:
                 source.close()
-        if stream is None:
+        if "video" not in streams:
             raise _err(ErrorCode.IVPlayerError_PlaybackListEmpty, "nothing recorded in the range")
     finally:
         out.close()

@@ -16,7 +16,8 @@ every ``vas.changed`` push, and every ``poll_interval`` seconds.
 
 Events (:meth:`CloudRecorder.event`) go the same way, with a picture of the live stream.
 
-Audio is not recorded yet: segments carry the video stream.
+Audio, when the source has it, is decoded and re-encoded once per recording as AAC
+(what HLS players expect) and muxed with the video, placed by its arrival time.
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ import httpx
 
 from iotvideo.device.client import DeviceClient
 from iotvideo.device.media import DeviceMedia
+from iotvideo.media.audio import AudioDecoder
 from iotvideo.media.fanout import MediaPacket, Viewer
 from iotvideo.media.h264 import CLOCK_RATE
 from iotvideo.media.recorder import stream_snapshot
-from iotvideo.media.sources import MediaStream
+from iotvideo.media.sources import AudioStream, MediaStream
 from iotvideo.media.worker import SerialWorker
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import IVError
@@ -60,6 +62,8 @@ class _Segmenter:
     width: int
     height: int
     seconds: float
+    #: The live audio's codec (opus, pcmu, pcma), transcoded once to AAC; None: no audio.
+    audio: str | None = None
     finished: list[tuple[int, int, bytes]] = field(default_factory=list)
     _t0_ms: int = 0
     _pts0: int | None = None
@@ -69,6 +73,11 @@ class _Segmenter:
     _buffer: io.BytesIO | None = None
     _container: Any = None
     _stream: Any = None
+    _audio_stream: Any = None
+    _decoder: Any = None
+    _encoder: Any = None
+    _resampler: Any = None
+    _audio_pts: int | None = None  # next AAC sample, 48 kHz from the recording's start
 
     def add(self, packet: MediaPacket, wall_ms: int) -> None:
         if self._pts0 is None:
@@ -92,12 +101,41 @@ class _Segmenter:
             self._container.mux(out)
         self._last_ms = at_ms
 
+    def add_audio(self, data: bytes, wall_ms: int) -> None:
+        """A live audio frame: decoded and re-encoded as AAC (one encoder per recording),
+        placed on the recording's clock by its arrival."""
+        if self.audio is None or self._container is None or self._pts0 is None:
+            return  # audio starts with the first video keyframe
+        if self._encoder is None:
+            self._decoder = AudioDecoder(self.audio)
+            encoder: Any = av.CodecContext.create("aac", "w")
+            encoder.sample_rate, encoder.layout, encoder.format = 48_000, "mono", "fltp"
+            encoder.time_base = Fraction(1, 48_000)
+            encoder.bit_rate = 64_000
+            self._encoder = encoder
+            self._resampler = av.AudioResampler(format="fltp", layout="mono", rate=48_000)
+        samples = self._decoder.decode(data)
+        if not samples.size:
+            return
+        if self._audio_pts is None:
+            self._audio_pts = max(0, (wall_ms - self._t0_ms) * 48)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 48_000
+        frame.pts, frame.time_base = self._audio_pts, Fraction(1, 48_000)
+        self._audio_pts += samples.size
+        for out in self._resampler.resample(frame):
+            for packet in self._encoder.encode(out):
+                packet.stream = self._audio_stream
+                with contextlib.suppress(av.FFmpegError):
+                    self._container.mux(packet)
+
     def flush(self) -> None:
         """End the recording: the current segment ends one frame after its last."""
         if self._container is not None:
             self._close(self._last_ms + self._step_ms)
         self._pts0 = None
         self._last_ms = 0
+        self._encoder = self._decoder = self._resampler = self._audio_pts = None
 
     def _open(self, at_ms: int) -> None:
         self._buffer = io.BytesIO()
@@ -105,6 +143,10 @@ class _Segmenter:
         self._stream = self._container.add_stream("h264", rate=CLOCK_RATE)
         self._stream.width, self._stream.height = self.width, self.height
         self._stream.time_base = Fraction(1, CLOCK_RATE)
+        if self.audio is not None:
+            self._audio_stream = self._container.add_stream("aac", rate=48_000)
+            self._audio_stream.layout = "mono"
+            self._audio_stream.time_base = Fraction(1, 48_000)
         self._start_ms = at_ms
 
     def _close(self, end_ms: int) -> None:
@@ -262,9 +304,12 @@ class CloudRecorder:
 
     def _start_recording(self) -> None:
         self.recording = True
-        stream = self.media.channels[self.source_id].video.stream(self.definition)
+        channel = self.media.channels[self.source_id]
+        stream = channel.video.stream(self.definition)
         viewer = stream.add_viewer()
-        self._record = asyncio.create_task(self._record_loop(stream, viewer), name="vas-record")
+        self._record = asyncio.create_task(
+            self._record_loop(stream, viewer, channel.audio), name="vas-record"
+        )
         log.info("device %s: cloud recording of source %s started", self.device.tid, self.source_id)
 
     async def _stop_recording(self) -> None:
@@ -275,9 +320,13 @@ class CloudRecorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _record_loop(self, stream: MediaStream, viewer: Viewer) -> None:
+    async def _record_loop(
+        self, stream: MediaStream, viewer: Viewer, audio: AudioStream | None
+    ) -> None:
         info = stream.info
-        segmenter = _Segmenter(info.width, info.height, self.segment_seconds)
+        segmenter = _Segmenter(
+            info.width, info.height, self.segment_seconds, audio.codec if audio else None
+        )
         worker = SerialWorker(f"vas-{self.device.tid}", maxsize=1000)
         loop = asyncio.get_running_loop()
 
@@ -285,11 +334,20 @@ class CloudRecorder:
             segmenter.add(packet, wall_ms)
             self._save(segmenter, loop)
 
+        listening = (
+            asyncio.create_task(self._audio_loop(audio, segmenter, worker))
+            if audio is not None
+            else None
+        )
         try:
             async for packet in viewer:
                 worker.submit(take, packet, int(time.time() * 1000))
         finally:
             stream.remove_viewer(viewer)
+            if listening is not None:
+                listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listening
 
             def finish() -> None:
                 segmenter.flush()
@@ -297,6 +355,16 @@ class CloudRecorder:
 
             worker.submit(finish)
             await asyncio.to_thread(worker.close, wait=True)
+
+    async def _audio_loop(
+        self, audio: AudioStream, segmenter: _Segmenter, worker: SerialWorker
+    ) -> None:
+        viewer = audio.add_viewer()
+        try:
+            async for packet in viewer:
+                worker.submit(segmenter.add_audio, packet.data, int(time.time() * 1000))
+        finally:
+            audio.remove_viewer(viewer)
 
     def _save(self, segmenter: _Segmenter, loop: asyncio.AbstractEventLoop) -> None:
         """On the worker: write finished segments to the buffer, then wake the uploader."""
