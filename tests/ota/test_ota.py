@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import http.server
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from iotvideo.device.client import DeviceClient, VersionInfo
@@ -214,3 +218,55 @@ def test_release_refusals(world: World) -> None:
     call(world.api, "DeleteOtaVersion", ProductId=world.product_id, OtaVersion="3.0.1")
     listed = call(world.api, "DescribeOtaVersions", ProductId=world.product_id, OtaVersion="3.0.1")
     assert listed.TotalCount == 0
+
+
+async def test_firmware_kept_by_the_cloud(world: World, tmp_path: Path) -> None:
+    firmware = tmp_path / "cam-4.0.1.bin"
+    firmware.write_bytes(b"kept by the cloud " * 4000)
+    stored = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "iotvideo",
+            "vendor",
+            "firmware",
+            str(firmware),
+            "--data",
+            str(world.cloud.data),
+            "--base-url",
+            world.cloud.url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    fields = json.loads(stored.stdout)
+    assert fields["FileSize"] == firmware.stat().st_size
+    assert fields["Md5"] == hashlib.md5(firmware.read_bytes()).hexdigest()  # noqa: S324
+    await world.avendor(
+        "UploadOtaVersion", ProductId=world.product_id, OtaVersion="4.0.1", **fields
+    )
+    device = DeviceClient(
+        world.device.certificate,
+        world.cloud.url,
+        version=VersionInfo(swVer="3.9.1"),
+        backoff=fast_backoff(),
+    )
+    got: list[bytes] = []
+    FirmwareUpdater(
+        device, folder=tmp_path / "dl", install=lambda p, _v: got.append(p.read_bytes())
+    )
+    await device.start()
+    try:
+        async with app_sdk(world.cloud.url, world.owner) as sdk:
+            inbox = Inbox(sdk)  # watching before the upgrade starts
+            await world.avendor("UpgradeDevice", Tid=world.device.tid, OtaVersion="4.0.1")
+            await inbox.property("ProReadonly._otaUpgrade", stVal=100, timeout=15)
+        assert got == [firmware.read_bytes()] and device.version.swVer == "4.0.1"
+    finally:
+        await device.stop()
+    # A name that is not one of the cloud's files is not served.
+    async with httpx.AsyncClient() as http:
+        missing = await http.get(world.cloud.url + "/firmware/" + "0" * 32 + "-x.bin")
+    assert missing.status_code == 404

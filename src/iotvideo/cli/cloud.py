@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -219,4 +220,27 @@ def vendor_webhook(
     _with_db(data, db, lambda d: set_webhook(d, vendor, url))
     stderr.print(
         f"vendor {vendor}: webhook {'set to ' + url if url else 'removed'}", highlight=False
+    )
+
+
+@vendor_app.command("firmware")
+def vendor_firmware(
+    file: Annotated[Path, typer.Argument(help="The firmware file.", exists=True, dir_okay=False)],
+    base_url: Annotated[
+        str, typer.Option(help="The cloud's URL as devices reach it, e.g. http://cloud:8080.")
+    ],
+    data: DataOpt = None,
+) -> None:
+    """Keep a firmware file in the cloud (its data directory) and print the
+    UploadOtaVersion fields for it: {"VersionUrl", "FileSize", "Md5"}."""
+    from iotvideo.cloud.firmware import store_firmware
+
+    settings = cloud_settings(data=data)
+    if not base_url.startswith(("http://", "https://")):
+        die("--base-url must be an http:// or https:// URL", 2)
+    name, size, md5 = store_firmware(settings.data, file)
+    print(
+        json.dumps(
+            {"VersionUrl": f"{base_url.rstrip('/')}/firmware/{name}", "FileSize": size, "Md5": md5}
+        )
     )

@@ -18,6 +18,7 @@ from iotvideo import __version__
 from iotvideo.cloud import health
 from iotvideo.cloud.bus import Bus, make_bus
 from iotvideo.cloud.db import Database
+from iotvideo.cloud.firmware import router as firmware_router
 from iotvideo.cloud.janitor import run_janitor
 from iotvideo.cloud.link import presence
 from iotvideo.cloud.link.context import LinkContext
@@ -92,6 +93,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(vendor_router)
     app.include_router(vas_router)
+    app.include_router(firmware_router)
     app.add_middleware(LinkEndpoints)
     return app
 
