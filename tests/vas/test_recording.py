@@ -116,6 +116,17 @@ async def test_record_play_with_a_gap(world: World, tmp_path: Path) -> None:
 
 async def test_access_is_checked(world: World) -> None:
     tid = world.device.tid
+    # A guest may look, until the owner's vendor unbinds them.
+    guest = await asyncio.to_thread(world.new_user, "vas-guest", role="guest")
+    async with app_sdk(world.cloud.url, guest) as sdk:
+        assert (await sdk.vas.get_service_detail_info(tid))["status"] in (1, 2, 3)
+        await world.avendor("DeleteBinding", AccessId=guest.access_id, Tid=tid, Role="guest")
+        with pytest.raises(IVError) as unbound:
+            await sdk.vas.get_video_play_list(tid, 0, 100)
+        assert unbound.value.code == ErrorCode.IVASrvErr_dst_error_relation
+        with pytest.raises(IVError) as old_token:  # the binding's own token died with it
+            await sdk.vas.get_video_play_list(tid, 0, 100, token=guest.binding_token)
+        assert old_token.value.code == ErrorCode.IVTermErr_msg_calling_check_token_error
     async with app_sdk(world.cloud.url, world.stranger) as sdk:
         with pytest.raises(IVError) as refused:
             await sdk.vas.get_video_play_list(tid, 0, 100)
