@@ -30,7 +30,9 @@ db_app = typer.Typer(
     help="Database schema: apply migrations, show the revision.", no_args_is_help=True
 )
 vendor_app = typer.Typer(
-    help="Vendor settings: the webhook for data apps send to the server.", no_args_is_help=True
+    help="Vendor settings: the webhook for data apps send to the server; firmware files the "
+    "cloud keeps.",
+    no_args_is_help=True,
 )
 
 
