@@ -287,8 +287,8 @@ def run_device(cloud_url: str, certificate: str, folder: Path, *args: str) -> Li
     return device
 
 
-def ffprobe(path: Path) -> dict[str, Any]:
-    """What Debian's ffprobe says of a media file: its streams and format."""
+def ffprobe(path: Path | str) -> dict[str, Any]:
+    """What Debian's ffprobe says of a media file or URL: its streams and format."""
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
         check=True,

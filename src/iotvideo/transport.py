@@ -27,7 +27,7 @@ from iotvideo.protocol import link
 from iotvideo.protocol.errors import ConnError, ErrorCode, IVError
 from iotvideo.protocol.link import Backoff, FrameError, Push, Reply, Request
 
-__all__ = ["EndpointState", "LinkEndpoint", "ws_url"]
+__all__ = ["EndpointState", "LinkEndpoint", "http_url", "ws_url"]
 
 log = logging.getLogger("iotvideo.transport")
 
@@ -46,6 +46,15 @@ class EndpointState(Enum):
     OFFLINE = "offline"  # lost; will reconnect
     REFUSED = "refused"  # login refused; not reconnecting (with stop_on_refusal)
     STOPPED = "stopped"
+
+
+def http_url(base: str) -> str:
+    """A cloud URL (``ws(s)://`` or ``http(s)://``) as the HTTP base for its other APIs."""
+    base = base.rstrip("/")
+    for secure, plain in (("ws://", "http://"), ("wss://", "https://")):
+        if base.startswith(secure):
+            return plain + base[len(secure) :]
+    return base
 
 
 def ws_url(base: str, path: str) -> str:

@@ -52,17 +52,6 @@ def decoded_seconds(url: str) -> float:
     return int(json.loads(out)["streams"][0]["nb_read_frames"]) / 15
 
 
-def ffprobe_url(url: str) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", url],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-    return json.loads(out)
-
-
 async def frames_pass(media: DeviceMedia, count: int) -> None:
     """Let ``count`` frames of the camera's stream go by (time passing, by its clock)."""
     stream = media.channels["1"].video.stream("low")
@@ -105,7 +94,7 @@ async def test_record_play_with_a_gap(world: World, tmp_path: Path) -> None:
             playlist = (await http.get(address["url"])).text
         assert playlist.count("#EXT-X-DISCONTINUITY") == 1 and "#EXT-X-ENDLIST" in playlist
     # The camera's audio is in the recording (as AAC, what HLS players expect).
-    probed = await asyncio.to_thread(ffprobe_url, address["url"])
+    probed = await asyncio.to_thread(ffprobe, address["url"])
     assert {s["codec_name"] for s in probed["streams"]} == {"h264", "aac"}
     # What the player decodes matches the recorded ranges, within one segment.
     recorded = sum(r["end"] - r["start"] for r in ranges)

@@ -81,9 +81,6 @@ __all__ = [
 
 log = logging.getLogger("iotvideo.app.player")
 
-#: The start-up stages a player traces, in order.
-STAGES = ("signaling", "ice", "dtls", "first_packet", "first_keyframe", "first_frame")
-
 
 class PlayerStatus(Enum):
     IDLE = "idle"

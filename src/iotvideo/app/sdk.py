@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Protocol
 from iotvideo.app.status import LinkStatus, LinkStatusMachine
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.link import Backoff, Push, Request
-from iotvideo.transport import EndpointState, LinkEndpoint
+from iotvideo.transport import EndpointState, LinkEndpoint, http_url
 
 __all__ = ["IoTVideo", "IoTVideoDelegate", "LogLevel"]
 
@@ -116,11 +116,7 @@ class IoTVideo:
         """The HTTP base URL of the cloud (the first one given to setup)."""
         if not self._urls:
             raise IVError.of(ErrorCode.IVConnError_NotAvailableNow, "call setup(cloud_url) first")
-        url = self._urls[0].rstrip("/")
-        for ws, http in (("ws://", "http://"), ("wss://", "https://")):
-            if url.startswith(ws):
-                url = http + url[len(ws) :]
-        return url
+        return http_url(self._urls[0])
 
     @property
     def log_level(self) -> LogLevel:

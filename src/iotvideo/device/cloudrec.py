@@ -49,6 +49,7 @@ from iotvideo.protocol import link
 from iotvideo.protocol.errors import IVError
 from iotvideo.protocol.link import Backoff
 from iotvideo.protocol.vas import request_nonce
+from iotvideo.transport import http_url
 
 __all__ = ["CloudRecorder"]
 
@@ -202,7 +203,7 @@ class CloudRecorder:
             asyncio.create_task(self._watch(), name="vas-watch"),
             asyncio.create_task(self._upload_loop(), name="vas-upload"),
         ]
-        if self.pending():
+        if await asyncio.to_thread(self.pending):
             self._queued.set()
 
     async def stop(self, *, drain: bool = False) -> None:
@@ -270,7 +271,7 @@ class CloudRecorder:
 
     async def drained(self) -> None:
         """Wait until every finished segment is in the cloud (while uploading runs)."""
-        while self.pending():
+        while await asyncio.to_thread(self.pending):
             self._idle.clear()
             self._queued.set()
             await self._idle.wait()
@@ -380,7 +381,7 @@ class CloudRecorder:
             while True:
                 await self._queued.wait()
                 self._queued.clear()
-                for path in self.pending():
+                for path in await asyncio.to_thread(self.pending):
                     while not await self._upload(http, path):
                         self.upload_failures += 1
                         await asyncio.sleep(self.backoff.next())
@@ -410,7 +411,7 @@ class CloudRecorder:
             ),
             "content-type": "video/mp2t",
         }
-        base = _http(self.device.cloud_urls[self.uploaded % len(self.device.cloud_urls)])
+        base = http_url(self.device.cloud_urls[self.uploaded % len(self.device.cloud_urls)])
         try:
             response = await http.post(base + target, content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -438,11 +439,3 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(".part")
     tmp.write_bytes(data)
     tmp.replace(path)
-
-
-def _http(url: str) -> str:
-    url = url.rstrip("/")
-    for ws, http in (("ws://", "http://"), ("wss://", "https://")):
-        if url.startswith(ws):
-            return http + url[len(ws) :]
-    return url

@@ -367,10 +367,6 @@ class VideoSource:
             raise SourceError(f"definition must be one of {', '.join(DEFINITIONS)}")
         return self.streams.get(definition) or next(iter(self.streams.values()))
 
-    @property
-    def definitions(self) -> list[str]:
-        return list(self.streams)
-
     def stop(self) -> None:
         for stream in self.streams.values():
             stream.stop()

@@ -102,7 +102,7 @@ class DeviceSession(LinkSession):
             "online_instance": self.ctx.hub.instance_id,
             "online_session": self.sid,
         }
-        if isinstance(sw, str) and len(sw) <= 32:
+        if _is_version(sw):
             values["ota_version"] = sw
         async with self.ctx.db.begin() as conn:
             await conn.execute(update(devices).where(devices.c.tid == self.tid).values(values))
@@ -209,7 +209,7 @@ class DeviceSession(LinkSession):
         if path.removesuffix(".stVal") == "ProConst._versionInfo" and isinstance(value, dict):
             # A new firmware version (after an upgrade): DescribeDevices' OtaVersion.
             sw = value.get("swVer")
-            if isinstance(sw, str) and len(sw) <= 32:
+            if _is_version(sw):
                 async with self.ctx.db.begin() as conn:
                     await conn.execute(
                         update(devices).where(devices.c.tid == self.tid).values(ota_version=sw)
@@ -264,3 +264,8 @@ class DeviceSession(LinkSession):
             else link.CLOSE_REFUSED
         )
         self.spawn(self.close(ws_code, code, msg))
+
+
+def _is_version(sw: Any) -> bool:
+    """A reported swVer the cloud records as the device's OtaVersion."""
+    return isinstance(sw, str) and len(sw) <= 32
