@@ -1,28 +1,37 @@
-# Two commands: `make demo` and `make test`. Both create .venv on first use.
-PYTHON ?= python3.11
+# Two commands: `make demo` and `make test`. Both install the system packages they need
+# (scripts/system-deps.sh) and create .venv on first use, with the newest supported Python
+# on the machine (scripts/python.sh; override with PYTHON=...).
+PYTHON ?= $(shell scripts/python.sh)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean system-demo system-test
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,demo,bench]'
+	@test -n "$(PYTHON)" || { echo "no supported Python found (see above)" >&2; exit 1; }
+	scripts/venv.sh "$(PYTHON)" $(VENV) test,demo,bench
 	touch $(STAMP)
 
-demo: $(STAMP)
+system-demo:
+	@scripts/system-deps.sh demo
+
+system-test:
+	@scripts/system-deps.sh test
+
+demo: system-demo $(STAMP)
 	$(BIN)/python examples/demo.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 
+# mypy checks against Python 3.11, the oldest supported ([tool.mypy] python_version),
+# whatever Python runs it; the suite runs on the venv's (the newest available).
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: system-test $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck unit

@@ -5,10 +5,16 @@ Three programs share one protocol: the cloud (:mod:`iotvideo.cloud`), the device
 """
 
 import logging
+from importlib.metadata import PackageNotFoundError, version
 
 from iotvideo.protocol.errors import ErrorCode, IVError
 
 __all__ = ["ErrorCode", "IVError", "__version__"]
-__version__ = "0.1.0"
+
+try:
+    #: The version of the installed distribution (one string, in pyproject.toml).
+    __version__ = version("iotvideo")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 logging.getLogger("iotvideo").addHandler(logging.NullHandler())

@@ -21,7 +21,8 @@ from iotvideo.protocol.errors import (
     describe,
 )
 
-SPEC = Path(__file__).resolve().parents[2] / ".." / "shared" / "spec" / "000_e9bd9f45b855b5c3.txt"
+# The guide's error-code section, kept in the repository (tests/data).
+SPEC = Path(__file__).resolve().parents[1] / "data" / "seed-error-codes.md"
 _ROW = re.compile(r"^\|\s*(IV[A-Za-z_]+)\s*\|\s*(\d+)\s*\|", re.MULTILINE)
 
 

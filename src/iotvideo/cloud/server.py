@@ -60,8 +60,10 @@ def run(settings: CloudSettings) -> int:
         app,
         log_config=None,
         access_log=False,
-        loop="uvloop",
-        http="httptools",
+        # uvloop and httptools where the platform has them (iotvideo[cloud] installs both
+        # where they build), asyncio and h11 elsewhere.
+        loop="auto",
+        http="auto",
         lifespan="on",
         timeout_graceful_shutdown=10,
         # Link frames are small (docs/protocol.md); 1 MiB bounds what a peer can make us hold.

@@ -31,6 +31,7 @@ from aiortc import (
 )
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 __all__ = [
     "EncodedSink",
@@ -48,6 +49,59 @@ __all__ = [
     "set_host_addresses",
     "tap_receiver",
 ]
+
+#: The aiortc releases these adaptations were written for and tested with (pyproject.toml
+#: pins the same range).
+SUPPORTED_AIORTC = ">=1.16,<1.17"
+
+
+class UnsupportedAiortcError(ImportError):
+    """The installed aiortc or aioice lacks an internal that an adaptation here replaces."""
+
+
+def _assigned_in_init(cls: type, name: str) -> bool:
+    # Instance attributes exist only on objects that need a live transport to build;
+    # the names their __init__ assigns are in its code object.
+    code = getattr(cls.__init__, "__code__", None)
+    return code is not None and name in code.co_names
+
+
+def check_internals() -> None:
+    """Raise :class:`UnsupportedAiortcError` naming every aiortc/aioice internal that the
+    adaptations below need and the installed versions lack.
+
+    Why: each adaptation replaces a private function or attribute. A release that renames
+    one would otherwise break at the first play (or silently lose the adaptation), far
+    from its cause; this check runs at import and says what to install.
+    """
+    wanted = {
+        "aioice.ice.get_host_addresses": hasattr(aioice.ice, "get_host_addresses"),
+        "RTCRtpSender._send_keyframe": hasattr(RTCRtpSender, "_send_keyframe"),
+        "JitterBuffer._remove_frame": hasattr(JitterBuffer, "_remove_frame"),
+        "JitterBuffer.remove": hasattr(JitterBuffer, "remove"),
+        "JitterBuffer.capacity": hasattr(JitterBuffer, "capacity"),
+        "RTCRtpReceiver.__decoder_queue": _assigned_in_init(
+            RTCRtpReceiver, "_RTCRtpReceiver__decoder_queue"
+        ),
+        "RTCRtpReceiver.__decoder_error": _assigned_in_init(
+            RTCRtpReceiver, "_RTCRtpReceiver__decoder_error"
+        ),
+        "RTCRtpTransceiver._codecs": _assigned_in_init(RTCRtpTransceiver, "_codecs"),
+    }
+    for name in ("_is_video", "_origin", "_packets"):
+        wanted[f"JitterBuffer.{name}"] = _assigned_in_init(JitterBuffer, name)
+    missing = [name for name, present in wanted.items() if not present]
+    if missing:
+        import aiortc
+
+        raise UnsupportedAiortcError(
+            f"iotvideo needs aiortc {SUPPORTED_AIORTC}; the installed aiortc "
+            f"{getattr(aiortc, '__version__', '?')} lacks {', '.join(missing)}. "
+            f"Install a supported one: pip install 'aiortc{SUPPORTED_AIORTC}'"
+        )
+
+
+check_internals()
 
 _original_get_host_addresses = aioice.ice.get_host_addresses
 _host_addresses: list[str] | None = None
