@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any
@@ -27,9 +29,41 @@ from iotvideo.protocol import link
 from iotvideo.protocol.errors import ConnError, ErrorCode, IVError
 from iotvideo.protocol.link import Backoff, FrameError, Push, Reply, Request
 
-__all__ = ["EndpointState", "LinkEndpoint", "http_url", "ws_url"]
+__all__ = ["EndpointState", "LinkEndpoint", "describe_network_error", "http_url", "ws_url"]
 
 log = logging.getLogger("iotvideo.transport")
+
+
+def describe_network_error(exc: BaseException) -> str:
+    """Why a connection to a cloud failed, in words a user can act on: refused, DNS,
+    TLS, timeout, or what the server answered. Looks through wrapped causes (httpx and
+    websockets wrap the socket's error)."""
+    seen: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in seen:
+        seen.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for error in seen:
+        if isinstance(error, ConnectionRefusedError):
+            return "connection refused (is the cloud running, on that host and port?)"
+        if isinstance(error, socket.gaierror):
+            return f"cannot resolve the host name ({error.strerror})"
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return f"TLS: the certificate is not trusted ({error.verify_message})"
+        if isinstance(error, ssl.SSLError):
+            return f"TLS handshake failed ({error.reason or error})"
+        if isinstance(error, TimeoutError) or type(error).__name__.endswith("Timeout"):
+            return "timed out (a firewall, or a host that does not answer?)"
+        if isinstance(error, websockets.InvalidStatus):
+            return (
+                f"the server answered HTTP {error.response.status_code}, not a link "
+                "WebSocket (is this the iotvideo cloud's URL?)"
+            )
+        if isinstance(error, websockets.InvalidURI):
+            return "not a valid URL (give http://HOST:PORT or https://HOST)"
+        if isinstance(error, OSError) and error.strerror:
+            return error.strerror.lower()
+    return str(exc) or type(exc).__name__
 
 
 class _Refused(Exception):
@@ -100,6 +134,8 @@ class LinkEndpoint:
         self.name = name
         self.state = EndpointState.STOPPED
         self.last_error: IVError | None = None
+        #: Why the last connection attempt failed before login: "URL: cause".
+        self.last_connect_error: str | None = None
         self.logins = 0
         self._bye_refused = False
         self._in_login = False
@@ -108,7 +144,8 @@ class LinkEndpoint:
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._runner: asyncio.Task[None] | None = None
         self._online = asyncio.Event()
-        self._settled = asyncio.Event()  # online or refused: start(wait=True) can return
+        self._settled = asyncio.Event()  # online, refused or a failed connect: wake waiters
+        self._connect_failures = 0  # attempts in a row that did not reach a login
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -119,17 +156,25 @@ class LinkEndpoint:
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run(), name=self.name)
 
-    async def wait_online(self, timeout: float) -> None:
-        """Return once logged in; raise the refusal, or 21022 after ``timeout``."""
+    async def wait_online(self, timeout: float, *, fail_fast: bool = False) -> None:
+        """Return once logged in; raise the refusal, or 21022 after ``timeout`` naming the
+        URL and the cause. With ``fail_fast``, raise 21022 as soon as every URL has failed
+        to connect once, instead of retrying until ``timeout``."""
         try:
             async with asyncio.timeout(timeout):
                 while not self._online.is_set():
                     await self._settled.wait()
                     if self.state is EndpointState.REFUSED and self.last_error is not None:
                         raise self.last_error
+                    if fail_fast and self._connect_failures >= len(self.urls):
+                        raise IVError.of(
+                            ErrorCode.IVConnError_ConnectFailed,
+                            f"cannot reach {self.last_connect_error}",
+                        )
                     self._settled.clear()
         except TimeoutError:
-            detail = f": {self.last_error}" if self.last_error else ""
+            cause = self.last_error or self.last_connect_error
+            detail = f": {cause}" if cause else ""
             raise IVError.of(
                 ErrorCode.IVConnError_ConnectFailed, f"not online after {timeout:g} s{detail}"
             ) from None
@@ -199,7 +244,10 @@ class LinkEndpoint:
                 IVError,  # the link closed under a request, or a malformed hello
                 websockets.ConnectionClosed,
                 websockets.InvalidHandshake,
+                websockets.InvalidURI,
             ) as exc:
+                if self._ws is None:  # the connection never opened
+                    self._note_connect_failure(url, exc)
                 log.info("%s: link to %s lost: %s", self.name, url, exc)
             finally:
                 self._ws = None
@@ -210,6 +258,11 @@ class LinkEndpoint:
                 return
             self._set_state(EndpointState.OFFLINE, self.last_error)
             await asyncio.sleep(self.backoff.cap if refused else self.backoff.next())
+
+    def _note_connect_failure(self, url: str, exc: BaseException) -> None:
+        self._connect_failures += 1
+        self.last_connect_error = f"{url}: {describe_network_error(exc)}"
+        self._settled.set()
 
     def _refused_by_bye(self) -> bool:
         """The cloud ended the session for good (token revoked or expired, device disabled)."""
@@ -233,6 +286,8 @@ class LinkEndpoint:
                 raise _Refused(exc) from None
             self.backoff.reset()
             self.last_error = None
+            self._connect_failures = 0
+            self.last_connect_error = None
             self.logins += 1
             # Online only once the owner restored its state (re-sent reports, renewed
             # subscriptions), so that what it does next sees a consistent link.

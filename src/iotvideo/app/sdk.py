@@ -135,12 +135,20 @@ class IoTVideo:
         return self._endpoint.last_error if self._endpoint else None
 
     async def register(
-        self, access_id: str, access_token: str, *, wait: bool = True, timeout: float = 30.0
+        self,
+        access_id: str,
+        access_token: str,
+        *,
+        wait: bool = True,
+        timeout: float = 30.0,
+        fail_fast: bool = False,
     ) -> None:
         """Log in with the AccessId and AccessToken from the vendor's cloud.
 
         With ``wait`` (the default) return once online, or raise the refusal (20010 for a
-        bad token) or 21022 after ``timeout``; otherwise watch :attr:`link_status`.
+        bad token) or 21022 after ``timeout`` naming the URL and why it failed; otherwise
+        watch :attr:`link_status`. ``fail_fast``: raise 21022 as soon as no cloud URL could
+        be reached once (scripts), instead of retrying until ``timeout``.
         """
         if not self._urls:
             raise IVError.of(ErrorCode.IVConnError_NotAvailableNow, "call setup(cloud_url) first")
@@ -161,7 +169,7 @@ class IoTVideo:
         )
         await self._endpoint.start()
         if wait:
-            await self._endpoint.wait_online(timeout)
+            await self._endpoint.wait_online(timeout, fail_fast=fail_fast)
 
     async def unregister(self) -> None:
         """Log out; the SDK is unusable until the next register()."""

@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+import logging
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from iotvideo.cloud.settings import CloudSettings
+if TYPE_CHECKING:
+    from iotvideo.cloud.settings import CloudSettings
 
-__all__ = ["DataOpt", "DbOpt", "cloud_settings", "die", "stderr"]
+__all__ = [
+    "SERVER_EXTRA",
+    "DataOpt",
+    "DbOpt",
+    "LogLevel",
+    "LogLevelOpt",
+    "cloud_settings",
+    "die",
+    "setup_logging",
+    "stderr",
+]
 
-stderr = Console(stderr=True)
+#: What the server commands need beyond the base distribution.
+SERVER_EXTRA = (
+    "this command runs the cloud server, which the base distribution leaves out: "
+    "pip install 'iotvideo[cloud]' (add ,postgres and ,redis for several instances)"
+)
+
+stderr = Console(stderr=True, soft_wrap=True)  # messages are not cut at 80 columns
 
 DataOpt = Annotated[
     Path | None,
@@ -33,6 +51,23 @@ DbOpt = Annotated[
 ]
 
 
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+LogLevelOpt = Annotated[LogLevel, typer.Option("--log-level", help="How much to log on stderr.")]
+
+
+def setup_logging(level: LogLevel) -> None:
+    """Log lines with a time on stderr, from ``level`` up."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
 def die(message: str, code: int = 1) -> NoReturn:
     stderr.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
@@ -40,6 +75,12 @@ def die(message: str, code: int = 1) -> NoReturn:
 
 def cloud_settings(**flags: Any) -> CloudSettings:
     """Settings from IOTVIDEO_* env vars, overridden by the flags that were given."""
+    try:
+        from pydantic import ValidationError
+
+        from iotvideo.cloud.settings import CloudSettings
+    except ModuleNotFoundError:
+        die(SERVER_EXTRA, 2)
     given = {k: v for k, v in flags.items() if v is not None}
     try:
         return CloudSettings(**given)

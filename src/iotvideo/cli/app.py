@@ -2,7 +2,7 @@
 
 Credentials come from ``IOTVIDEO_CLOUD``, ``IOTVIDEO_ACCESS_ID`` and
 ``IOTVIDEO_ACCESS_TOKEN``, overridden by ``--cloud``, ``--access-id`` and
-``--access-token``. Results are JSON on stdout; errors print the seed's code and name on
+``--access-token``. Results are JSON on stdout; errors print the SDK error code and name on
 stderr and exit 1.
 """
 
@@ -47,16 +47,34 @@ app_app.add_typer(lan_app, name="lan")
 
 CloudOpt = Annotated[
     str | None,
-    typer.Option("--cloud", envvar="IOTVIDEO_CLOUD", help="The cloud's URL. Env: IOTVIDEO_CLOUD."),
+    typer.Option(
+        "--cloud",
+        envvar="IOTVIDEO_CLOUD",
+        metavar="URL",
+        help="The cloud's URL, e.g. http://127.0.0.1:8080.",
+        show_default=False,
+    ),
 ]
 AccessIdOpt = Annotated[
     str | None,
-    typer.Option("--access-id", envvar="IOTVIDEO_ACCESS_ID", help="Env: IOTVIDEO_ACCESS_ID."),
+    typer.Option(
+        "--access-id",
+        envvar="IOTVIDEO_ACCESS_ID",
+        metavar="ID",
+        help="The end user's AccessId (CreateAppUsr; iotvideo vendor quickstart writes it "
+        "to app.env).",
+        show_default=False,
+    ),
 ]
 TokenOpt = Annotated[
     str | None,
     typer.Option(
-        "--access-token", envvar="IOTVIDEO_ACCESS_TOKEN", help="Env: IOTVIDEO_ACCESS_TOKEN."
+        "--access-token",
+        envvar="IOTVIDEO_ACCESS_TOKEN",
+        metavar="TOKEN",
+        help="The user's AccessToken (CreateUsrToken). Prefer the environment variable: "
+        "the command line shows in the process list.",
+        show_default=False,
     ),
 ]
 DeviceTokenOpt = Annotated[
@@ -67,14 +85,41 @@ DeviceTokenOpt = Annotated[
         "for devices reached without a binding.",
     ),
 ]
-Device = Annotated[str, typer.Argument(help="The device's Tid.")]
+Device = Annotated[str, typer.Argument(metavar="TID", help="The device's Tid.")]
 InterfaceOpt = Annotated[
     list[str] | None,
     typer.Option("--interface", help="Address of a network interface to search on (default: all)."),
 ]
 Path = Annotated[
-    str, typer.Argument(help="A thing-model path, e.g. ProWritable.nightMode ('' for all).")
+    str,
+    typer.Argument(
+        metavar="[PATH]",
+        help="A thing-model path, e.g. ProWritable.nightMode or ProReadonly (default: all).",
+        show_default=False,
+    ),
 ]
+PasswordOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--password",
+        envvar="IOTVIDEO_WIFI_PASSWORD",
+        help="The Wi-Fi password. The environment variable or --password-stdin keep it out "
+        "of the process list and the shell history.",
+        show_default=False,
+    ),
+]
+PasswordStdinOpt = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin", help="Read the Wi-Fi password from the first line of standard input."
+    ),
+]
+
+
+def _password(password: str | None, from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return password or ""
 
 
 def _run(
@@ -99,7 +144,7 @@ def _run(
         sdk = IoTVideo()
         sdk.setup(cloud)
         try:
-            await sdk.register(access_id, token, timeout=15)
+            await sdk.register(access_id, token, timeout=15, fail_fast=True)
             if device_token and device:
                 await sdk.net_config.subscribe_device(device_token, device)
             return await work(sdk)
@@ -167,14 +212,14 @@ def prop_set(
 @prop_app.command("add")
 def prop_add(
     device: Device,
-    path: Annotated[str, typer.Argument(help="ProUser.<name>")],
+    path: Annotated[str, typer.Argument(metavar="PATH", help="ProUser.NAME")],
     value: Annotated[str, typer.Argument(help="JSON value")],
     cloud: CloudOpt = None,
     access_id: AccessIdOpt = None,
     access_token: TokenOpt = None,
     device_token: DeviceTokenOpt = None,
 ) -> None:
-    """Add (or replace) a user property ProUser.<name>."""
+    """Add (or replace) a user property ProUser.NAME."""
     _print(
         _run(
             cloud,
@@ -190,13 +235,13 @@ def prop_add(
 @prop_app.command("delete")
 def prop_delete(
     device: Device,
-    path: Annotated[str, typer.Argument(help="ProUser.<name>")],
+    path: Annotated[str, typer.Argument(metavar="PATH", help="ProUser.NAME")],
     cloud: CloudOpt = None,
     access_id: AccessIdOpt = None,
     access_token: TokenOpt = None,
     device_token: DeviceTokenOpt = None,
 ) -> None:
-    """Delete a user property ProUser.<name>."""
+    """Delete a user property ProUser.NAME."""
     _run(
         cloud,
         access_id,
@@ -210,7 +255,7 @@ def prop_delete(
 @app_app.command("action")
 def action(
     device: Device,
-    path: Annotated[str, typer.Argument(help="Action.<name>")],
+    path: Annotated[str, typer.Argument(metavar="PATH", help="Action.NAME, e.g. Action.cameraOn")],
     value: Annotated[str, typer.Argument(help="JSON, e.g. '{\"ctlVal\": 1}'")],
     timeout: Annotated[float | None, typer.Option(help="Seconds to wait for the device.")] = None,
     cloud: CloudOpt = None,
@@ -341,18 +386,20 @@ def netconfig_token(
 @netconfig_app.command("qr")
 def netconfig_qr(
     ssid: Annotated[str, typer.Option(help="The Wi-Fi network the camera should join.")],
-    password: Annotated[str, typer.Option(help="Its password.")],
-    out: Annotated[Path_, typer.Option(help="Where to write the PNG.")],
+    out: Annotated[Path_, typer.Option(metavar="FILE", help="Where to write the PNG.")],
+    password: PasswordOpt = None,
+    password_stdin: PasswordStdinOpt = False,
     token: Annotated[str | None, typer.Option(help="A bind token (default: a new one).")] = None,
     cloud: CloudOpt = None,
     access_id: AccessIdOpt = None,
     access_token: TokenOpt = None,
 ) -> None:
     """Write the QR code to show the camera; print {"token", "payload"}."""
+    secret = _password(password, password_stdin)
 
     async def make(sdk: IoTVideo) -> None:
         bind_token = token or await sdk.net_config.get_bind_token()
-        code = sdk.net_config.qrcode.create(ssid, password, bind_token)
+        code = sdk.net_config.qrcode.create(ssid, secret, bind_token)
         code.save(out)
         _print({"token": bind_token, "payload": code.payload, "png": str(out)})
 
@@ -385,17 +432,19 @@ def lan_send_wifi(
     device: Device,
     token: Annotated[str, typer.Option(help="The bind token (iotvideo app netconfig token).")],
     ssid: Annotated[str, typer.Option(help="The Wi-Fi network; empty for a wired camera.")] = "",
-    password: Annotated[str, typer.Option(help="Its password.")] = "",
+    password: PasswordOpt = None,
+    password_stdin: PasswordStdinOpt = False,
     interface: InterfaceOpt = None,
     cloud: CloudOpt = None,
     access_id: AccessIdOpt = None,
     access_token: TokenOpt = None,
 ) -> None:
     """Send Wi-Fi settings and the bind token to a camera on the LAN, sealed for it alone."""
+    secret = _password(password, password_stdin)
 
     async def send(sdk: IoTVideo) -> None:
         sdk.net_config.lan.interfaces = interface
-        await sdk.net_config.lan.send_wifi(ssid, password, token, device)
+        await sdk.net_config.lan.send_wifi(ssid, secret, token, device)
         _print({"device_id": device, "sent": True})
 
     _run(cloud, access_id, access_token, None, None, send)

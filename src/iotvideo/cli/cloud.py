@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -13,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from iotvideo.cli._common import DataOpt, DbOpt, cloud_settings, die, stderr
+from iotvideo.cli._common import DataOpt, DbOpt, LogLevel, cloud_settings, die, stderr
 
 if TYPE_CHECKING:
     from iotvideo.cloud.db import Database
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
 __all__ = ["cloud_command", "db_app", "keys_app", "vendor_app"]
 
 T = TypeVar("T")
+
+
+class KeyFormat(StrEnum):
+    json = "json"
+    env = "env"
+
 
 keys_app = typer.Typer(
     help="Vendor API keys: create one per vendor, list them, revoke a leaked one.",
@@ -46,7 +53,10 @@ def cloud_command(
         int | None, typer.Option(help="TCP port, 0 for any free one. Env: IOTVIDEO_PORT.")
     ] = None,
     log_level: Annotated[
-        str | None, typer.Option(help="debug, info, warning or error. Env: IOTVIDEO_LOG_LEVEL.")
+        LogLevel | None,
+        typer.Option(
+            "--log-level", help="How much to log. Env: IOTVIDEO_LOG_LEVEL.", show_default=False
+        ),
     ] = None,
     bus: Annotated[
         str | None,
@@ -131,17 +141,29 @@ def keys_create(
         ),
     ] = None,
     name: Annotated[str, typer.Option(help="A name for a new vendor.")] = "",
+    output: Annotated[
+        KeyFormat,
+        typer.Option(
+            "--format",
+            help='json: {"SecretId": ..., "SecretKey": ...}; env: IOTVIDEO_SECRET_ID=... '
+            "and IOTVIDEO_SECRET_KEY=... lines, for `set -a; . FILE; set +a`.",
+        ),
+    ] = KeyFormat.json,
 ) -> None:
     """Create a vendor with an API key (or a new key for --vendor).
 
-    Prints exactly one JSON object on stdout: {"SecretId": ..., "SecretKey": ...}.
-    The SecretKey is shown only this once.
+    Prints the key on stdout, as one JSON object or as env lines (--format env). The
+    SecretKey is shown only this once: keep the output somewhere only you can read.
+    `iotvideo vendor quickstart` and `iotvideo vendor call` use it next.
     """
     from iotvideo.cloud.keys import create_key
 
     now = int(time.time())
     key = _with_db(data, db, lambda d: create_key(d, now=now, vendor_id=vendor, name=name))
-    print(json.dumps({"SecretId": key.secret_id, "SecretKey": key.secret_key}))
+    if output is KeyFormat.env:
+        print(f"IOTVIDEO_SECRET_ID={key.secret_id}\nIOTVIDEO_SECRET_KEY={key.secret_key}")
+    else:
+        print(json.dumps({"SecretId": key.secret_id, "SecretKey": key.secret_key}))
     stderr.print(f"key {key.secret_id} created for vendor {key.vendor_id}", highlight=False)
 
 
@@ -169,8 +191,18 @@ def keys_list(
                 )
             )
         return
-    table = Table("Vendor", "Name", "Created (UTC)", "Status")
-    table.columns.insert(0, Column("SecretId", no_wrap=True))
+
+    # Ids are typed into other commands: shown whole, the other columns give way.
+    def whole(header: str, values: list[str]) -> Column:
+        return Column(header, no_wrap=True, min_width=max(map(len, [header, *values])))
+
+    table = Table(
+        whole("SecretId", [k.secret_id for k in rows]),
+        whole("Vendor", [k.vendor_id for k in rows]),
+        Column("Name", overflow="fold"),
+        Column("Created (UTC)", overflow="fold"),
+        "Status",
+    )
     for k in rows:
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(k.created_at))
         table.add_row(

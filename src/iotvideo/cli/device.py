@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from iotvideo.cli._common import die, stderr
+from iotvideo.cli._common import LogLevel, LogLevelOpt, die, setup_logging, stderr
 from iotvideo.cli.media import IceAddressOpt, use_ice_addresses
 
 __all__ = ["device_app"]
@@ -84,15 +83,18 @@ def run(
     segment_seconds: Annotated[
         float, typer.Option(min=1, help="Length of cloud-recording segments (cut at keyframes).")
     ] = 10.0,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevelOpt = LogLevel.info,
 ) -> None:
-    """Run the simulated camera until Ctrl-C: night mode, LED, cameraOn, temperature, motion,
-            live video and audio for the app's players, recording to the cloud while a
-    cloud-storage service is in use (motion also raises cloud events with a picture), and
-    firmware upgrades (Action._otaUpgrade or
-        the vendor's UpgradeDevice: downloaded, checked, "installed", new version reported).
+    """Run the simulated camera until Ctrl-C.
 
-            Its product needs the demo model (see `iotvideo device model`).
+    It has a night mode, an LED, a cameraOn action, a temperature and motion events; it
+    serves live video and audio to the app's players, records to the cloud while a
+    cloud-storage plan is in use (motion then also raises cloud events with a picture),
+    and installs firmware upgrades (downloaded, checked, new version reported).
+
+    Its product needs the simulated camera's thing model: `iotvideo vendor
+    publish-model PRODUCT_ID` publishes it (`iotvideo vendor quickstart` does it for
+    you). Without it the camera still runs and says what it cannot report.
     """
     from iotvideo.device import DeviceClient
     from iotvideo.device.client import VersionInfo
@@ -101,10 +103,9 @@ def run(
     from iotvideo.device.ota import FirmwareUpdater
     from iotvideo.device.simulator import SimulatedCamera
     from iotvideo.media.sources import SourceError
+    from iotvideo.protocol.errors import IVError
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(log_level)
     try:
         certificate = cert.read_text().strip()
         client = DeviceClient(certificate, cloud, version=VersionInfo(swVer=sw_version))
@@ -145,6 +146,8 @@ def run(
 
     try:
         asyncio.run(go())
+    except IVError as exc:
+        die(f"{exc.code_name} ({int(exc.code)}): {exc.message}", 1)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 
@@ -182,7 +185,7 @@ def provision(
         list[str] | None,
         typer.Option(help="Addresses to announce with DNS-SD (default: the listen address)."),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevelOpt = LogLevel.info,
 ) -> None:
     """Provision the simulated camera (QR image, AP endpoint or wired LAN), then run it.
 
@@ -195,9 +198,7 @@ def provision(
 
     if sum((scan is not None, ap, lan)) != 1:
         die("give exactly one of --scan IMAGE, --ap or --lan", 2)
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(log_level)
     try:
         provisioner = Provisioner(
             cert.read_text().strip(), cloud, host=listen, port=port, announce=announce

@@ -5,11 +5,13 @@ from __future__ import annotations
 import typer
 
 from iotvideo import __version__
+from iotvideo.cli._common import SERVER_EXTRA, die
 from iotvideo.cli.app import app_app
 from iotvideo.cli.cloud import cloud_command, db_app, keys_app, vendor_app
 from iotvideo.cli.device import device_app
 from iotvideo.cli.media import use_ice_addresses as _media_commands  # noqa: F401 - registers app play/snapshot/record/talk
 from iotvideo.cli.vas import cloud_app as _vas_commands  # noqa: F401 - registers app events/cloud
+from iotvideo.cli.vendor import VendorClient as _vendor_commands  # noqa: F401 - registers vendor call/quickstart
 
 __all__ = ["app", "main"]
 
@@ -22,7 +24,7 @@ app = typer.Typer(
         "iotvideo client."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
@@ -49,5 +51,21 @@ def _root(
     """iotvideo command line."""
 
 
+_SERVER_MODULES = ("fastapi", "sqlalchemy", "alembic", "aiosqlite", "pydantic_settings")
+
+
 def main() -> None:
-    app()
+    """Run the command line. Commands import what they need lazily; an installation that
+    lacks it gets one line saying what to install, not a traceback."""
+    try:
+        app()
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.split(".")[0] in _SERVER_MODULES:
+            die(SERVER_EXTRA, 2)
+        if exc.name is not None and exc.name.split(".")[0] in ("asyncpg", "redis"):
+            die(f"this needs {exc.name}: pip install 'iotvideo[postgres,redis]'", 2)
+        raise
+    except ImportError as exc:
+        if type(exc).__name__ == "UnsupportedAiortcError":
+            die(str(exc), 2)
+        raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -43,8 +44,17 @@ IceAddressOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+class Definition(StrEnum):
+    low = "low"
+    mid = "mid"
+    high = "high"
+
+
 DefinitionOpt = Annotated[
-    str, typer.Option("--definition", help="low (320x180), mid (640x360) or high (1280x720).")
+    Definition,
+    typer.Option("--definition", help="low (320x180), mid (640x360) or high (1280x720)."),
 ]
 SourceOpt = Annotated[
     str | None, typer.Option("--source", help="Source id of an NVR channel (default: the first).")
@@ -58,11 +68,6 @@ def use_ice_addresses(addresses: list[str] | None) -> None:
 
     if addresses:
         set_host_addresses([a.strip() for v in addresses for a in v.split(",") if a.strip()])
-
-
-def _check_definition(definition: str) -> None:
-    if definition not in ("low", "mid", "high"):
-        die(f"--definition must be low, mid or high, not {definition!r}", 2)
 
 
 async def _playing(
@@ -80,7 +85,7 @@ async def _playing(
 def play(
     device: Device,
     seconds: Annotated[float, typer.Option(help="Seconds to play.")] = 5.0,
-    definition: DefinitionOpt = "low",
+    definition: DefinitionOpt = Definition.low,
     source: SourceOpt = None,
     timeout: TimeoutOpt = 10.0,
     ice_address: IceAddressOpt = None,
@@ -94,7 +99,6 @@ def play(
     The trace gives milliseconds from play() to each stage: signaling, ice, dtls,
     first_packet, first_keyframe, first_frame; then the frames decoded and their size.
     """
-    _check_definition(definition)
     use_ice_addresses(ice_address)
 
     async def go(sdk: IoTVideo) -> None:
@@ -122,7 +126,7 @@ def play(
 def snapshot(
     device: Device,
     out: Annotated[Path, typer.Option("--out", help="The picture to write: .jpg or .png.")],
-    definition: DefinitionOpt = "low",
+    definition: DefinitionOpt = Definition.low,
     source: SourceOpt = None,
     timeout: TimeoutOpt = 10.0,
     ice_address: IceAddressOpt = None,
@@ -134,7 +138,6 @@ def snapshot(
     """Write the device's current picture to a JPEG or PNG file."""
     if out.suffix.lower() not in (".jpg", ".jpeg", ".png"):
         die(f"--out must end in .jpg, .jpeg or .png, not {out.name!r}", 2)
-    _check_definition(definition)
     use_ice_addresses(ice_address)
 
     async def go(sdk: IoTVideo) -> None:
@@ -154,7 +157,7 @@ def record(
     device: Device,
     out: Annotated[Path, typer.Option("--out", help="The MP4 file to write.")],
     seconds: Annotated[float, typer.Option(help="Seconds to record.")] = 10.0,
-    definition: DefinitionOpt = "low",
+    definition: DefinitionOpt = Definition.low,
     source: SourceOpt = None,
     timeout: TimeoutOpt = 10.0,
     ice_address: IceAddressOpt = None,
@@ -168,7 +171,6 @@ def record(
         die(f"--out must end in .mp4, not {out.name!r}", 2)
     if seconds <= 0:
         die("--seconds must be more than 0", 2)
-    _check_definition(definition)
     use_ice_addresses(ice_address)
 
     async def go(sdk: IoTVideo) -> None:

@@ -134,8 +134,9 @@ def url(
     access_id: AccessIdOpt = None,
     access_token: TokenOpt = None,
 ) -> None:
-    """Print the seed's play address: {"url", "startTime", "endTime", "endflag"}; the URL
-    opens in ffplay, VLC or any HLS player until it expires."""
+    """Print an HLS address for a recorded range, as JSON: {"url", "startTime", "endTime",
+    "endflag"}. The URL (an m3u8 playlist) opens in ffplay, VLC or any HLS player until it
+    expires."""
     first, last = _time(start, "--start"), _time(end, "--end")
 
     async def go(sdk: IoTVideo) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,7 +37,9 @@ class CloudSettings(BaseSettings):
     signature_max_skew: int = Field(
         300, ge=1, description="Seconds a request's X-TC-Timestamp may differ from our clock."
     )
-    log_level: str = Field("info", description="debug, info, warning or error.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="debug, info, warning or error."
+    )
     bus: str = Field(
         "memory",
         description="Bus between cloud instances: 'memory' (one process) or redis://HOST:PORT/DB.",

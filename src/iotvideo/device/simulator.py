@@ -15,12 +15,15 @@ import io
 import json
 import logging
 import random
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 from iotvideo.device.client import DeviceClient
+from iotvideo.protocol.errors import ErrorCode, IVError
 
 __all__ = ["DEMO_MODEL", "SimulatedCamera", "as_filmed"]
 
@@ -85,6 +88,8 @@ class SimulatedCamera:
         self.led = True
         #: When set, motion is also a cloud event (with a picture) while it records.
         self.recorder: Any = None
+        #: Paths the product's thing model lacks: said once, then no longer sent.
+        self.unmodelled: set[str] = set()
         client.on_write("nightMode")(self._night_mode)
         client.on_write("led")(self._led)
         client.on_action("cameraOn")(self._camera_on)
@@ -103,7 +108,7 @@ class SimulatedCamera:
 
     async def _camera_on(self, value: int) -> dict[str, Any]:
         self.camera_on = value
-        await self.client.report("ProReadonly.cameraState", value)
+        await self._report("ProReadonly.cameraState", value)
         return {"cameraOn": value}
 
     def _data(self, data: bytes, topic: str) -> bytes:
@@ -115,25 +120,56 @@ class SimulatedCamera:
     async def run(self) -> None:
         """Report state and raise events until cancelled."""
         await self.client.start(wait=False)
-        await self.client.wait_online()
-        await self.client.report("ProReadonly.cameraState", self.camera_on)
-        await self.client.report("ProReadonly.temperature", round(self.temperature, 2))
+        while True:  # a camera keeps trying; say why it is not online yet
+            try:
+                await self.client.wait_online(30)
+                break
+            except IVError as exc:
+                if exc.code != ErrorCode.IVConnError_ConnectFailed:
+                    raise  # refused: the cloud does not know or disabled this device
+                log.warning("%s; still trying", exc.message)
+        await self._report("ProReadonly.cameraState", self.camera_on)
+        await self._report("ProReadonly.temperature", round(self.temperature, 2))
         await asyncio.gather(self._temperature_loop(), self._motion_loop())
+
+    async def _report(self, path: str, value: Any) -> None:
+        await self._modelled(path, partial(self.client.report, path, value))
+
+    async def _modelled(self, path: str, send: Callable[[], Awaitable[None]]) -> None:
+        """Send a report or event unless the product's model lacks ``path``; the first
+        time it does, say so and how to publish the model this camera needs. The rest of
+        the camera (video, other properties, actions) keeps running."""
+        if path in self.unmodelled:
+            return
+        try:
+            await send()
+        except IVError as exc:
+            if exc.code != ErrorCode.IVTermErr_msg_gdm_handle_leaf_path_error:
+                raise
+            self.unmodelled.add(path)
+            log.warning(
+                "%s is not in the thing model of product %s, so the camera does not send it. "
+                "Publish the simulated camera's model, then restart the camera: "
+                "iotvideo vendor publish-model %s",
+                path,
+                self.client.certificate.product_id,
+                self.client.certificate.product_id,
+            )
 
     async def _temperature_loop(self) -> None:
         while True:
             await asyncio.sleep(self.temperature_interval)
             self.temperature = min(60.0, max(-10.0, self.temperature + self.rng.uniform(-0.5, 0.5)))
-            await self._quietly(
-                self.client.report("ProReadonly.temperature", round(self.temperature, 2))
-            )
+            reading = round(self.temperature, 2)
+            await self._quietly(self._report("ProReadonly.temperature", reading))
 
     async def _motion_loop(self) -> None:
         while True:
             await asyncio.sleep(self.rng.uniform(0.5, 1.5) * self.motion_interval)
             zone = self.rng.randint(1, 4)
+            motion = {"zone": zone, "score": round(self.rng.random(), 2)}
             await self._quietly(
-                self.client.event("motion", {"zone": zone, "score": round(self.rng.random(), 2)})
+                self._modelled("Event.motion", partial(self.client.event, "motion", motion))
             )
             if self.recorder is not None and self.recorder.recording:
                 await self._quietly(self.recorder.event(1))  # bit0: motion

@@ -62,7 +62,7 @@ class UnsupportedAiortcError(ImportError):
 def _assigned_in_init(cls: type, name: str) -> bool:
     # Instance attributes exist only on objects that need a live transport to build;
     # the names their __init__ assigns are in its code object.
-    code = getattr(cls.__init__, "__code__", None)
+    code = getattr(vars(cls).get("__init__"), "__code__", None)
     return code is not None and name in code.co_names
 
 
