@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from enum import StrEnum
 from pathlib import Path
@@ -21,6 +22,7 @@ __all__ = [
     "LogLevelOpt",
     "cloud_settings",
     "die",
+    "ip_addresses",
     "setup_logging",
     "stderr",
 ]
@@ -66,6 +68,19 @@ def setup_logging(level: LogLevel) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+
+def ip_addresses(values: list[str] | None) -> list[str] | None:
+    """Option callback: IP addresses, each value possibly comma-separated."""
+    if not values:
+        return values
+    addresses = [a.strip() for v in values for a in v.split(",") if a.strip()]
+    for address in addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise typer.BadParameter(f"{address!r} is not an IP address") from None
+    return addresses
 
 
 def die(message: str, code: int = 1) -> NoReturn:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from iotvideo.cli._common import die
+from iotvideo.cli._common import die, ip_addresses
 
 if TYPE_CHECKING:
     from iotvideo.app import IoTVideo
@@ -88,7 +88,12 @@ DeviceTokenOpt = Annotated[
 Device = Annotated[str, typer.Argument(metavar="TID", help="The device's Tid.")]
 InterfaceOpt = Annotated[
     list[str] | None,
-    typer.Option("--interface", help="Address of a network interface to search on (default: all)."),
+    typer.Option(
+        "--interface",
+        metavar="ADDRESS",
+        callback=ip_addresses,
+        help="IP address of a network interface to search on (default: all).",
+    ),
 ]
 Path = Annotated[
     str,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from iotvideo.cli._common import die, stderr
+from iotvideo.cli._common import die, ip_addresses, stderr
 from iotvideo.cli.app import (
     AccessIdOpt,
     CloudOpt,
@@ -39,8 +39,10 @@ IceAddressOpt = Annotated[
     typer.Option(
         "--ice-address",
         envvar="IOTVIDEO_ICE_ADDRESSES",
-        help="Address to offer as an ICE host candidate; repeat for several "
-        "(default: every interface but loopback). Env: IOTVIDEO_ICE_ADDRESSES, comma-separated.",
+        metavar="ADDRESS",
+        callback=ip_addresses,
+        help="IP address to offer as an ICE host candidate; repeat for several, or "
+        "comma-separate them (default: every interface but loopback).",
         show_default=False,
     ),
 ]

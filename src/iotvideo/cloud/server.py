@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import re
 import signal
 import socket
 import sys
@@ -12,6 +14,7 @@ from types import FrameType
 import uvicorn
 
 from iotvideo.cloud.app import create_app
+from iotvideo.cloud.db import Database
 from iotvideo.cloud.settings import CloudSettings
 
 __all__ = ["bind", "configure_logging", "run"]
@@ -40,9 +43,46 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def preflight(settings: CloudSettings) -> str | None:
+    """What keeps the cloud from starting, in one line (None: nothing).
+
+    Why here and not only in the app's startup: a failure there reaches the log as a
+    traceback (Starlette formats it), and a wrong data directory or database URL is a
+    user's error that deserves one line. Migrating here leaves the app's own migration
+    nothing to do.
+    """
+    try:
+        settings.data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot use the data directory {settings.data}: {exc.strerror}"
+
+    async def check() -> None:
+        db = Database(settings.db_url)
+        try:
+            await db.migrate()
+        finally:
+            await db.close()
+
+    try:
+        asyncio.run(check())
+    except Exception as exc:  # any driver's error: its message says what is wrong
+        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"cannot open the database {_redact(settings.db_url)}: {cause}"
+    return None
+
+
+def _redact(url: str) -> str:
+    """A database URL without its password."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
 def run(settings: CloudSettings) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit status."""
     configure_logging(settings.log_level)
+    problem = preflight(settings)
+    if problem is not None:
+        log.error("%s", problem)
+        return 2
     try:
         sock = bind(settings.host, settings.port)
     except OSError as exc:
