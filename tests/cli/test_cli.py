@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -51,8 +52,10 @@ def test_keys_create_prints_one_json_object(data_dir: Path) -> None:
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [r["SecretId"] for r in rows] == [key["SecretId"]]
     assert key["SecretKey"] not in listed.stdout, "list never shows secrets"
-    table = iotvideo("keys", "list", "--data", str(data_dir))
+    narrow = {**os.environ, "COLUMNS": "60"}
+    table = iotvideo("keys", "list", "--data", str(data_dir), env=narrow)
     assert key["SecretId"] in table.stdout and "active" in table.stdout
+    assert rows[0]["VendorId"] in table.stdout, "ids are shown whole, whatever the width"
 
 
 def test_key_rotation_within_a_vendor(data_dir: Path) -> None:

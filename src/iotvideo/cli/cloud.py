@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Column, Table
+from rich.measure import Measurement
+from rich.table import Table
 
 from iotvideo.cli._common import DataOpt, DbOpt, LogLevel, cloud_settings, die, stderr
 
@@ -192,23 +193,18 @@ def keys_list(
             )
         return
 
-    # Ids are typed into other commands: shown whole, the other columns give way.
-    def whole(header: str, values: list[str]) -> Column:
-        return Column(header, no_wrap=True, min_width=max(map(len, [header, *values])))
-
-    table = Table(
-        whole("SecretId", [k.secret_id for k in rows]),
-        whole("Vendor", [k.vendor_id for k in rows]),
-        Column("Name", overflow="fold"),
-        Column("Created (UTC)", overflow="fold"),
-        "Status",
-    )
+    table = Table("SecretId", "Vendor", "Name", "Created (UTC)", "Status")
     for k in rows:
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(k.created_at))
         table.add_row(
             k.secret_id, k.vendor_id, k.vendor_name, created, "active" if k.active else "revoked"
         )
-    Console().print(table)
+    # Ids are typed into other commands: never cut to the terminal's width (a narrow
+    # terminal wraps the lines instead).
+    console = Console()
+    wide = console.options.update_width(10_000)
+    console.width = max(console.width, Measurement.get(console, wide, table).maximum)
+    console.print(table)
 
 
 @keys_app.command("revoke")
