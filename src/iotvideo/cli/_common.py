@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from iotvideo.cloud.settings import CloudSettings
@@ -23,6 +24,7 @@ __all__ = [
     "cloud_settings",
     "die",
     "ip_addresses",
+    "require_server",
     "setup_logging",
     "stderr",
 ]
@@ -84,18 +86,29 @@ def ip_addresses(values: list[str] | None) -> list[str] | None:
 
 
 def die(message: str, code: int = 1) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
+
+
+def require_server() -> None:
+    """End the command with what to install when the server stack is not installed."""
+    try:
+        import aiosqlite  # noqa: F401
+        import alembic  # noqa: F401
+        import fastapi  # noqa: F401
+        import pydantic_settings  # noqa: F401
+        import sqlalchemy  # noqa: F401
+    except ImportError:
+        die(SERVER_EXTRA, 2)
 
 
 def cloud_settings(**flags: Any) -> CloudSettings:
     """Settings from IOTVIDEO_* env vars, overridden by the flags that were given."""
-    try:
-        from pydantic import ValidationError
+    require_server()
+    from pydantic import ValidationError
 
-        from iotvideo.cloud.settings import CloudSettings
-    except ModuleNotFoundError:
-        die(SERVER_EXTRA, 2)
+    from iotvideo.cloud.settings import CloudSettings
+
     given = {k: v for k, v in flags.items() if v is not None}
     try:
         return CloudSettings(**given)

@@ -15,7 +15,15 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from iotvideo.cli._common import DataOpt, DbOpt, LogLevel, cloud_settings, die, stderr
+from iotvideo.cli._common import (
+    DataOpt,
+    DbOpt,
+    LogLevel,
+    cloud_settings,
+    die,
+    require_server,
+    stderr,
+)
 
 if TYPE_CHECKING:
     from iotvideo.cloud.db import Database
@@ -42,6 +50,14 @@ vendor_app = typer.Typer(
     "cloud keeps.",
     no_args_is_help=True,
 )
+
+
+
+@keys_app.callback()
+@db_app.callback()
+def _server_group() -> None:
+    """Keys and the schema live in the cloud's database: these need the server stack."""
+    require_server()
 
 
 def cloud_command(
@@ -90,8 +106,6 @@ def cloud_command(
     The schema is migrated at start. Prints 'iotvideo cloud listening on URL' on stderr
     once it accepts requests.
     """
-    from iotvideo.cloud.server import run
-
     settings = cloud_settings(
         data=data,
         db=db,
@@ -105,14 +119,15 @@ def cloud_command(
     turn = [u for u in settings.ice_urls if u.startswith(("turn:", "turns:"))]
     if turn and not settings.turn_secret:
         die("TURN URLs need --turn-secret (or IOTVIDEO_TURN_SECRET): peers need credentials.", 2)
+    from iotvideo.cloud.server import run
+
     raise typer.Exit(run(settings))
 
 
 def _with_db(data: object, db: object, work: Callable[[Database], Awaitable[T]]) -> T:
+    settings = cloud_settings(data=data, db=db)
     from iotvideo.cloud.db import Database
     from iotvideo.cloud.keys import UnknownKeyError
-
-    settings = cloud_settings(data=data, db=db)
 
     async def go() -> T:
         settings.data.mkdir(parents=True, exist_ok=True)
@@ -243,6 +258,7 @@ def vendor_webhook(
     db: DbOpt = None,
 ) -> None:
     """Set where apps' send-data-to-server messages are POSTed (JSON, see docs/protocol.md)."""
+    require_server()
     from iotvideo.cloud.keys import set_webhook
 
     if url and not url.startswith(("http://", "https://")):
@@ -263,9 +279,9 @@ def vendor_firmware(
 ) -> None:
     """Keep a firmware file in the cloud (its data directory) and print the
     UploadOtaVersion fields for it: {"VersionUrl", "FileSize", "Md5"}."""
+    settings = cloud_settings(data=data)
     from iotvideo.cloud.firmware import store_firmware
 
-    settings = cloud_settings(data=data)
     if not base_url.startswith(("http://", "https://")):
         die("--base-url must be an http:// or https:// URL", 2)
     name, size, md5 = store_firmware(settings.data, file)
