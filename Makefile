@@ -34,7 +34,8 @@ typecheck: $(STAMP)
 unit: system-test $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck unit
+# System packages first: on a fresh machine even the venv may need them.
+test: system-test lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/vendor_api.py

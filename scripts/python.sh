@@ -11,7 +11,7 @@ if command -v pyenv >/dev/null 2>&1; then
 fi
 best="" best_minor=0
 for c in "${candidates[@]}"; do
-    minor=$("$c" -c 'import sys, venv; v = sys.version_info; print(v.minor if v[:2] >= (3, 11) and v[:2] < (3, 14) else 0)' 2>/dev/null) || continue
+    minor=$("$c" -c 'import sys, venv, ensurepip; v = sys.version_info; print(v.minor if v[:2] >= (3, 11) and v[:2] < (3, 14) else 0)' 2>/dev/null) || continue
     if [[ -n $minor && $minor -gt $best_minor ]]; then
         best=$(command -v "$c" 2>/dev/null || echo "$c") best_minor=$minor
         [[ $best == */shims/* ]] && best=$("$c" -c 'import sys; print(sys.executable)')
