@@ -35,7 +35,7 @@ from iotvideo.cloud.db import Database
 from iotvideo.cloud.db.tables import cloud_events, cloud_segments
 from iotvideo.protocol import link as linkproto
 from iotvideo.protocol.certificate import DeviceCertificate
-from iotvideo.protocol.vas import Segment, build_m3u8, request_nonce
+from iotvideo.protocol.vas import Segment, build_m3u8, upload_message
 from link import PG_URL, Cloud, Vendor, _pg
 
 DAY = 86_400
@@ -183,9 +183,8 @@ async def run(args: argparse.Namespace, root: Path, db_url: str) -> None:
                     s = queue.get_nowait()
                     target = f"/vas/device/segment?chn=0&start={s}&end={s + 2000}"
                     ts = int(time.time())
-                    sig = linkproto.sign_login(
-                        cert.private_key, tid, request_nonce("POST", target, body_bytes), ts
-                    )
+                    message = upload_message(tid, "POST", target, body_bytes, ts)
+                    sig = linkproto.sign(cert.private_key, message)
                     response = await http.post(
                         target,
                         content=body_bytes,

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from iotvideo.protocol import link
 from iotvideo.protocol.link import Backoff, FrameError, Push, Reply, Request
+from iotvideo.protocol.vas import upload_message, upload_subject
 
 
 @pytest.mark.parametrize(
@@ -64,13 +65,13 @@ def test_login_proofs() -> None:
     key = Ed25519PrivateKey.generate()
     seed = key.private_bytes_raw()
     public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    sig = link.sign_login(seed, "TID", "nonce-1", 1000)
-    assert link.verify_login(public, "TID", "nonce-1", 1000, sig)
-    assert not link.verify_login(public, "TID", "nonce-2", 1000, sig), "bound to the nonce"
-    assert not link.verify_login(public, "TID", "nonce-1", 1001, sig)
-    assert not link.verify_login(public, "OTHER", "nonce-1", 1000, sig)
-    assert not link.verify_login(public, "TID", "nonce-1", 1000, "not base64!")
-    assert not link.verify_login(b"short", "TID", "nonce-1", 1000, sig)
+    sig = link.sign_login(seed, "TID", "nonce-1-0123456789ab", 1000)
+    assert link.verify_login(public, "TID", "nonce-1-0123456789ab", 1000, sig)
+    assert not link.verify_login(public, "TID", "nonce-2-0123456789ab", 1000, sig), "bound to the nonce"
+    assert not link.verify_login(public, "TID", "nonce-1-0123456789ab", 1001, sig)
+    assert not link.verify_login(public, "OTHER", "nonce-1-0123456789ab", 1000, sig)
+    assert not link.verify_login(public, "TID", "nonce-1-0123456789ab", 1000, "not base64!")
+    assert not link.verify_login(b"short", "TID", "nonce-1-0123456789ab", 1000, sig)
     assert link.login_message("T", "n", 5) == b"iotvideo-login-v1\nT\nn\n5"
 
 
@@ -90,3 +91,27 @@ def test_data_codec() -> None:
     for bad in ("***", 5, None):
         with pytest.raises(ValueError, match="base64"):
             link.decode_data(bad)
+
+
+def test_a_signature_made_for_one_purpose_never_passes_for_another() -> None:
+    """A fake cloud once sent, as its login nonce, the text a device signs for an upload,
+    and got a valid upload signature back: every signed message now names its purpose."""
+    key = Ed25519PrivateKey.generate()
+    seed = key.private_bytes_raw()
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    tid, now = "T1", 1_800_000_000
+    target = "/vas/device/event?chn=0&alarmType=1&firstAlarmType=1&start=1&end=2&id=x"
+    upload = upload_message(tid, "POST", target, b"", now)
+
+    # The crafted nonce is refused before anything is signed...
+    with pytest.raises(ValueError, match="nonce"):
+        link.sign_login(seed, tid, upload_subject("POST", target, b""), now)
+    with pytest.raises(ValueError, match="nonce"):
+        link.sign_login(seed, tid, "http POST /vas/device/event 00", now)
+    # ...and no login signature, whatever its nonce, verifies as an upload, nor back.
+    login = link.sign_login(seed, tid, "A" * 32, now)
+    assert link.verify_login(public, tid, "A" * 32, now, login)
+    assert not link.verify(public, upload, login)
+    made = link.sign(seed, upload)
+    assert link.verify(public, upload, made)
+    assert not link.verify_login(public, tid, "A" * 32, now, made)

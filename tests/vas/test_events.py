@@ -13,7 +13,7 @@ from iotvideo.device.cloudrec import CloudRecorder
 from iotvideo.device.media import DeviceMedia
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.vas import matches_type_masks
-from tests.link.world import World, app_sdk, device_client, make_world
+from tests.link.world import User, World, app_sdk, device_client, make_world
 from tests.support import Cloud
 
 MOTION, SOUND, VIDEO = 1, 2, 0x8000
@@ -81,6 +81,14 @@ async def test_events_filter_page_and_delete(world: World, tmp_path: Path) -> No
             thumb = await http.get(url + everything["thumbUrlSuffix"])
         assert picture.content[:2] == b"\xff\xd8" and len(thumb.content) < len(picture.content)
 
+        # Only the owner deletes: a guest and an anonymous visitor may look, not delete.
+        anonymous = world.vendor("CreateAnonymousAccessToken", TtlMinutes=5, Tid=tid)
+        for who in (world.guest, User(anonymous.AccessId, anonymous.AccessToken)):
+            async with app_sdk(world.cloud.url, who) as other:
+                assert len((await other.vas.get_event_list(tid, base, base + 3600))["list"]) == 15
+                with pytest.raises(IVError) as not_owner:
+                    await other.vas.delete_events(tid, [made[0]])
+                assert not_owner.value.code == ErrorCode.IVASrvErr_dst_error_relation
         deleted = await sdk.vas.delete_events(tid, [made[0], made[1], "nope"])
         assert sorted(deleted) == sorted(made[:2])
         after = await sdk.vas.get_event_list(tid, base, base + 3600)

@@ -52,7 +52,6 @@ vendor_app = typer.Typer(
 )
 
 
-
 @keys_app.callback()
 @db_app.callback()
 def _server_group() -> None:

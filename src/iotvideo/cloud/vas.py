@@ -36,8 +36,8 @@ from iotvideo.protocol.errors import ErrorCode
 from iotvideo.protocol.vas import (
     build_m3u8,
     merge_ranges,
-    request_nonce,
     sign_path,
+    upload_message,
     verify_path,
 )
 
@@ -174,9 +174,9 @@ async def _device(request: Request, *, allow_empty: bool = False) -> str:
     async with _ctx(request).db.read() as conn:
         key = await conn.scalar(select(devices.c.public_key).where(devices.c.tid == tid))
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    nonce = request_nonce(request.method, target, body)
+    message = upload_message(tid, request.method, target, body, when)
     signature = request.headers.get("x-iv-signature", "")
-    if key is None or not link.verify_login(key, tid, nonce, when, signature):
+    if key is None or not link.verify(key, message, signature):
         raise Refused(401, ErrorCode.IVTermErr_msg_calling_check_token_error, "bad signature")
     return tid
 
@@ -184,7 +184,9 @@ async def _device(request: Request, *, allow_empty: bool = False) -> str:
 # Apps
 
 
-async def _app_grant(request: Request, tid: str) -> None:
+async def _app_grant(request: Request, tid: str) -> str:
+    """What the request's bearer token may do with ``tid``: ``owner`` or ``guest`` (a
+    binding), ``visitor`` (a device or anonymous token for it); refuses anything else."""
     header = request.headers.get("authorization", "")
     token = header.removeprefix("Bearer ").strip()
     state = _ctx(request)
@@ -201,24 +203,17 @@ async def _app_grant(request: Request, tid: str) -> None:
         ).first()
         if device is None:
             raise Refused(404, ErrorCode.IVASrvErr_dst_notexsit, f"no device {tid!r}")
-        if row.kind in (TokenKind.USER.value, TokenKind.ANONYMOUS.value) and not row.tid:
-            bound = await conn.scalar(
+        bound_only = row.kind in (TokenKind.USER.value, TokenKind.ANONYMOUS.value) and not row.tid
+        if bound_only or (row.tid == tid and row.kind == TokenKind.BINDING.value):
+            role = await conn.scalar(
                 select(bindings.c.role).where(
                     and_(bindings.c.tid == tid, bindings.c.access_id == row.access_id)
                 )
             )
-            if bound is not None:
-                return
+            if role is not None:
+                return str(role)
         elif row.tid == tid:
-            if row.kind != TokenKind.BINDING.value:
-                return
-            bound = await conn.scalar(
-                select(bindings.c.role).where(
-                    and_(bindings.c.tid == tid, bindings.c.access_id == row.access_id)
-                )
-            )
-            if bound is not None:
-                return
+            return "visitor"
     raise Refused(403, ErrorCode.IVASrvErr_dst_error_relation, f"no access to device {tid}")
 
 
@@ -580,7 +575,10 @@ async def delete_events(request: Request) -> Response:
             ) from None
         if not 1 <= len(wanted) <= 100:
             raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "1..100 eventIds")
-        await _app_grant(request, tid)
+        if await _app_grant(request, tid) != "owner":
+            raise Refused(
+                403, ErrorCode.IVASrvErr_dst_error_relation, "only the owner may delete events"
+            )
         state = _ctx(request)
         async with state.db.begin() as conn:
             rows = list(

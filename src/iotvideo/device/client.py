@@ -294,7 +294,12 @@ class DeviceClient:
 
     def _login_data(self, nonce: str) -> dict[str, Any]:
         now = int(time.time())
-        signature = link.sign_login(self.certificate.private_key, self.tid, nonce, now)
+        try:
+            signature = link.sign_login(self.certificate.private_key, self.tid, nonce, now)
+        except ValueError:  # a server that is not our cloud, asking us to sign something
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_access_lib_not_init, "the cloud sent a malformed nonce"
+            ) from None
         data = {"tid": self.tid, "ts": now, "sig": signature, "version": self.version.__dict__}
         if self.bind_token:
             data["bind_token"] = self.bind_token

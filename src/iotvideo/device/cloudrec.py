@@ -48,7 +48,7 @@ from iotvideo.media.worker import SerialWorker
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import IVError
 from iotvideo.protocol.link import Backoff
-from iotvideo.protocol.vas import request_nonce
+from iotvideo.protocol.vas import upload_message
 from iotvideo.transport import http_url
 
 __all__ = ["CloudRecorder"]
@@ -402,13 +402,11 @@ class CloudRecorder:
             chn, start, end = (int(v) for v in path.stem.split("_"))
             target = f"/vas/device/segment?chn={chn}&start={start}&end={end}"
         now = int(time.time())
-        nonce = request_nonce("POST", target, body)
+        message = upload_message(self.device.tid, "POST", target, body, now)
         headers = {
             "x-iv-tid": self.device.tid,
             "x-iv-time": str(now),
-            "x-iv-signature": link.sign_login(
-                self.device.certificate.private_key, self.device.tid, nonce, now
-            ),
+            "x-iv-signature": link.sign(self.device.certificate.private_key, message),
             "content-type": "video/mp2t",
         }
         base = http_url(self.device.cloud_urls[self.uploaded % len(self.device.cloud_urls)])

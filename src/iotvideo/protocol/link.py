@@ -17,6 +17,7 @@ import json
 import random
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -27,9 +28,11 @@ from iotvideo.protocol.errors import ErrorCode
 __all__ = [
     "MAX_DATA_SIZE",
     "MAX_FRAME_BYTES",
+    "NONCE_PATTERN",
     "PROTOCOL_VERSION",
     "Backoff",
     "FrameError",
+    "Purpose",
     "Push",
     "Reply",
     "Request",
@@ -37,7 +40,10 @@ __all__ = [
     "encode_data",
     "login_message",
     "parse_frame",
+    "sign",
     "sign_login",
+    "signed_message",
+    "verify",
     "verify_login",
 ]
 
@@ -182,25 +188,53 @@ def decode_data(text: Any) -> bytes:
         raise ValueError("data must be a base64 string") from None
 
 
+#: The cloud's login nonces: what a device agrees to sign (the cloud sends 32 base64url
+#: characters; anything else, such as text made to look like another signed message, is
+#: refused before signing).
+NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+
+
+class Purpose(StrEnum):
+    """Every message a device signs starts with its purpose: a signature made for one
+    can never pass as another (a login nonce crafted to look like an upload, say)."""
+
+    LOGIN = "iotvideo-login-v1"
+    UPLOAD = "iotvideo-upload-v1"
+
+
+def signed_message(purpose: Purpose, tid: str, subject: str, timestamp: int) -> bytes:
+    """``<purpose>\n<tid>\n<subject>\n<timestamp>``, UTF-8."""
+    return f"{purpose.value}\n{tid}\n{subject}\n{timestamp}".encode()
+
+
 def login_message(tid: str, nonce: str, timestamp: int) -> bytes:
     """What a device signs to log in: bound to the cloud's nonce, so it cannot be replayed."""
-    return f"iotvideo-login-v1\n{tid}\n{nonce}\n{timestamp}".encode()
+    return signed_message(Purpose.LOGIN, tid, nonce, timestamp)
 
 
-def sign_login(private_seed: bytes, tid: str, nonce: str, timestamp: int) -> str:
+def sign(private_seed: bytes, message: bytes) -> str:
     key = Ed25519PrivateKey.from_private_bytes(private_seed)
-    return base64.b64encode(key.sign(login_message(tid, nonce, timestamp))).decode("ascii")
+    return base64.b64encode(key.sign(message)).decode("ascii")
 
 
-def verify_login(public_key: bytes, tid: str, nonce: str, timestamp: int, signature: str) -> bool:
+def verify(public_key: bytes, message: bytes, signature: str) -> bool:
     try:
         sig = base64.b64decode(signature, validate=True)
-        Ed25519PublicKey.from_public_bytes(public_key).verify(
-            sig, login_message(tid, nonce, timestamp)
-        )
+        Ed25519PublicKey.from_public_bytes(public_key).verify(sig, message)
     except (binascii.Error, ValueError, InvalidSignature):
         return False
     return True
+
+
+def sign_login(private_seed: bytes, tid: str, nonce: str, timestamp: int) -> str:
+    """Sign the cloud's login nonce; :class:`ValueError` if it is not a nonce."""
+    if not NONCE_PATTERN.match(nonce):
+        raise ValueError("the cloud's nonce is not 16-128 base64url characters")
+    return sign(private_seed, login_message(tid, nonce, timestamp))
+
+
+def verify_login(public_key: bytes, tid: str, nonce: str, timestamp: int, signature: str) -> bool:
+    return verify(public_key, login_message(tid, nonce, timestamp), signature)
 
 
 @dataclass

@@ -2,9 +2,9 @@
 ranges, HLS playlists.
 
 - A device signs an HTTP request with its identity key: headers ``X-IV-Tid``,
-  ``X-IV-Time`` (UNIX seconds) and ``X-IV-Signature``, the link-login signature
-  (:func:`iotvideo.protocol.link.sign_login`) over the nonce
-  ``request_nonce(method, path_and_query, body)``.
+  ``X-IV-Time`` (UNIX seconds) and ``X-IV-Signature``, an Ed25519 signature of
+  :func:`upload_message` (purpose ``iotvideo-upload-v1``, so that no login signature,
+  whatever nonce a server asked it to sign, passes as an upload's).
 - Playlist and segment URLs carry ``exp`` (UNIX seconds) and ``sig``, an HMAC-SHA256 of
   the path and ``exp`` with the cloud's URL secret: anyone holding the URL may fetch it
   until it expires, nothing else.
@@ -19,14 +19,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from iotvideo.protocol.link import Purpose, signed_message
+
 __all__ = [
     "Range",
     "Segment",
     "build_m3u8",
     "matches_type_masks",
     "merge_ranges",
-    "request_nonce",
     "sign_path",
+    "upload_message",
+    "upload_subject",
     "verify_path",
 ]
 
@@ -34,10 +37,15 @@ __all__ = [
 GAP_MS = 500
 
 
-def request_nonce(method: str, path_and_query: str, body: bytes) -> str:
-    """What a device signs for an HTTP request (its login signature's nonce)."""
+def upload_subject(method: str, path_and_query: str, body: bytes) -> str:
+    """What a device's signature of an HTTP request covers: method, target, body hash."""
     digest = hashlib.sha256(body).hexdigest()
-    return f"http {method.upper()} {path_and_query} {digest}"
+    return f"{method.upper()} {path_and_query} {digest}"
+
+
+def upload_message(tid: str, method: str, path_and_query: str, body: bytes, when: int) -> bytes:
+    """The message a device signs for an HTTP upload (purpose ``iotvideo-upload-v1``)."""
+    return signed_message(Purpose.UPLOAD, tid, upload_subject(method, path_and_query, body), when)
 
 
 def sign_path(secret: bytes, path: str, expires: int) -> str:
