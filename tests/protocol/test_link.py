@@ -67,7 +67,9 @@ def test_login_proofs() -> None:
     public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     sig = link.sign_login(seed, "TID", "nonce-1-0123456789ab", 1000)
     assert link.verify_login(public, "TID", "nonce-1-0123456789ab", 1000, sig)
-    assert not link.verify_login(public, "TID", "nonce-2-0123456789ab", 1000, sig), "bound to the nonce"
+    assert not link.verify_login(public, "TID", "nonce-2-0123456789ab", 1000, sig), (
+        "bound to the nonce"
+    )
     assert not link.verify_login(public, "TID", "nonce-1-0123456789ab", 1001, sig)
     assert not link.verify_login(public, "OTHER", "nonce-1-0123456789ab", 1000, sig)
     assert not link.verify_login(public, "TID", "nonce-1-0123456789ab", 1000, "not base64!")

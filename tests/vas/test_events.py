@@ -38,6 +38,7 @@ async def test_events_filter_page_and_delete(world: World, tmp_path: Path) -> No
     base = int(time.time()) - 3600
     # Every case: motion only, sound only, both, neither (bit 2), with video (bit 15).
     kinds = [MOTION, SOUND, MOTION | SOUND, 4, MOTION | VIDEO] * 3
+    await world.avendor("CreateStorageService", PkgId="yc1m3d", Tid=tid)  # events need a plan
     async with device_client(world.cloud.url, world.device) as device:
         media = DeviceMedia(device, video="testsrc:?size=320x180", audio="none")
         recorder = CloudRecorder(device, media, buffer_dir=tmp_path / "buf")

@@ -91,11 +91,22 @@ def cloud_command(
             show_default=False,
         ),
     ] = None,
-    turn_secret: Annotated[
-        str | None,
+    turn_secret_file: Annotated[
+        Path | None,
         typer.Option(
-            help="The TURN servers' shared secret (coturn's static-auth-secret); peers get "
-            "short-lived credentials made with it. Env: IOTVIDEO_TURN_SECRET.",
+            metavar="FILE",
+            help="A file holding the TURN servers' shared secret (coturn's "
+            "static-auth-secret); peers get short-lived credentials made with it. Or set "
+            "IOTVIDEO_TURN_SECRET. (Never on the command line: it would show in `ps`.)",
+            show_default=False,
+        ),
+    ] = None,
+    url_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="A file holding the key of signed playback URLs, for several instances "
+            "(default: one kept in the data directory). Or set IOTVIDEO_URL_SECRET.",
             show_default=False,
         ),
     ] = None,
@@ -113,14 +124,32 @@ def cloud_command(
         log_level=log_level,
         bus=bus,
         ice_urls=ice_url or None,
-        turn_secret=turn_secret,
+        turn_secret=_secret_file(turn_secret_file, "--turn-secret-file"),
+        url_secret=_secret_file(url_secret_file, "--url-secret-file"),
     )
     turn = [u for u in settings.ice_urls if u.startswith(("turn:", "turns:"))]
     if turn and not settings.turn_secret:
-        die("TURN URLs need --turn-secret (or IOTVIDEO_TURN_SECRET): peers need credentials.", 2)
+        die(
+            "TURN URLs need a shared secret: --turn-secret-file FILE or IOTVIDEO_TURN_SECRET "
+            "(peers need credentials).",
+            2,
+        )
     from iotvideo.cloud.server import run
 
     raise typer.Exit(run(settings))
+
+
+def _secret_file(path: Path | None, flag: str) -> str | None:
+    """A secret read from a file given on the command line (the secret itself never is)."""
+    if path is None:
+        return None
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        die(f"{flag}: cannot read {path}: {exc}", 2)
+    if not secret:
+        die(f"{flag}: {path} is empty", 2)
+    return secret
 
 
 def _with_db(data: object, db: object, work: Callable[[Database], Awaitable[T]]) -> T:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import signal
 import socket
 import sys
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -52,7 +54,8 @@ def preflight(settings: CloudSettings) -> str | None:
     nothing to do.
     """
     try:
-        settings.data.mkdir(parents=True, exist_ok=True)
+        settings.data.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _owner_only(settings.data)
     except OSError as exc:
         return f"cannot use the data directory {settings.data}: {exc.strerror}"
 
@@ -69,6 +72,20 @@ def preflight(settings: CloudSettings) -> str | None:
         cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"cannot open the database {_redact(settings.db_url)}: {cause}"
     return None
+
+
+def _owner_only(data: Path) -> None:
+    """The data directory holds keys, the SQLite file, recordings and pictures: nobody
+    but the cloud's user reads it. Files the cloud creates are owner-only (umask 077);
+    the directory and keys left looser by an older version are tightened."""
+    os.umask(0o077)
+    for path in (data, data / "url.key", data / "iotvideo.db"):
+        with contextlib.suppress(FileNotFoundError):
+            mode = path.stat().st_mode
+            wanted = 0o700 if path.is_dir() else 0o600
+            if mode & 0o077:
+                path.chmod(wanted)
+                log.warning("%s was readable by others; now %o", path, wanted)
 
 
 def _redact(url: str) -> str:

@@ -15,7 +15,10 @@ fetched by signed URLs that expire (``url_ttl``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -25,10 +28,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud import ids
 from iotvideo.cloud.access import TokenKind, find_token
-from iotvideo.cloud.db.tables import bindings, cloud_events, cloud_segments, devices
+from iotvideo.cloud.db.tables import AnyRow, bindings, cloud_events, cloud_segments, devices
 from iotvideo.cloud.storage import ServiceStatus, channel_view
 from iotvideo.media.recorder import encode_picture
 from iotvideo.protocol import link
@@ -51,6 +55,10 @@ DAY = 86_400
 #: Largest segment accepted (bytes) and longest (ms).
 MAX_SEGMENT_BYTES = 32 << 20
 MAX_SEGMENT_MS = 120_000
+#: Largest number a query parameter may hold (UNIX milliseconds fit with room to spare).
+MAX_NUMBER = 1 << 53
+#: Largest JSON body an app may send (deleteEvents with 100 ids needs under 5 KB).
+MAX_JSON_BYTES = 64 << 10
 #: The most a play address covers; a longer range is played in several requests.
 MAX_PLAY_MS = DAY * 1000
 
@@ -75,8 +83,10 @@ def url_secret(data: Path, configured: str | None) -> bytes:
     if configured:
         return configured.encode()
     path = data / "url.key"
-    if not path.exists():
-        path.write_text(secrets.token_hex(32))
+    with contextlib.suppress(FileExistsError):  # readable by the cloud's user alone
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
     return path.read_text().strip().encode()
 
 
@@ -95,11 +105,16 @@ def _int(request: Request, name: str, default: int | None = None) -> int:
             raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, f"{name} is missing")
         return default
     try:
-        return int(float(raw))
-    except ValueError:
+        value = int(float(raw))
+    except (ValueError, OverflowError):  # "x", "nan", "1e400"
+        value = None
+    if value is None or abs(value) > MAX_NUMBER:
         raise Refused(
-            400, ErrorCode.IVTermErr_msg_user_cmd_param_error, f"{name} must be a number"
-        ) from None
+            400,
+            ErrorCode.IVTermErr_msg_user_cmd_param_error,
+            f"{name} must be a number up to {MAX_NUMBER}",
+        )
+    return value
 
 
 # Device uploads
@@ -110,7 +125,7 @@ async def upload_segment(request: Request) -> Response:
     """A device's recorded segment: ``?chn=&start=&end=`` (UNIX ms), the MPEG-TS as body.
     Uploading the same segment again is harmless (the first copy stays)."""
     try:
-        tid = await _device(request)
+        tid = await _device(request, cap=MAX_SEGMENT_BYTES)
         chn, start, end = _int(request, "chn", 0), _int(request, "start"), _int(request, "end")
         if not 0 < end - start <= MAX_SEGMENT_MS:
             raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "bad start/end")
@@ -154,50 +169,82 @@ def _write(path: Path, body: bytes) -> None:
         tmp.replace(path)
 
 
-async def _device(request: Request, *, allow_empty: bool = False) -> str:
-    """The signing device's Tid (its body read into request.state.body)."""
+async def _device(request: Request, *, cap: int, allow_empty: bool = False) -> str:
+    """The signing device's Tid; its body, at most ``cap`` bytes, in request.state.body.
+
+    Everything the headers can prove is checked before the body is read (an unknown
+    device, a stale time, a declared length over ``cap``), and the body is read only up
+    to ``cap``: an unsigned or oversized upload costs the cloud nothing much.
+    """
     tid = request.headers.get("x-iv-tid", "")
+    signature = request.headers.get("x-iv-signature", "")
     try:
         when = int(request.headers.get("x-iv-time", ""))
     except ValueError:
         raise Refused(401, ErrorCode.IVTermErr_msg_calling_check_token_error, "unsigned") from None
-    length = int(request.headers.get("content-length") or 0)
-    if length > MAX_SEGMENT_BYTES:
-        raise Refused(413, ErrorCode.IVTermErr_msg_user_cmd_param_error, "segment too large")
-    body = await request.body()
-    if len(body) > MAX_SEGMENT_BYTES or not (body or allow_empty):
-        raise Refused(413, ErrorCode.IVTermErr_msg_user_cmd_param_error, "bad segment size")
-    request.state.body = body
-    now = _now(request)
-    if abs(now - when) > _ctx(request).settings.signature_max_skew:
+    if not tid or not signature:
+        raise Refused(401, ErrorCode.IVTermErr_msg_calling_check_token_error, "unsigned")
+    if abs(_now(request) - when) > _ctx(request).settings.signature_max_skew:
         raise Refused(401, ErrorCode.IVTermErr_msg_calling_check_token_error, "clock skew")
+    try:
+        declared = int(request.headers.get("content-length") or 0)
+    except ValueError:
+        declared = cap + 1
+    if declared > cap:
+        raise Refused(413, ErrorCode.IVTermErr_msg_user_cmd_param_error, "body too large")
     async with _ctx(request).db.read() as conn:
         key = await conn.scalar(select(devices.c.public_key).where(devices.c.tid == tid))
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    message = upload_message(tid, request.method, target, body, when)
-    signature = request.headers.get("x-iv-signature", "")
-    if key is None or not link.verify(key, message, signature):
+    if key is None:
         raise Refused(401, ErrorCode.IVTermErr_msg_calling_check_token_error, "bad signature")
+    body = await read_capped(request, cap)
+    if not (body or allow_empty):
+        raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "empty body")
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if not link.verify(key, upload_message(tid, request.method, target, body, when), signature):
+        raise Refused(401, ErrorCode.IVTermErr_msg_calling_check_token_error, "bad signature")
+    request.state.body = body
     return tid
+
+
+async def read_capped(request: Request, cap: int) -> bytes:
+    """The request's body, refused (413) as soon as it passes ``cap`` bytes (chunked
+    bodies declare no length)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise Refused(413, ErrorCode.IVTermErr_msg_user_cmd_param_error, "body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 # Apps
 
 
+async def _app_token(request: Request, conn: AsyncConnection | None = None) -> AnyRow:
+    """The live access token of the request's ``Authorization: Bearer``, or 401."""
+    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if conn is None:
+        async with _ctx(request).db.read() as own:
+            row = await find_token(own, token, now=_now(request))
+    else:
+        row = await find_token(conn, token, now=_now(request))
+    if row is None:
+        raise Refused(
+            401,
+            ErrorCode.IVTermErr_msg_calling_check_token_error,
+            "the access token is unknown, expired or revoked",
+        )
+    return row
+
+
 async def _app_grant(request: Request, tid: str) -> str:
     """What the request's bearer token may do with ``tid``: ``owner`` or ``guest`` (a
     binding), ``visitor`` (a device or anonymous token for it); refuses anything else."""
-    header = request.headers.get("authorization", "")
-    token = header.removeprefix("Bearer ").strip()
     state = _ctx(request)
     async with state.db.read() as conn:
-        row = await find_token(conn, token, now=_now(request))
-        if row is None:
-            raise Refused(
-                401,
-                ErrorCode.IVTermErr_msg_calling_check_token_error,
-                "the access token is unknown, expired or revoked",
-            )
+        row = await _app_token(request, conn)
         device = (
             await conn.execute(select(devices.c.vendor_id).where(devices.c.tid == tid))
         ).first()
@@ -430,21 +477,25 @@ async def upload_event(request: Request) -> Response:
     its JPEG picture as the body (may be empty). ``id=`` (the device's own) makes a
     repeated upload harmless."""
     try:
-        tid = await _device(request, allow_empty=True)
+        tid = await _device(request, cap=MAX_PICTURE_BYTES, allow_empty=True)
         chn = _int(request, "chn", 0)
         alarm_type, first = _int(request, "alarmType"), _int(request, "firstAlarmType", 0)
         start, end = _int(request, "start"), _int(request, "end", 0) or _int(request, "start")
         if alarm_type <= 0 or alarm_type >= 1 << 32 or end < start:
             raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "bad event fields")
         event_id = request.query_params.get("id") or ids.alarm_id()
-        if not event_id.isalnum() or len(event_id) > 32:
+        if not event_id.isalnum() or not event_id.isascii() or len(event_id) > 32:
             raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "bad id")
         body = request.state.body
-        if len(body) > MAX_PICTURE_BYTES:
-            raise Refused(413, ErrorCode.IVTermErr_msg_user_cmd_param_error, "picture too large")
         state = _ctx(request)
-        folder = state.settings.data / "events" / tid
-        picture = thumb = None
+        now = _now(request)
+        async with state.db.read() as conn:
+            view = await channel_view(conn, tid, chn, now)
+        if view.status is not ServiceStatus.IN_USE:
+            raise Refused(
+                403, ErrorCode.IVASrvErr_dst_error_relation, "no cloud-storage service in use"
+            )
+        small = None
         if body:
             try:
                 small = await asyncio.to_thread(_thumbnail, body)
@@ -452,11 +503,12 @@ async def upload_event(request: Request) -> Response:
                 raise Refused(
                     400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "the picture is no JPEG"
                 ) from None
-            await asyncio.to_thread(_write, folder / f"{event_id}.jpg", body)
-            await asyncio.to_thread(_write, folder / f"{event_id}.thumb.jpg", small)
-            picture = f"events/{tid}/{event_id}.jpg"
-            thumb = f"events/{tid}/{event_id}.thumb.jpg"
+        folder = state.settings.data / "events" / tid
+        picture = f"events/{tid}/{event_id}.jpg" if body else None
+        thumb = f"events/{tid}/{event_id}.thumb.jpg" if body else None
         try:
+            # The row first, the files inside its transaction: a duplicate writes nothing,
+            # and a failed commit leaves no file without a row.
             async with state.db.begin() as conn:
                 await conn.execute(
                     insert(cloud_events).values(
@@ -469,11 +521,19 @@ async def upload_event(request: Request) -> Response:
                         end_time=end,
                         picture=picture,
                         thumb=thumb,
-                        created_at=_now(request),
+                        created_at=now,
                     )
                 )
+                if body and small is not None:
+                    await asyncio.to_thread(_write, folder / f"{event_id}.jpg", body)
+                    await asyncio.to_thread(_write, folder / f"{event_id}.thumb.jpg", small)
         except IntegrityError:
             return _answer({"alarmId": event_id, "duplicate": True})
+        except BaseException:
+            for rel in (picture, thumb):
+                if rel:
+                    await asyncio.to_thread((state.settings.data / rel).unlink, missing_ok=True)
+            raise
         return _answer({"alarmId": event_id, "duplicate": False})
     except Refused as exc:
         return _refusal(exc)
@@ -565,13 +625,21 @@ async def event_list(request: Request) -> Response:
 async def delete_events(request: Request) -> Response:
     """deleteEvents: ``{"deviceId", "eventIds": [...]}``; their pictures go too."""
     try:
+        await _app_token(request)  # before reading a body from anyone
+        raw = await read_capped(request, MAX_JSON_BYTES)
         try:
-            body = await request.json()
-            tid = str(body["deviceId"])
-            wanted = [str(e) for e in body["eventIds"]]
-        except (ValueError, KeyError, TypeError):
+            body = json.loads(raw)
+            tid = body["deviceId"]
+            wanted = body["eventIds"]
+            if not isinstance(tid, str) or not isinstance(wanted, list):
+                raise TypeError
+            if not all(isinstance(e, str) and len(e) <= 64 for e in wanted):
+                raise TypeError
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise Refused(
-                400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "send deviceId and eventIds"
+                400,
+                ErrorCode.IVTermErr_msg_user_cmd_param_error,
+                'send {"deviceId": "<Tid>", "eventIds": ["<id>", ...]}',
             ) from None
         if not 1 <= len(wanted) <= 100:
             raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "1..100 eventIds")
