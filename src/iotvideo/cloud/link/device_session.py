@@ -26,6 +26,8 @@ log = logging.getLogger("iotvideo.cloud.link")
 
 #: How far a device's login timestamp may be from the cloud's clock.
 LOGIN_SKEW = 300
+#: Requests the cloud has sent a device and awaits answers for; more get 21084 at once.
+MAX_DEVICE_IN_FLIGHT = 128
 
 
 class DeviceSession(LinkSession):
@@ -239,6 +241,15 @@ class DeviceSession(LinkSession):
     def on_request(
         self, reply_to: str, rid: str, op: str, data: dict[str, Any], timeout: float
     ) -> None:
+        if len(self._inflight) >= MAX_DEVICE_IN_FLIGHT:
+            # Refuse the asker, never the device: its session stays up for everyone.
+            busy = Outcome(
+                ErrorCode.IVAckErr_DeviceBusy,
+                {},
+                f"the device has {MAX_DEVICE_IN_FLIGHT} requests waiting; try again later",
+            )
+            self.spawn(self.ctx.hub.answer(reply_to, rid, busy))
+            return
         local_id = next(self.ids)
         self._inflight[local_id] = (reply_to, rid)
         # Forget the request a little after the asker stops waiting for it.

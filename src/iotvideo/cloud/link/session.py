@@ -33,6 +33,9 @@ OpHandler = Callable[[Request], Awaitable[dict[str, Any]]]
 
 #: Outgoing frames a session may have queued before the cloud gives up on the peer.
 MAX_BACKLOG = 1024
+#: Requests of one peer answered at once; more are refused with 20100 until replies go
+#: out. Bounds what one flooding peer costs (tasks, memory) and what it can push onward.
+MAX_IN_FLIGHT = 32
 
 
 class LinkSession:
@@ -52,6 +55,7 @@ class LinkSession:
         self.closing = False
         self._send_lock = asyncio.Lock()
         self._backlog = 0
+        self._in_flight = 0
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
@@ -169,10 +173,27 @@ class LinkSession:
             elif isinstance(frame, Reply):
                 self.on_reply(frame)
             elif isinstance(frame, Request):
-                if concurrent:
-                    self.spawn(self._answer(handlers, frame))
-                else:
+                if not concurrent:
                     await self._answer(handlers, frame)
+                elif self._in_flight >= MAX_IN_FLIGHT:
+                    # Answered inline: a peer that does not read its replies stops being
+                    # read (the send waits), so it cannot queue more.
+                    await self.send(
+                        Reply(
+                            frame.id,
+                            ErrorCode.IVTermErr_msg_gdm_handle_processing,
+                            msg=f"{MAX_IN_FLIGHT} requests are in flight; wait for replies",
+                        )
+                    )
+                else:
+                    self._in_flight += 1
+                    self.spawn(self._answer_counted(handlers, frame))
+
+    async def _answer_counted(self, handlers: dict[str, OpHandler], request: Request) -> None:
+        try:
+            await self._answer(handlers, request)
+        finally:
+            self._in_flight -= 1
 
     async def _answer(self, handlers: dict[str, OpHandler], request: Request) -> None:
         handler = handlers.get(request.op)

@@ -1,0 +1,76 @@
+"""A flooding app costs the cloud a bounded amount and never the camera's session."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections import Counter
+from contextlib import AsyncExitStack
+
+import pytest
+
+from iotvideo.cloud.link.device_session import MAX_DEVICE_IN_FLIGHT
+from iotvideo.cloud.link.session import MAX_IN_FLIGHT
+from iotvideo.device import DeviceClient
+from iotvideo.protocol.errors import ErrorCode
+from tests.link.test_frames import Raw, app_raw
+from tests.link.world import World, app_sdk, device_client, make_world
+
+PROCESSING = ErrorCode.IVTermErr_msg_gdm_handle_processing
+BUSY = ErrorCode.IVAckErr_DeviceBusy
+
+
+@pytest.fixture(scope="module")
+def world(cloud: object) -> World:
+    return make_world(cloud, devices=1)  # type: ignore[arg-type]
+
+
+async def flood(conn: Raw, tid: str, count: int) -> None:
+    data = base64.b64encode(b"ping").decode()
+    for i in range(count):
+        payload = {"tid": tid, "data": data, "reply": True, "timeout": 30}
+        await conn.send({"id": i + 1, "op": "data", "data": payload})
+
+
+async def replies(conn: Raw, count: int) -> Counter[int]:
+    codes: Counter[int] = Counter()
+    while sum(codes.values()) < count:
+        frame = await conn.recv()
+        if "id" in frame:
+            codes[frame["code"]] += 1
+    return codes
+
+
+async def test_a_flood_gets_codes_and_the_camera_stays_online(world: World) -> None:
+    tid = world.device.tid
+    held = asyncio.Event()
+
+    async def slow(data: bytes, topic: str) -> bytes:
+        await held.wait()
+        return data
+
+    def setup(device: DeviceClient) -> None:
+        device.on_data(slow)
+
+    sessions = MAX_DEVICE_IN_FLIGHT // MAX_IN_FLIGHT + 2  # together past the device's cap
+    per_session = 200
+    async with AsyncExitStack() as stack:
+        device = await stack.enter_async_context(
+            device_client(world.cloud.url, world.device, setup)
+        )
+        conns = [await stack.enter_async_context(app_raw(world)) for _ in range(sessions)]
+        await asyncio.gather(*(flood(c, tid, per_session) for c in conns))
+        # Everything past the caps is answered at once, while the camera holds the rest.
+        refused = per_session - MAX_IN_FLIGHT
+        early = await asyncio.gather(*(replies(c, refused) for c in conns))
+        total = sum(early, Counter())
+        assert total[PROCESSING] == sessions * refused
+        held.set()
+        late = sum(await asyncio.gather(*(replies(c, MAX_IN_FLIGHT) for c in conns)), Counter())
+        assert late[0] == MAX_DEVICE_IN_FLIGHT, late  # what the camera took, it answered
+        assert late[BUSY] == sessions * MAX_IN_FLIGHT - MAX_DEVICE_IN_FLIGHT
+        # The camera was never disconnected, and serves the next app at once.
+        assert device.link.logins == 1 and device.link.online
+        async with app_sdk(world.cloud.url, world.owner) as sdk:
+            answer = await sdk.message.send_data_to_device(tid, b"still here", expect_response=True)
+            assert answer == b"still here"
