@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import av
 import pytest
 
 from iotvideo.app.player import LivePlayer, MonitorPlayer, PlayerStatus, Transmission
 from iotvideo.device.media import MediaSession
+from iotvideo.media.webrtc import RTCPeerConnection, rtc_configuration
 from iotvideo.protocol import media as wire
 from iotvideo.protocol.errors import ErrorCode, IVError
 from tests.link.world import World
-from tests.live.helpers import live, stamp_of, take_frames
+from tests.live.helpers import Live, live, stamp_of, take_frames
 
 
 async def test_two_way_video_reaches_the_device(world: World) -> None:
@@ -142,3 +144,46 @@ async def test_an_offline_device_cannot_be_watched(world: World) -> None:
             await player.play()
         assert refused.value.code == ErrorCode.IVASrvErr_dst_offline
         assert not lv.sdk.connections
+
+
+async def _offer(lv: Live, tid: str, pc: RTCPeerConnection, kind: str = "monitor") -> Any:
+    await pc.setLocalDescription(await pc.createOffer())
+    return await lv.sdk.request(
+        "media.offer", {"tid": tid, "sdp": pc.localDescription.sdp, "kind": kind}
+    )
+
+
+async def test_offers_without_media_are_refused_and_unconnected_sessions_end(
+    world: World,
+) -> None:
+    tid = world.device.tid
+    async with live(world, connect_timeout=1.0) as lv:
+        # Nothing to receive: no place is taken.
+        empty = RTCPeerConnection(rtc_configuration())
+        empty.createDataChannel("x")
+        with pytest.raises(IVError) as refused:
+            await _offer(lv, tid, empty)
+        assert refused.value.code == ErrorCode.IVTermErr_msg_user_cmd_param_error
+        with pytest.raises(IVError) as no_channel:
+            await _offer(lv, tid, RTCPeerConnection(rtc_configuration()), kind="transmission")
+        assert no_channel.value.code == ErrorCode.IVTermErr_msg_user_cmd_param_error
+        assert lv.media.viewers == 0
+        # Offers that never connect hold the places only until the connect timeout.
+        stalled = []
+        for _ in range(lv.media.max_viewers):
+            pc = RTCPeerConnection(rtc_configuration())
+            pc.addTransceiver("video", direction="recvonly")
+            await _offer(lv, tid, pc)
+            stalled.append(pc)
+        with pytest.raises(IVError) as busy:
+            await MonitorPlayer(tid, sdk=lv.sdk).play()
+        assert busy.value.code == ErrorCode.IVTermErr_msg_calling_all_chn_busy
+        async with asyncio.timeout(10):
+            await asyncio.gather(*(s.closed.wait() for s in list(lv.media.sessions)))
+        assert lv.media.viewers == 0
+        player = MonitorPlayer(tid, sdk=lv.sdk)
+        await player.play()
+        await player.wait_playing()
+        await player.stop()
+        for pc in [empty, *stalled]:
+            await pc.close()

@@ -20,7 +20,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,11 @@ class Channel:
 
     video: VideoSource
     audio: AudioStream | None
+
+
+#: Seconds an answered session has to connect (ICE and DTLS) before it is closed and its
+#: viewer place freed: an app that never connects must not hold a place for ever.
+CONNECT_TIMEOUT = 30.0
 
 
 def _bad(message: str) -> IVError:
@@ -133,13 +138,11 @@ class MediaSession:
             return
         why = stream.error or "the stream ended"
         log.warning("session %s: source %s ended: %s", self.id, self.source_id, why)
-        task = asyncio.ensure_future(
+        self.media._spawn(
             self.close(
                 ErrorCode.IVTermErr_msg_calling_dev_hangup, f"source {self.source_id}: {why}"
             )
         )
-        self.media._tasks.add(task)
-        task.add_done_callback(self.media._tasks.discard)
 
     # From the app: talk audio, video (two-way), control, data
 
@@ -240,9 +243,7 @@ class MediaSession:
         try:
             result = handler(self, data)
             if asyncio.iscoroutine(result):
-                task = asyncio.ensure_future(result)
-                self.media._tasks.add(task)
-                task.add_done_callback(self.media._tasks.discard)
+                self.media._spawn(result)
         except Exception:
             log.exception("on_data failed")
 
@@ -287,9 +288,12 @@ class DeviceMedia:
         talk_sink: TalkSink | str | Path | None = None,
         on_video: Callable[[MediaSession, av.VideoFrame], object] | None = None,
         on_data: Callable[[MediaSession, bytes], object] | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         self.device = device
         self.max_viewers = max_viewers
+        #: Seconds an answered session has to connect before its place is freed.
+        self.connect_timeout = connect_timeout
         self.talk_sink = talk_sink
         self.on_video = on_video
         self.on_data = on_data
@@ -324,6 +328,38 @@ class DeviceMedia:
             channel.video.stop()
             if channel.audio is not None:
                 channel.audio.stop()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect_or_close(self, session: MediaSession) -> None:
+        """Close ``session`` if it is not connected within :attr:`connect_timeout`."""
+        connected = asyncio.Event()
+        pc = session.pc
+
+        @pc.on("connectionstatechange")
+        def changed() -> None:
+            if pc.connectionState == "connected":
+                connected.set()
+
+        if pc.connectionState == "connected":
+            return
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await connected.wait()
+        except TimeoutError:
+            if not session.closed.is_set():
+                log.info(
+                    "session %s with %s did not connect in %g s; closing it",
+                    session.id,
+                    session.peer,
+                    self.connect_timeout,
+                )
+                await session.close(
+                    ErrorCode.IVTermErr_msg_calling_timeout_disconnect, "never connected"
+                )
 
     async def _offer(self, data: dict[str, Any]) -> dict[str, Any]:
         sdp, kind = data.get("sdp"), data.get("kind", "monitor")
@@ -370,6 +406,7 @@ class DeviceMedia:
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
         except ValueError as exc:
             raise _bad(f"bad offer: {exc}") from None
+        _check_media(session.kind, pc)
         channel = session.channel
         answer_info: dict[str, Any] = {}
         for transceiver in pc.getTransceivers():
@@ -403,6 +440,7 @@ class DeviceMedia:
                 }
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
+        self._spawn(self._connect_or_close(session))
         log.info(
             "session %s: %s of source %s for %s",
             session.id,
@@ -416,6 +454,17 @@ class DeviceMedia:
             "session": session.id,
             **answer_info,
         }
+
+
+def _check_media(kind: str, pc: RTCPeerConnection) -> None:
+    """Refuse an offer that would hold a place and carry nothing: a player must offer to
+    receive video, a transmission a data channel."""
+    kinds = {t.kind for t in pc.getTransceivers()}
+    if kind == "transmission":
+        if pc.sctp is None:
+            raise _bad("a transmission offer needs a data channel (m=application)")
+    elif "video" not in kinds:
+        raise _bad(f"a {kind} offer must receive video (an m=video section)")
 
 
 def _prefer(transceiver: Any, codec: str) -> None:
