@@ -121,6 +121,10 @@ async def test_oversized_frame_is_21008(world: World) -> None:
         ("ProWritable.nightMode.setVal", "true", 20143),
         ("ProUser._x.val", "1", 20101),
         ("ProUser._x", "1", 20143),
+        ("ProWritable.nightMode.setVal\n", "1", 20101),  # names end where they end
+        ("ProUser.note.val", "NaN", 20102),  # not JSON, though Python reads it
+        ("ProUser.note.val", '{"a": [1e999]}', 20143),  # infinity, once parsed
+        ("ProUser.note.val", '"\\ud800"', 20143),  # a lone surrogate: not Unicode
     ],
 )
 async def test_bad_writes_store_nothing(
@@ -133,6 +137,19 @@ async def test_bad_writes_store_nothing(
         )
     assert reply["code"] == code, reply
     assert await asnapshot(world.cloud.db) == before
+
+
+async def test_frames_must_be_standard_json(world: World) -> None:
+    async with app_raw(world) as conn:
+        await conn.send('{"id": 7, "op": "ping", "data": {"x": NaN}}')
+        assert (await conn.recv())["code"] == 20102
+        await conn.send('{"id": 8, "op": "ping", "data": {"x": "\\udc00"}}')
+        assert await conn.recv() == {
+            "id": 8,
+            "code": 20143,
+            "msg": "frame: strings must be valid Unicode (no lone surrogates)",
+        }
+        assert (await conn.call("ping", {}))["code"] == 0
 
 
 async def test_first_frame_must_be_login(world: World) -> None:

@@ -81,6 +81,34 @@ async def test_foreign_reused_and_misdirected_tokens(world: World) -> None:
             await device.stop()
 
 
+async def test_another_vendors_camera_cannot_present_a_users_token(world: World) -> None:
+    """A camera of another vendor, handed Alice's token (a malicious QR code scanner),
+    presents it first: the cloud ignores it, and Alice's own camera still can."""
+    other = await asyncio.to_thread(make_world, world.cloud, devices=1)
+    alice = world.new_user("alice-two")
+    box = world.devices[1].tid
+    async with app_sdk(world.cloud.url, alice) as app:
+        results = _observe(app)
+        token = await app.net_config.get_bind_token()
+        foreign = DeviceClient(
+            other.devices[0].certificate, world.cloud.url, bind_token=token, backoff=fast_backoff()
+        )
+        await foreign.start()
+        try:
+            assert foreign.link.online
+            ours = await _present(world, 1, token)
+            try:
+                assert await _next(results) == (box, 0), "only Alice's camera was reported"
+                await world.avendor(
+                    "CreateBinding", AccessId=alice.access_id, Tid=box, Role="owner",
+                    BindToken=token, ForceBind=True,
+                )  # fmt: skip
+            finally:
+                await ours.stop()
+        finally:
+            await foreign.stop()
+
+
 async def test_a_second_app_cannot_take_a_provisioned_camera(world: World) -> None:
     alice, bob = world.new_user("first"), world.new_user("second")
     box = world.devices[1].tid

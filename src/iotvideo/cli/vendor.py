@@ -28,7 +28,7 @@ from iotvideo.transport import describe_network_error, http_url
 __all__ = ["VendorCallError", "VendorClient"]
 
 DEFAULT_CLOUD = "http://127.0.0.1:8080"
-_ACTION = re.compile(r"^[A-Z][A-Za-z0-9]{1,63}$")
+_ACTION = re.compile(r"^[A-Z][A-Za-z0-9]{1,63}\Z")
 
 
 @dataclass

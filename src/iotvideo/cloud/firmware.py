@@ -17,7 +17,7 @@ __all__ = ["router", "store_firmware"]
 
 router = APIRouter()
 
-_NAME = re.compile(r"^[0-9a-f]{32}-[0-9A-Za-z._-]{1,64}$")
+_NAME = re.compile(r"^[0-9a-f]{32}-[0-9A-Za-z._-]{1,64}\Z")
 
 
 def store_firmware(data: Path, source: Path) -> tuple[str, int, str]:

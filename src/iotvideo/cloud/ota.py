@@ -21,7 +21,7 @@ from iotvideo.cloud.db.tables import devices, ota_versions
 
 __all__ = ["Offer", "bucket", "describe", "find_offer", "is_offered", "parse_version"]
 
-_VERSION = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{1,6})$")
+_VERSION = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{1,6})\Z")
 UNPUBLISHED, TEST, OFFICIAL, DISABLED = 1, 2, 3, 4
 
 Offer = dict[str, Any]

@@ -17,7 +17,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud import ids
-from iotvideo.cloud.db.tables import bind_tokens, bindings
+from iotvideo.cloud.db.tables import app_users, bind_tokens, bindings, devices
 from iotvideo.protocol.errors import ErrorCode
 from iotvideo.protocol.tokens import hash_token, looks_like_token
 
@@ -70,7 +70,9 @@ async def present_bind_token(
     row = (
         await conn.execute(select(bind_tokens).where(bind_tokens.c.token_hash == hash_token(token)))
     ).first()
-    if row is None:
+    if row is None or not await _same_vendor(conn, row.access_id, tid):
+        # Another vendor's device holding this user's token learns nothing, and cannot
+        # take the token from the user's own camera by presenting it first.
         return None
     if row.expires_at <= now or row.used_at is not None:
         return Presentation(
@@ -102,6 +104,14 @@ async def present_bind_token(
         .values(presented_tid=tid, presented_at=now)
     )
     return Presentation(row.access_id, tid, 0, "the device is online and can be bound")
+
+
+async def _same_vendor(conn: AsyncConnection, access_id: str, tid: str) -> bool:
+    user_vendor = await conn.scalar(
+        select(app_users.c.vendor_id).where(app_users.c.access_id == access_id)
+    )
+    device_vendor = await conn.scalar(select(devices.c.vendor_id).where(devices.c.tid == tid))
+    return user_vendor is not None and user_vendor == device_vendor
 
 
 async def consume_bind_token(

@@ -23,6 +23,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from iotvideo.protocol import jsontext
 from iotvideo.protocol.errors import ErrorCode
 
 __all__ = [
@@ -111,7 +112,12 @@ Frame = Request | Reply | Push
 
 
 def _dumps(body: dict[str, Any]) -> str:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    # allow_nan=False: never put NaN or Infinity on the wire (no JSON parser must take it).
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def parse_frame(text: str | bytes) -> Frame:
@@ -124,10 +130,16 @@ def parse_frame(text: str | bytes) -> Frame:
             _peek_id(text),
         )
     try:
-        body = json.loads(text)
+        body = json.loads(text, parse_constant=_not_json)
     except (ValueError, RecursionError):
         raise FrameError(
-            ErrorCode.IVTermErr_msg_gdm_handle_parse_json_fail, "frame is not JSON"
+            ErrorCode.IVTermErr_msg_gdm_handle_parse_json_fail, "frame is not JSON", _peek_id(text)
+        ) from None
+    try:
+        jsontext.check(body)
+    except ValueError as exc:
+        raise FrameError(
+            ErrorCode.IVTermErr_msg_user_cmd_param_error, f"frame: {exc}", _peek_id(text)
         ) from None
     if not isinstance(body, dict):
         raise FrameError(
@@ -191,7 +203,7 @@ def decode_data(text: Any) -> bytes:
 #: The cloud's login nonces: what a device agrees to sign (the cloud sends 32 base64url
 #: characters; anything else, such as text made to look like another signed message, is
 #: refused before signing).
-NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}\Z")
 
 
 class Purpose(StrEnum):

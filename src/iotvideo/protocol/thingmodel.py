@@ -46,6 +46,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from iotvideo.protocol import jsontext
 from iotvideo.protocol.errors import ErrorCode, IVError
 
 __all__ = [
@@ -77,9 +78,9 @@ MAX_OBJECTS_PER_SECTION = 256
 #: Largest JSON text of one value (ProUser values, events, free-form JSON).
 MAX_VALUE_BYTES = 16 * 1024
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_USER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-_STRING_N = re.compile(r"^string(\d{1,5})$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+_USER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
+_STRING_N = re.compile(r"^string(\d{1,5})\Z")
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "uint32": (0, 2**32 - 1)}
 
 
@@ -117,8 +118,10 @@ def parse_json_value(text: str) -> Any:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
         raise _value_error(f"value larger than {MAX_VALUE_BYTES} bytes")
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
+        return jsontext.loads(text)
+    except jsontext.Unrepresentable as exc:
+        raise _value_error(str(exc)) from None
+    except ValueError:
         raise _error(
             ErrorCode.IVTermErr_msg_gdm_handle_parse_json_fail, f"not valid JSON: {text[:40]!r}"
         ) from None

@@ -13,7 +13,7 @@ import re
 
 __all__ = ["TOKEN_RE", "format_token", "hash_token", "looks_like_token"]
 
-TOKEN_RE = re.compile(r"^[a-z]{2,8}_[A-Za-z0-9_-]{43}$")
+TOKEN_RE = re.compile(r"^[a-z]{2,8}_[A-Za-z0-9_-]{43}\Z")
 
 
 def format_token(prefix: str, random_bytes: bytes) -> str:
