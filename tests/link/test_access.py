@@ -191,3 +191,12 @@ async def test_disable_kicks_the_device_and_refuses_it_until_run(world: World) -
         async with asyncio.timeout(10):
             await dc.wait_online()
         assert dc.logins == logins + 1
+
+
+async def test_relay_credentials_only_for_a_device_the_session_may_reach(world: World) -> None:
+    async with app_sdk(world.cloud.url, world.owner) as owner:
+        assert "ice_servers" in await owner.request("media.ice", {"tid": world.device.tid})
+        assert await _code(owner.request("media.ice", {})) == 20143
+    async with app_sdk(world.cloud.url, world.stranger) as stranger:
+        assert await _code(stranger.request("media.ice", {"tid": world.device.tid})) == 8003
+        assert await _code(stranger.request("media.ice", {"tid": "NOSUCHDEVICE"})) == 8002

@@ -125,3 +125,33 @@ async def test_events_need_a_plan_and_a_refused_event_leaves_no_picture(world: W
     assert r.status_code == 403 and r.json()["code"] == ErrorCode.IVASrvErr_dst_error_relation
     assert await asnapshot(cloud.db) == before
     assert not (cloud.data / "events" / tid).exists()
+
+
+async def test_deleting_a_device_deletes_its_recordings_and_pictures(world: World) -> None:
+    import asyncio
+
+    own = await asyncio.to_thread(make_world, world.cloud, devices=1)
+    tid = own.device.tid
+    await own.avendor("CreateStorageService", PkgId="yc1m3d", Tid=tid)
+    now_ms = int(time.time() * 1000)
+    segment = f"/vas/device/segment?chn=0&start={now_ms - 2000}&end={now_ms}"
+    event = f"/vas/device/event?chn=0&alarmType=1&start={now_ms // 1000}&id=gone1"
+    picture = _jpeg()
+    async with httpx.AsyncClient(base_url=own.cloud.url, timeout=30) as http:
+        for target, body in ((segment, b"\x47" * 188), (event, picture)):
+            r = await http.post(target, content=body, headers=signed(own, 0, target, body))
+            assert r.status_code == 200, r.text
+    folders = [own.cloud.data / "vas" / tid, own.cloud.data / "events" / tid]
+    assert all(any(f.iterdir()) for f in folders)
+    await own.avendor("DeleteDevice", Tids=[tid])
+    assert not any(f.exists() for f in folders)
+
+
+def _jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 36), (200, 30, 30)).save(out, "JPEG")
+    return out.getvalue()

@@ -217,7 +217,7 @@ class Connection:
             raise
 
     async def _connect(self) -> None:
-        ice = await self.sdk.request("media.ice", {})
+        ice = await self.sdk.request("media.ice", {"tid": self.device_id})
         servers = ice_servers(ice.get("ice_servers") or [])
         pc = RTCPeerConnection(rtc_configuration(servers, relay_only=self.relay_only))
         self._pc = pc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from iotvideo.cloud.db import Database
 from iotvideo.cloud.db.tables import cloud_events, cloud_segments
 from iotvideo.cloud.storage import ServiceStatus, channel_view
 
-__all__ = ["purge_expired", "run_retention"]
+__all__ = ["delete_device_files", "purge_expired", "run_retention"]
 
 log = logging.getLogger("iotvideo.cloud.retention")
 
@@ -57,6 +58,12 @@ async def purge_expired(db: Database, data: Path, *, now: int) -> int:
         await asyncio.to_thread(_unlink, [data / f for f in files])
         removed += len(segments) + len(events)
     return removed
+
+
+async def delete_device_files(data: Path, tid: str) -> None:
+    """Remove a deleted device's recordings and event pictures (its rows went with it)."""
+    for folder in (data / "vas" / tid, data / "events" / tid):
+        await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
 
 
 def _unlink(paths: list[Path]) -> None:

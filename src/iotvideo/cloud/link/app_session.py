@@ -368,8 +368,10 @@ class AppSession(LinkSession):
 
     # Media signaling: the app offers, the device answers; both get ICE servers.
 
-    async def _media_ice(self, _request: Request) -> dict[str, Any]:
-        """STUN/TURN servers (with fresh TURN credentials) for the app's next connection."""
+    async def _media_ice(self, request: Request) -> dict[str, Any]:
+        """STUN/TURN servers (with fresh TURN credentials) for the app's next connection to
+        ``tid``: only a session that may reach the device gets relay credentials."""
+        await self.grant(field(request.data, "tid", str))
         return {"ice_servers": ice_servers(self.ctx.settings, self.access_id, now=self.ctx.now())}
 
     async def _media_offer(self, request: Request) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -12,6 +13,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from iotvideo.cloud import ids
 from iotvideo.cloud.db.tables import AnyRow, bindings, device_state, devices, products
+from iotvideo.cloud.retention import delete_device_files
 from iotvideo.cloud.vendor.api import ActionContext, VendorApi
 from iotvideo.cloud.vendor.errors import not_found
 from iotvideo.cloud.vendor.params import PRINTABLE, Count, Id, IdList, Offset, Params, Short
@@ -161,6 +163,9 @@ async def delete_device(ctx: ActionContext, p: TidsParams) -> dict[str, Any]:
     await ctx.conn.execute(delete(devices).where(devices.c.tid.in_(tids)))
     for tid in tids:
         ctx.kick_device(tid, ErrorCode.IVASrvErr_dst_notexsit, "the device was deleted")
+        if ctx.link is not None:
+            data = ctx.link.settings.data
+            ctx.after_commit.append(partial(delete_device_files, data, tid))
     return {}
 
 
