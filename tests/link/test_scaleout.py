@@ -7,15 +7,19 @@ Then one instance is killed (SIGKILL) and the clients move to the other by thems
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from iotvideo.device import DeviceClient, DeviceStatus
+from iotvideo.protocol import tc3
 from tests.link.world import Inbox, World, app_sdk, device_client, eventually, make_world
-from tests.support import Cloud, start_cloud
+from tests.support import Cloud, error_code, start_cloud
 
 pytestmark = pytest.mark.postgres
 
@@ -134,3 +138,20 @@ async def test_revocations_and_kicks_cross_instances(pair: tuple[Cloud, Cloud, W
         await world.avendor("DisableDevice", Tids=[tid])
         async with asyncio.timeout(10):
             await kicked
+
+
+def test_a_request_used_on_one_instance_is_refused_as_a_replay_on_another(
+    pair: tuple[Cloud, Cloud, World],
+) -> None:
+    """Instances share the ledger of used signatures (in Redis)."""
+    a, b, world = pair
+    payload = json.dumps({"AccessId": world.owner.access_id}).encode()
+    headers = tc3.sign_request(
+        *world.key, action="DescribeBindDev", payload=payload, host=a.endpoint,
+        timestamp=int(time.time()),
+    )  # fmt: skip
+    first = httpx.post(a.url + "/", content=payload, headers=headers, timeout=30)
+    assert error_code(first) is None
+    swapped = {**headers, "X-TC-Action": "DeleteAppUsr"}
+    replayed = httpx.post(b.url + "/", content=payload, headers=swapped, timeout=30)
+    assert error_code(replayed) == "AuthFailure.SignatureFailure"

@@ -26,6 +26,7 @@ from iotvideo.cloud.link.hub import Hub
 from iotvideo.cloud.link.messaging import Messaging
 from iotvideo.cloud.link.presence import run_presence
 from iotvideo.cloud.link.router import LinkEndpoints
+from iotvideo.cloud.replay import make_ledger
 from iotvideo.cloud.retention import run_retention
 from iotvideo.cloud.settings import CloudSettings
 from iotvideo.cloud.things import Things
@@ -60,7 +61,11 @@ def create_app(
             await bus.start()
             stack.push_async_callback(bus.close)
             link = await _start_link(settings, db, bus, clock, stack)
-            api = VendorApi(db, clock=clock, max_skew=settings.signature_max_skew, link=link)
+            ledger = make_ledger(settings.bus)
+            stack.push_async_callback(ledger.close)
+            api = VendorApi(
+                db, clock=clock, max_skew=settings.signature_max_skew, link=link, ledger=ledger
+            )
             register_all(api)
             app.state.settings = settings
             app.state.db = db

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from iotvideo.cloud.db import Database
 from iotvideo.cloud.db.tables import AnyRow, api_keys, app_users, devices, products
 from iotvideo.cloud.link.context import LinkContext
+from iotvideo.cloud.replay import REPEAT_WINDOW, MemoryLedger, SignatureLedger
 from iotvideo.cloud.vendor.errors import Code, VendorError, not_found
 from iotvideo.cloud.vendor.params import Params, unflatten, validate
 from iotvideo.protocol import tc3
@@ -143,11 +144,13 @@ class VendorApi:
         clock: Callable[[], float],
         max_skew: int = 300,
         link: LinkContext | None = None,
+        ledger: SignatureLedger | None = None,
     ) -> None:
         self._db = db
         self._link = link
         self._clock = clock
         self._max_skew = max_skew
+        self._ledger = ledger or MemoryLedger()
         self._actions: dict[str, _Action] = {}
 
     def add(
@@ -191,6 +194,7 @@ class VendorApi:
         async with self._connect(writes=known is not None and known.writes) as conn:
             # Authenticate first: an unsigned caller learns nothing about parameters.
             vendor_id = await _verify_signature(conn, request, auth, timestamp)
+            await self._check_replay(auth.signature, request.headers.get("x-tc-action", ""))
             action, data, lenient = self._parse_call(request)
             params = validate(action.params, data, lenient=lenient)
             ctx = ActionContext(conn, vendor_id, now_ms, request_id, self._link)
@@ -198,6 +202,25 @@ class VendorApi:
         for callback in ctx.after_commit:
             await callback()
         return result
+
+    async def _check_replay(self, signature: str, action: str) -> None:
+        """Refuse a signature used before for another action, or used before for this one
+        longer than :data:`REPEAT_WINDOW` ago (see :mod:`iotvideo.cloud.replay`)."""
+        now = self._clock()
+        # A signature is valid while its timestamp is within max_skew either side of now.
+        ttl = 2 * self._max_skew + 1
+        first_action, first_seen = await self._ledger.first_use(signature, action, now, ttl)
+        if first_action != action:
+            raise VendorError(
+                Code.AUTH_SIGNATURE_FAILURE,
+                "This signature was made for another action; sign every request anew.",
+            )
+        if now - first_seen > REPEAT_WINDOW:
+            raise VendorError(
+                Code.AUTH_SIGNATURE_EXPIRE,
+                "This signed request was already used; a request is accepted again only "
+                f"within {REPEAT_WINDOW:g} s of its first use. Sign it anew.",
+            )
 
     @asynccontextmanager
     async def _connect(self, *, writes: bool) -> AsyncIterator[AsyncConnection]:
