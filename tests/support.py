@@ -28,7 +28,7 @@ from iotvideo.cloud.keys import set_webhook as keys_set_webhook
 from iotvideo.protocol import tc3
 
 PG_URL = os.environ.get("IOTVIDEO_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-_LISTENING = re.compile(r"iotvideo cloud listening on (http://\S+)")
+_LISTENING = re.compile(r"iotvideo cloud listening on (https?://\S+)")
 
 
 @dataclass
@@ -41,7 +41,7 @@ class CloudAddress:
 
     @property
     def endpoint(self) -> str:
-        return self.url.removeprefix("http://")
+        return self.url.split("://", 1)[1]
 
     @property
     def port(self) -> int:

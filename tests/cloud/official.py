@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,12 @@ from tests.support import CloudAddress
 
 
 def client(cloud: CloudAddress, key: tuple[str, str], *, method: str = "POST") -> Any:
-    http = HttpProfile(protocol="http", endpoint=cloud.endpoint, reqMethod=method)
+    protocol = "https" if cloud.url.startswith("https://") else "http"
+    # A test's own CA (tests/tls.py), where the test trusts one.
+    ca = os.environ.get("SSL_CERT_FILE") if protocol == "https" else None
+    http = HttpProfile(
+        protocol=protocol, endpoint=cloud.endpoint, reqMethod=method, certification=ca
+    )
     return iotvideo_client.IotvideoClient(
         credential.Credential(*key), "ap-guangzhou", ClientProfile(httpProfile=http)
     )

@@ -101,6 +101,33 @@ def cloud_command(
             show_default=False,
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="PEM certificate (chain) to serve HTTPS and wss:// with; send SIGHUP to "
+            "reload it after renewal. Env: IOTVIDEO_TLS_CERT.",
+            show_default=False,
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="PEM private key of --tls-cert. Env: IOTVIDEO_TLS_KEY.",
+            show_default=False,
+        ),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="The cloud's URL as clients reach it, behind a reverse proxy (e.g. "
+            "https://cloud.example.com): used in every URL the cloud hands out. "
+            "Env: IOTVIDEO_PUBLIC_URL.",
+            show_default=False,
+        ),
+    ] = None,
     url_secret_file: Annotated[
         Path | None,
         typer.Option(
@@ -126,7 +153,12 @@ def cloud_command(
         ice_urls=ice_url or None,
         turn_secret=_secret_file(turn_secret_file, "--turn-secret-file"),
         url_secret=_secret_file(url_secret_file, "--url-secret-file"),
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        public_url=public_url,
     )
+    if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
+        die("--public-url must be an http:// or https:// URL", 2)
     turn = [u for u in settings.ice_urls if u.startswith(("turn:", "turns:"))]
     if turn and not settings.turn_secret:
         die(

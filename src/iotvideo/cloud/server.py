@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 from pathlib import Path
 from types import FrameType
@@ -53,6 +54,9 @@ def preflight(settings: CloudSettings) -> str | None:
     user's error that deserves one line. Migrating here leaves the app's own migration
     nothing to do.
     """
+    tls = check_tls(settings)
+    if tls is not None:
+        return tls
     try:
         settings.data.mkdir(parents=True, exist_ok=True, mode=0o700)
         _owner_only(settings.data)
@@ -106,7 +110,8 @@ def run(settings: CloudSettings) -> int:
         log.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
         return 2
     host, port = sock.getsockname()[:2]
-    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if settings.tls_cert else "http"
+    url = f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
     def ready() -> None:
         # Tests and scripts wait for this exact line on stderr.
@@ -130,8 +135,12 @@ def run(settings: CloudSettings) -> int:
         ws_per_message_deflate=False,
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )
     server = uvicorn.Server(config)
+    if settings.tls_cert is not None:
+        signal.signal(signal.SIGHUP, lambda *_: _reload_tls(config, settings))
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
     # previous handler. Make that handler end the process with status 0, not a signal death.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -142,6 +151,32 @@ def run(settings: CloudSettings) -> int:
         return 1
     print("iotvideo cloud stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def check_tls(settings: CloudSettings) -> str | None:
+    """What is wrong with the TLS settings, in one line (None: nothing)."""
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        return "give both --tls-cert and --tls-key, or neither"
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            settings.tls_cert, settings.tls_key
+        )
+    except (OSError, ssl.SSLError) as exc:
+        return f"cannot use the TLS certificate {settings.tls_cert} and key: {exc}"
+    return None
+
+
+def _reload_tls(config: uvicorn.Config, settings: CloudSettings) -> None:
+    """SIGHUP: load the certificate and key again (renewed by certbot, say); connections
+    made from now on get the new certificate. A bad pair keeps the old one."""
+    problem = check_tls(settings)
+    if problem is not None or config.ssl is None:
+        log.error("TLS not reloaded: %s", problem)
+        return
+    config.ssl.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
+    log.warning("TLS certificate reloaded from %s", settings.tls_cert)
 
 
 class _Stopped(Exception):

@@ -91,6 +91,18 @@ class CloudSettings(BaseSettings):
     )
     url_ttl: int = Field(3600, ge=10, description="Seconds a signed playback URL stays valid.")
 
+    tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate chain for HTTPS and wss:// (reloaded on SIGHUP). "
+        "Without it the cloud speaks plain HTTP: for loopback, or behind a TLS proxy.",
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    public_url: str | None = Field(
+        None,
+        description="The cloud's URL as clients reach it (behind a reverse proxy): used "
+        "for every URL the cloud hands out. Default: the URL of each request.",
+    )
+
     @property
     def db_url(self) -> str:
         """The database URL, defaulting to ``<data>/iotvideo.db``."""

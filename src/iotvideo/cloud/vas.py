@@ -94,6 +94,12 @@ def _ctx(request: Request) -> Any:
     return request.app.state
 
 
+def _public_base(request: Request) -> str:
+    """The base of URLs handed to clients: the configured public URL, else the request's."""
+    configured = _ctx(request).settings.public_url
+    return str(configured or request.base_url).rstrip("/")
+
+
 def _now(request: Request) -> int:
     return int(request.app.state.link.now())
 
@@ -371,7 +377,7 @@ async def play_address(request: Request) -> Response:
         expires = now + state.settings.url_ttl
         path = f"/vas/hls/{tid}/{chn}/{start}-{capped}.m3u8"
         sig = sign_path(state.url_secret, path, expires)
-        base = str(request.base_url).rstrip("/")
+        base = _public_base(request)
         return _answer(
             {
                 "url": f"{base}/vas/hls/{expires}/{sig}/{tid}/{chn}/{start}-{capped}.m3u8",
@@ -605,7 +611,7 @@ async def event_list(request: Request) -> Response:
                     "imgUrlSuffix": suffix,
                 }
             )
-        base = str(request.base_url).rstrip("/")
+        base = _public_base(request)
         return _answer(
             {
                 "imgUrlPrefix": f"{base}/vas/img/",
