@@ -20,6 +20,7 @@ from iotvideo.cloud.bus import Bus, make_bus
 from iotvideo.cloud.db import Database
 from iotvideo.cloud.firmware import router as firmware_router
 from iotvideo.cloud.janitor import run_janitor
+from iotvideo.cloud.limits import Limits, RateLimiter
 from iotvideo.cloud.link import presence
 from iotvideo.cloud.link.context import LinkContext
 from iotvideo.cloud.link.hub import Hub
@@ -64,7 +65,12 @@ def create_app(
             ledger = make_ledger(settings.bus)
             stack.push_async_callback(ledger.close)
             api = VendorApi(
-                db, clock=clock, max_skew=settings.signature_max_skew, link=link, ledger=ledger
+                db,
+                clock=clock,
+                max_skew=settings.signature_max_skew,
+                link=link,
+                ledger=ledger,
+                limiter=link.limits.vendor,
             )
             register_all(api)
             app.state.settings = settings
@@ -117,7 +123,14 @@ async def _start_link(
     messaging = Messaging(things, hub, device_timeout=settings.device_timeout)
     http = httpx.AsyncClient()
     stack.push_async_callback(http.aclose)
-    link = LinkContext(settings, db, things, hub, messaging, http, clock)
+    limits = Limits(
+        vendor=RateLimiter(settings.vendor_rate, 2 * settings.vendor_rate),
+        logins=RateLimiter(settings.login_rate, 10 * settings.login_rate),
+        link_rate=settings.link_rate,
+        link_burst=2 * settings.link_rate,
+        max_pending=settings.max_pending_links,
+    )
+    link = LinkContext(settings, db, things, hub, messaging, http, clock, limits)
     await presence.register(link)
     stack.push_async_callback(presence.unregister, link)
     return link

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud import ids
 from iotvideo.cloud.db.tables import app_users, bind_tokens, bindings, devices
-from iotvideo.protocol.errors import ErrorCode
+from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.tokens import hash_token, looks_like_token
 
 __all__ = [
@@ -44,7 +44,26 @@ class Presentation:
     msg: str
 
 
-async def issue_bind_token(conn: AsyncConnection, access_id: str, *, now: int) -> tuple[str, int]:
+async def issue_bind_token(
+    conn: AsyncConnection, access_id: str, *, now: int, max_live: int
+) -> tuple[str, int]:
+    """A new bind token for ``access_id``; 21100 if it already holds ``max_live``
+    unexpired, unused ones (a user provisions a few cameras at a time, not thousands)."""
+    live = await conn.scalar(
+        select(func.count())
+        .select_from(bind_tokens)
+        .where(
+            bind_tokens.c.access_id == access_id,
+            bind_tokens.c.expires_at > now,
+            bind_tokens.c.used_at.is_(None),
+        )
+    )
+    if (live or 0) >= max_live:
+        raise IVError.of(
+            ErrorCode.IVNetCfgErr_GetTokenErr,
+            f"{max_live} bind tokens are unused and unexpired; use them or wait "
+            f"{BIND_TOKEN_TTL // 60} minutes",
+        )
     token = ids.new_token("bt")
     expires = now + BIND_TOKEN_TTL
     await conn.execute(

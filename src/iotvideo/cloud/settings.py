@@ -91,6 +91,25 @@ class CloudSettings(BaseSettings):
     )
     url_ttl: int = Field(3600, ge=10, description="Seconds a signed playback URL stays valid.")
 
+    vendor_rate: float = Field(
+        200, gt=0, description="Vendor-API requests per second per key (bursts of twice that)."
+    )
+    login_rate: float = Field(
+        50,
+        gt=0,
+        description="Link logins per second from one address (bursts of ten times that); "
+        "more are told to retry later.",
+    )
+    link_rate: float = Field(
+        100, gt=0, description="Link requests per second per session (bursts of twice that)."
+    )
+    max_pending_links: int = Field(
+        1000, ge=1, description="Link connections that have not logged in yet, at most."
+    )
+    max_bind_tokens: int = Field(
+        20, ge=1, description="Unexpired, unused bind tokens one user may hold."
+    )
+
     tls_cert: Path | None = Field(
         None,
         description="PEM certificate chain for HTTPS and wss:// (reloaded on SIGHUP). "

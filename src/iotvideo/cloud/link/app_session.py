@@ -433,7 +433,12 @@ class AppSession(LinkSession):
                 ErrorCode.IVNetCfgErr_GetTokenErr, "anonymous visitors cannot bind devices"
             )
         async with self.ctx.db.begin() as conn:
-            token, expires = await issue_bind_token(conn, self.access_id, now=self.ctx.now())
+            token, expires = await issue_bind_token(
+                conn,
+                self.access_id,
+                now=self.ctx.now(),
+                max_live=self.ctx.settings.max_bind_tokens,
+            )
         return {"token": token, "expires_at": expires}
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from iotvideo.cloud.db import Database
+from iotvideo.cloud.limits import Limits
 from iotvideo.cloud.link.hub import Hub
 from iotvideo.cloud.settings import CloudSettings
 from iotvideo.cloud.things import Things
@@ -28,6 +29,7 @@ class LinkContext:
     messaging: Messaging
     http: httpx.AsyncClient
     clock: Callable[[], float]
+    limits: Limits
 
     def now(self) -> int:
         return int(self.clock())

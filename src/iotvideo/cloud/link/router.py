@@ -35,8 +35,15 @@ class LinkEndpoints:
             await self.app(scope, receive, send)
             return
         ws = WebSocket(scope, receive, send)
-        await ws.accept()
         state = scope["app"].state
+        limits = state.link.limits
+        if limits.pending >= limits.max_pending:
+            # Too many connections are waiting to log in: refuse before accepting (the
+            # client sees HTTP 403 and retries with backoff), so a flood of idle sockets
+            # costs a handshake each, not a session.
+            await ws.close(code=1013)
+            return
+        await ws.accept()
         session: LinkSession = session_type(ws, state.link)
         sessions: set[object] = state.link_sessions
         sessions.add(session)

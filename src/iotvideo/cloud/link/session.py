@@ -56,6 +56,7 @@ class LinkSession:
         self._send_lock = asyncio.Lock()
         self._backlog = 0
         self._in_flight = 0
+        self._rate = ctx.limits.session_limiter()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
@@ -143,16 +144,34 @@ class LinkSession:
             "time": self.ctx.now(),
             "session": self.sid,
         }
-        await self.send(Push("hello", hello))
+        limits = self.ctx.limits
+        limits.pending += 1  # until it logs in or leaves: the router caps how many wait
         try:
-            async with asyncio.timeout(self.ctx.settings.login_timeout):
-                frame = await self.receive()
-        except TimeoutError:
-            await self.close(
-                link.CLOSE_REFUSED, ErrorCode.IVTermErr_msg_calling_handshake_timeout, "no login"
-            )
-            return None
+            await self.send(Push("hello", hello))
+            try:
+                async with asyncio.timeout(self.ctx.settings.login_timeout):
+                    frame = await self.receive()
+            except TimeoutError:
+                await self.close(
+                    link.CLOSE_REFUSED,
+                    ErrorCode.IVTermErr_msg_calling_handshake_timeout,
+                    "no login",
+                )
+                return None
+        finally:
+            limits.pending -= 1
         if isinstance(frame, Request) and frame.op == "login":
+            address = self.ws.client.host if self.ws.client else ""
+            if not limits.logins.allow(address, self.ctx.clock()):
+                wait = limits.logins.retry_after(address, self.ctx.clock())
+                # Not a refusal of the credentials: the client reconnects with backoff.
+                await self.close(
+                    link.CLOSE_RETRY,
+                    ErrorCode.IVTermErr_msg_gdm_handle_processing,
+                    f"too many logins from {address}; retry in {wait:.1f} s",
+                )
+                return None
+            self._rate = limits.session_limiter()
             return frame
         if frame is not None:
             await self.close(
@@ -173,7 +192,15 @@ class LinkSession:
             elif isinstance(frame, Reply):
                 self.on_reply(frame)
             elif isinstance(frame, Request):
-                if not concurrent:
+                if not self._rate.allow("", self.ctx.clock()):
+                    await self.send(
+                        Reply(
+                            frame.id,
+                            ErrorCode.IVTermErr_msg_gdm_handle_processing,
+                            msg=f"more than {self._rate.rate:g} requests per second; slow down",
+                        )
+                    )
+                elif not concurrent:
                     await self._answer(handlers, frame)
                 elif self._in_flight >= MAX_IN_FLIGHT:
                     # Answered inline: a peer that does not read its replies stops being

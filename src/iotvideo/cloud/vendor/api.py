@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud.db import Database
 from iotvideo.cloud.db.tables import AnyRow, api_keys, app_users, devices, products
+from iotvideo.cloud.limits import RateLimiter
 from iotvideo.cloud.link.context import LinkContext
 from iotvideo.cloud.replay import REPEAT_WINDOW, MemoryLedger, SignatureLedger
 from iotvideo.cloud.vendor.errors import Code, VendorError, not_found
@@ -145,12 +146,14 @@ class VendorApi:
         max_skew: int = 300,
         link: LinkContext | None = None,
         ledger: SignatureLedger | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._db = db
         self._link = link
         self._clock = clock
         self._max_skew = max_skew
         self._ledger = ledger or MemoryLedger()
+        self._limiter = limiter
         self._actions: dict[str, _Action] = {}
 
     def add(
@@ -195,6 +198,7 @@ class VendorApi:
             # Authenticate first: an unsigned caller learns nothing about parameters.
             vendor_id = await _verify_signature(conn, request, auth, timestamp)
             await self._check_replay(auth.signature, request.headers.get("x-tc-action", ""))
+            self._check_rate(auth.secret_id)
             action, data, lenient = self._parse_call(request)
             params = validate(action.params, data, lenient=lenient)
             ctx = ActionContext(conn, vendor_id, now_ms, request_id, self._link)
@@ -202,6 +206,17 @@ class VendorApi:
         for callback in ctx.after_commit:
             await callback()
         return result
+
+    def _check_rate(self, secret_id: str) -> None:
+        """Per verified key (an unverified one could spend a victim's allowance)."""
+        now = self._clock()
+        if self._limiter is not None and not self._limiter.allow(secret_id, now):
+            wait = self._limiter.retry_after(secret_id, now)
+            raise VendorError(
+                Code.REQUEST_LIMIT_EXCEEDED,
+                f"More than {self._limiter.rate:g} requests per second with this key; "
+                f"retry in {wait:.1f} s.",
+            )
 
     async def _check_replay(self, signature: str, action: str) -> None:
         """Refuse a signature used before for another action, or used before for this one
