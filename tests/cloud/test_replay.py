@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from pathlib import Path
 
+import httpx
+
+from iotvideo.protocol import tc3
 from tests.inproc import Clock, inproc_cloud
 from tests.support import CloudAddress, asnapshot, error_code, new_key, signed_post
 
@@ -29,13 +34,13 @@ async def test_replays_and_action_swaps_are_refused(tmp_path: Path) -> None:
         assert await call("DescribeBindDev", describe, ts) is None
         # Two identical requests in the same second are both legitimate.
         assert await call("DescribeBindDev", describe, ts) is None
-        # The same bytes as another action: refused, and nothing changes.
+        # Past the repeat window the same bytes are refused: as another action (a swap,
+        # and nothing changes), and as the same one (a replay).
+        clock.offset += 3
         before = await asnapshot(cloud.db)
         swapped = await call("DescribeBindDev", describe, ts, sent_as="DeleteAppUsr")
         assert swapped == "AuthFailure.SignatureFailure"
         assert await asnapshot(cloud.db) == before
-        # The same request later than the repeat window: a replay.
-        clock.offset += 3
         assert await call("DescribeBindDev", describe, ts) == "AuthFailure.SignatureExpire"
         assert await call("DescribeBindDev", describe, int(clock())) is None
 
@@ -45,3 +50,21 @@ async def _access_id(cloud: CloudAddress, key: tuple[str, str], clock: Clock) ->
         signed_post, cloud, key, "CreateAppUsr", {"CunionId": "alice"}, timestamp=int(clock()) + 1
     )
     return str(response.json()["Response"]["AccessId"])
+
+
+async def test_a_request_that_signs_its_action_cannot_be_swapped_at_all(tmp_path: Path) -> None:
+    """Clients that sign X-TC-Action (iotvideo vendor call) close the window for swaps."""
+    async with inproc_cloud(tmp_path, Clock()) as cloud:
+        key = await asyncio.to_thread(new_key, cloud.db)
+        payload = json.dumps({"Limit": 10, "Offset": 0}).encode()
+        headers = tc3.sign_request(
+            *key, action="DescribeProducts", payload=payload, host=cloud.endpoint,
+            timestamp=int(time.time()), sign_action=True,
+        )  # fmt: skip
+        assert "x-tc-action" in headers["Authorization"]
+        async with httpx.AsyncClient(base_url=cloud.url, timeout=30) as http:
+            first = await http.post("/", content=payload, headers=headers)
+            assert error_code(first) is None
+            swapped = {**headers, "X-TC-Action": "DescribeOtaVersions"}
+            refused = await http.post("/", content=payload, headers=swapped)
+            assert error_code(refused) == "AuthFailure.SignatureFailure"

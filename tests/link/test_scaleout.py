@@ -141,17 +141,26 @@ async def test_revocations_and_kicks_cross_instances(pair: tuple[Cloud, Cloud, W
 
 
 def test_a_request_used_on_one_instance_is_refused_as_a_replay_on_another(
-    pair: tuple[Cloud, Cloud, World],
+    pg_schema_url: str, tmp_path: Path
 ) -> None:
-    """Instances share the ledger of used signatures (in Redis)."""
-    a, b, world = pair
-    payload = json.dumps({"AccessId": world.owner.access_id}).encode()
-    headers = tc3.sign_request(
-        *world.key, action="DescribeBindDev", payload=payload, host=a.endpoint,
-        timestamp=int(time.time()),
-    )  # fmt: skip
-    first = httpx.post(a.url + "/", content=payload, headers=headers, timeout=30)
-    assert error_code(first) is None
-    swapped = {**headers, "X-TC-Action": "DeleteAppUsr"}
-    replayed = httpx.post(b.url + "/", content=payload, headers=swapped, timeout=30)
-    assert error_code(replayed) == "AuthFailure.SignatureFailure"
+    """Instances share the ledger of used signatures (in Redis). Window 0: no repeat."""
+    env = {"IOTVIDEO_SIGNATURE_REPEAT_WINDOW": "0"}
+    a = start_cloud(tmp_path / "a", pg_schema_url, bus=REDIS, env=env)
+    b = start_cloud(tmp_path / "b", pg_schema_url, bus=REDIS, env=env)
+    try:
+        key = a.new_key()
+        payload = json.dumps({"Limit": 10, "Offset": 0}).encode()
+        headers = tc3.sign_request(
+            *key, action="DescribeProducts", payload=payload, host=a.endpoint,
+            timestamp=int(time.time()),
+        )  # fmt: skip
+        first = httpx.post(a.url + "/", content=payload, headers=headers, timeout=30)
+        assert error_code(first) is None
+        replayed = httpx.post(b.url + "/", content=payload, headers=headers, timeout=30)
+        assert error_code(replayed) == "AuthFailure.SignatureExpire"
+        swapped = {**headers, "X-TC-Action": "DescribeOtaVersions"}
+        again = httpx.post(b.url + "/", content=payload, headers=swapped, timeout=30)
+        assert error_code(again) == "AuthFailure.SignatureFailure"
+    finally:
+        a.stop()
+        b.stop()

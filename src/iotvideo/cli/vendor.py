@@ -67,6 +67,7 @@ class VendorClient:
             payload=body,
             host=url.netloc.decode("ascii"),
             timestamp=int(time.time()),
+            sign_action=True,  # the request cannot be replayed as another action
         )
         response = self._http.post(url, content=body, headers=headers)
         try:

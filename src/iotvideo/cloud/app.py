@@ -71,6 +71,7 @@ def create_app(
                 link=link,
                 ledger=ledger,
                 limiter=link.limits.vendor,
+                repeat_window=settings.signature_repeat_window,
             )
             register_all(api)
             app.state.settings = settings

@@ -3,17 +3,17 @@
 TC3 as the official clients use it signs only ``content-type`` and ``host`` beside the body
 and the timestamp: not ``X-TC-Action``, and there is no nonce. So a captured request could
 be sent again, or sent as another action with the same body, for as long as its timestamp
-is accepted (``signature_max_skew``). The ledger remembers every signature for that long
-with the action it was first used for and when:
+is accepted (``signature_max_skew``). The ledger remembers every signature for that long,
+with when it was first used: a signature is accepted again only within ``repeat_window``
+seconds (2 by default) of its first use, whatever the action. Later, as the same action
+(a replay) or as another one (a swapped action), it is refused.
 
-- the same signature with another action is refused (closes action swapping entirely);
-- the same signature for the same action is accepted only within
-  :data:`REPEAT_WINDOW` seconds of its first use: two identical requests signed in the
-  same second (same body, same timestamp, hence the same signature) both go through,
-  while a replay later than that is refused.
-
-What remains: an identical request replayed within those two seconds runs again. TLS keeps
-requests from being captured in the first place.
+Why a window and not "once only": two legitimate requests with the same body in the same
+second carry the same signature (identical calls, or e.g. DisableDevice then DeleteDevice
+of the same Tids), and the official client cannot tell them apart. What remains: a request
+captured and sent again within those seconds runs again, as another action too. TLS keeps
+requests from being captured in the first place; a deployment whose clients all sign
+``X-TC-Action`` can set the window to 0.
 
 One process keeps the ledger in memory; several instances share it in Redis (the bus's
 server), so a replay sent to another instance is refused too.
@@ -24,10 +24,7 @@ from __future__ import annotations
 import heapq
 from typing import Any, Protocol
 
-__all__ = ["REPEAT_WINDOW", "MemoryLedger", "RedisLedger", "SignatureLedger", "make_ledger"]
-
-#: Seconds after its first use during which an identical request is still accepted.
-REPEAT_WINDOW = 2.0
+__all__ = ["MemoryLedger", "RedisLedger", "SignatureLedger", "make_ledger"]
 
 
 class SignatureLedger(Protocol):

@@ -37,6 +37,13 @@ class CloudSettings(BaseSettings):
     signature_max_skew: int = Field(
         300, ge=1, description="Seconds a request's X-TC-Timestamp may differ from our clock."
     )
+    signature_repeat_window: float = Field(
+        2,
+        ge=0,
+        description="Seconds after its first use during which a vendor-API signature is "
+        "accepted again (identical requests in one second); later it is a replay. 0: "
+        "never again (when every client signs X-TC-Action).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="debug, info, warning or error."
     )

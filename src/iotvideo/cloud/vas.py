@@ -32,7 +32,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud import ids
 from iotvideo.cloud.access import TokenKind, find_token
-from iotvideo.cloud.db.tables import AnyRow, bindings, cloud_events, cloud_segments, devices
+from iotvideo.cloud.db.tables import (
+    AnyRow,
+    app_users,
+    bindings,
+    cloud_events,
+    cloud_segments,
+    devices,
+)
 from iotvideo.cloud.storage import ServiceStatus, channel_view
 from iotvideo.media.recorder import encode_picture
 from iotvideo.protocol import link
@@ -254,7 +261,11 @@ async def _app_grant(request: Request, tid: str) -> str:
         device = (
             await conn.execute(select(devices.c.vendor_id).where(devices.c.tid == tid))
         ).first()
-        if device is None:
+        user_vendor = await conn.scalar(
+            select(app_users.c.vendor_id).where(app_users.c.access_id == row.access_id)
+        )
+        if device is None or device.vendor_id != user_vendor:
+            # Another vendor's device does not exist for this user, as on the link.
             raise Refused(404, ErrorCode.IVASrvErr_dst_notexsit, f"no device {tid!r}")
         bound_only = row.kind in (TokenKind.USER.value, TokenKind.ANONYMOUS.value) and not row.tid
         if bound_only or (row.tid == tid and row.kind == TokenKind.BINDING.value):

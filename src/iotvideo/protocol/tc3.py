@@ -148,9 +148,18 @@ def sign_request(
     version: str = "2019-11-26",
     content_type: str = "application/json",
     service: str = SERVICE,
+    sign_action: bool = False,
 ) -> dict[str, str]:
-    """Headers for a signed ``POST /`` request, as the official client builds them."""
-    signed_headers = ("content-type", "host")
+    """Headers for a signed ``POST /`` request, as the official client builds them.
+
+    ``sign_action`` also signs ``X-TC-Action`` (the official client does not), so that the
+    request cannot be sent again as another action.
+    """
+    signed_headers: tuple[str, ...] = ("content-type", "host")
+    headers = {"content-type": content_type, "host": host}
+    if sign_action:
+        signed_headers += ("x-tc-action",)
+        headers["x-tc-action"] = action.lower()
     sig = sign(
         secret_key,
         timestamp=timestamp,
@@ -158,7 +167,7 @@ def sign_request(
         method="POST",
         uri="/",
         query="",
-        headers={"content-type": content_type, "host": host},
+        headers=headers,
         signed_headers=signed_headers,
         payload=payload,
     )

@@ -24,7 +24,7 @@ from iotvideo.cloud.db import Database
 from iotvideo.cloud.db.tables import AnyRow, api_keys, app_users, devices, products
 from iotvideo.cloud.limits import RateLimiter
 from iotvideo.cloud.link.context import LinkContext
-from iotvideo.cloud.replay import REPEAT_WINDOW, MemoryLedger, SignatureLedger
+from iotvideo.cloud.replay import MemoryLedger, SignatureLedger
 from iotvideo.cloud.vendor.errors import Code, VendorError, not_found
 from iotvideo.cloud.vendor.params import Params, unflatten, validate
 from iotvideo.protocol import tc3
@@ -147,6 +147,7 @@ class VendorApi:
         link: LinkContext | None = None,
         ledger: SignatureLedger | None = None,
         limiter: RateLimiter | None = None,
+        repeat_window: float = 2.0,
     ) -> None:
         self._db = db
         self._link = link
@@ -154,6 +155,7 @@ class VendorApi:
         self._max_skew = max_skew
         self._ledger = ledger or MemoryLedger()
         self._limiter = limiter
+        self._repeat_window = repeat_window
         self._actions: dict[str, _Action] = {}
 
     def add(
@@ -219,23 +221,24 @@ class VendorApi:
             )
 
     async def _check_replay(self, signature: str, action: str) -> None:
-        """Refuse a signature used before for another action, or used before for this one
-        longer than :data:`REPEAT_WINDOW` ago (see :mod:`iotvideo.cloud.replay`)."""
+        """Refuse a signature first used more than ``repeat_window`` seconds ago, for this
+        action (a replay) or another (a swapped action); see :mod:`iotvideo.cloud.replay`."""
         now = self._clock()
         # A signature is valid while its timestamp is within max_skew either side of now.
         ttl = 2 * self._max_skew + 1
         first_action, first_seen = await self._ledger.first_use(signature, action, now, ttl)
+        if now - first_seen <= self._repeat_window:
+            return  # its first use, or a repeat within the window
         if first_action != action:
             raise VendorError(
                 Code.AUTH_SIGNATURE_FAILURE,
                 "This signature was made for another action; sign every request anew.",
             )
-        if now - first_seen > REPEAT_WINDOW:
-            raise VendorError(
-                Code.AUTH_SIGNATURE_EXPIRE,
-                "This signed request was already used; a request is accepted again only "
-                f"within {REPEAT_WINDOW:g} s of its first use. Sign it anew.",
-            )
+        raise VendorError(
+            Code.AUTH_SIGNATURE_EXPIRE,
+            "This signed request was already used; a signature is accepted again only "
+            f"within {self._repeat_window:g} s of its first use. Sign it anew.",
+        )
 
     @asynccontextmanager
     async def _connect(self, *, writes: bool) -> AsyncIterator[AsyncConnection]:
