@@ -22,9 +22,14 @@ system-test:
 demo: system-demo $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# ruff targets Python 3.11 (pyproject.toml); where a 3.11 interpreter is at hand, it also
+# compiles the sources, so nothing newer than 3.11's syntax slips in.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
+	@if python3.11 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then \
+		python3.11 -m compileall -q src tests benchmarks examples >/dev/null && echo "compiled with Python 3.11"; \
+	fi
 
 # mypy checks against Python 3.11, the oldest supported ([tool.mypy] python_version),
 # whatever Python runs it; the suite runs on the venv's (the newest available).
