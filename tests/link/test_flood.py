@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import json
 from collections import Counter
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +77,43 @@ async def test_a_flood_gets_codes_and_the_camera_stays_online(world: World) -> N
         async with app_sdk(world.cloud.url, world.owner) as sdk:
             answer = await sdk.message.send_data_to_device(tid, b"still here", expect_response=True)
             assert answer == b"still here"
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+async def test_an_app_that_never_reads_costs_bounded_memory(world: World) -> None:
+    """Requests to a camera that holds them, from an app that reads no reply, once grew
+    the cloud by 190 MiB in 3.5 s: now the excess is refused and the app stops being read."""
+    cloud, tid = world.cloud, world.device.tid
+    held = asyncio.Event()
+
+    async def hold(data: bytes, topic: str) -> bytes:
+        await held.wait()
+        return data
+
+    payload = {"tid": tid, "data": base64.b64encode(b"x" * 600).decode(), "reply": True}
+    async with (
+        device_client(world.cloud.url, world.device, lambda d: d.on_data(hold)),
+        app_raw(world) as conn,
+    ):
+        before = _rss_mib(cloud.proc.pid)
+        sent = 0
+
+        async def send_forever() -> None:
+            nonlocal sent
+            while True:
+                sent += 1
+                await conn.ws.send(json.dumps({"id": sent, "op": "data", "data": payload}))
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(4):
+                await send_forever()
+        after = _rss_mib(cloud.proc.pid)
+        held.set()
+    assert sent > 1000, "the flood was sent"
+    assert after - before < 40, f"the cloud grew by {after - before:.0f} MiB ({sent} requests)"
