@@ -70,10 +70,12 @@ async def test_a_flood_gets_codes_and_the_camera_stays_online(world: World) -> N
         assert total[PROCESSING] == sessions * refused
         held.set()
         late = sum(await asyncio.gather(*(replies(c, MAX_IN_FLIGHT) for c in conns)), Counter())
-        assert late[0] == MAX_DEVICE_IN_FLIGHT, late  # what the camera took, it answered
-        assert late[BUSY] == sessions * MAX_IN_FLIGHT - MAX_DEVICE_IN_FLIGHT
-        # The camera was never disconnected, and serves the next app at once.
+        # The camera was never disconnected...
         assert device.link.logins == 1 and device.link.online
+        # ...it held at most its share, answered what it took, and the rest were told busy.
+        assert late[0] + late[BUSY] == sessions * MAX_IN_FLIGHT, late
+        assert late[0] <= MAX_DEVICE_IN_FLIGHT < late[0] + late[BUSY], late
+        # It serves the next app at once.
         async with app_sdk(world.cloud.url, world.owner) as sdk:
             answer = await sdk.message.send_data_to_device(tid, b"still here", expect_response=True)
             assert answer == b"still here"
