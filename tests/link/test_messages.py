@@ -355,3 +355,33 @@ async def test_a_device_that_does_not_answer_is_21083(world: World) -> None:
         )
         assert await _code(work) == ErrorCode.IVAckErr_NoResponse
         never.set()
+
+
+async def test_a_refused_write_does_not_undo_a_later_one(world: World) -> None:
+    """The device refuses 1 only after the owner's next write (2) was applied: 2 stands."""
+    got_one, refuse = asyncio.Event(), asyncio.Event()
+
+    def install(dc: DeviceClient) -> None:
+        @dc.on_write("nightMode")
+        async def night(value: Any) -> Any:
+            if value == 1:
+                got_one.set()
+                await refuse.wait()
+                raise AckError(ErrorCode.IVAckErr_ParameterErr, "not now")
+            return value
+
+    path = "ProWritable.nightMode.setVal"
+    async with (
+        device_client(world.cloud.url, world.device, install),
+        app_sdk(world.cloud.url, world.owner) as sdk,
+    ):
+        first = asyncio.ensure_future(sdk.message.write_property(world.device.tid, path, "1"))
+        await got_one.wait()
+        second = await sdk.message.write_property(world.device.tid, path, "2")
+        assert (second["setVal"], second["stVal"]) == (2, 2)
+        refuse.set()
+        with pytest.raises(IVError) as refused:
+            await first
+        assert refused.value.code == ErrorCode.IVAckErr_ParameterErr
+        now = await sdk.message.read_property(world.device.tid, "ProWritable.nightMode")
+        assert (now["setVal"], now["stVal"]) == (2, 2)

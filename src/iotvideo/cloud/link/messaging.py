@@ -101,24 +101,29 @@ class Messaging:
                 return WriteResult(value=obj, delivered=False)  # delivered at its next login
             raise
         if outcome.code != 0:
-            await self._restore(tid, change, before)
+            await self._restore(tid, change, before, ours=obj["setVal"])
             outcome.raise_for_code()
         applied = outcome.data.get("value", obj["setVal"])
         return WriteResult(
             value=await self.report(tid, change.path, applied, push=True), delivered=True
         )
 
-    async def _restore(self, tid: str, change: Change, before: Any) -> None:
-        """Undo a stored setVal the device refused."""
+    async def _restore(self, tid: str, change: Change, before: Any, *, ours: Any) -> None:
+        """Undo a stored setVal the device refused, unless another write landed since
+        (the stored setVal is no longer ``ours``): that one stands."""
 
-        def undo(_info: DeviceInfo, _model: ThingModel, state: dict[str, Any]) -> None:
+        def undo(_info: DeviceInfo, _model: ThingModel, state: dict[str, Any]) -> bool:
+            current = state.get(change.section, {}).get(change.name)
+            if not isinstance(current, dict) or current.get("setVal") != ours:
+                return False
             if before is None:
                 state.get(change.section, {}).pop(change.name, None)
             else:
                 state.setdefault(change.section, {})[change.name] = before
+            return True
 
-        await self.things.change(tid, undo)
-        if before is not None:
+        undone = await self.things.change(tid, undo)
+        if undone and before is not None:
             await self.hub.push(tid, "prop", {"path": change.path, "value": before})
 
     async def report(self, tid: str, path: str, value: Any, *, push: bool = True) -> Any:
