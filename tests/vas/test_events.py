@@ -103,3 +103,30 @@ async def test_events_filter_page_and_delete(world: World, tmp_path: Path) -> No
         with pytest.raises(IVError) as no:
             await other.vas.get_event_list(tid, base, base + 3600)
         assert no.value.code == ErrorCode.IVASrvErr_dst_error_relation
+
+
+async def test_pages_never_split_a_second(world: World, tmp_path: Path) -> None:
+    """Seven events in one second and pages of four: the page that reaches that second
+    takes all seven, so the next page (below it) loses none."""
+    tid = world.device.tid
+    await world.avendor("CreateStorageService", PkgId="yc1m3d", Tid=tid)
+    base = int(time.time()) - 7200
+    starts = [base + 30, base + 20] + [base + 10] * 7 + [base]
+    async with device_client(world.cloud.url, world.device) as device:
+        media = DeviceMedia(device, video="testsrc:?size=320x180", audio="none")
+        recorder = CloudRecorder(device, media, buffer_dir=tmp_path / "buf")
+        await recorder.start()
+        made = [await recorder.event(MOTION, start=t, end=t + 1) for t in starts]
+        await recorder.drained()
+        await recorder.stop()
+        await media.close()
+    async with app_sdk(world.cloud.url, world.owner) as sdk:
+        pages, end = [], base + 60
+        while True:
+            page = await sdk.vas.get_event_list(tid, base, end, page_size=4, type_masks=MOTION)
+            pages.append([e["alarmId"] for e in page["list"]])
+            if page["pageEnd"]:
+                break
+            end = page["list"][-1]["startTime"]
+    assert [len(p) for p in pages] == [9, 1]
+    assert sorted(e for p in pages for e in p) == sorted(made)

@@ -106,7 +106,7 @@ class VAS:
         start_time: int,
         end_time: int,
         page_size: int = 50,
-        type_masks: list[int] | None = None,
+        type_masks: list[int] | int | None = None,
         valid_cloud_storage: bool = False,
         source_id: int = 0,
         *,
@@ -125,8 +125,10 @@ class VAS:
             "validCloudStorage": "true" if valid_cloud_storage else "false",
             "sourceId": source_id,
         }
+        if isinstance(type_masks, int):  # one mask, as the seed's examples pass it
+            type_masks = [type_masks]
         if type_masks:
-            params["typeMasks"] = ",".join(str(m) for m in type_masks)
+            params["typeMasks"] = ",".join(str(int(m)) for m in type_masks)
         return dict(await self._get("/vas/events", params, token))
 
     async def delete_events(
