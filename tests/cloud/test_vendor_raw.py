@@ -210,7 +210,9 @@ def test_revoked_key_is_refused_at_once(sqlite_cloud: Cloud) -> None:
 
 
 def test_healthz_and_openapi(sqlite_cloud: Cloud) -> None:
-    assert httpx.get(sqlite_cloud.url + "/healthz").json() == {"status": "ok", "db": "ok"}
+    health = {"status": "ok", "db": "ok", "bus": "ok"}
+    assert httpx.get(sqlite_cloud.url + "/healthz").json() == health
+    assert httpx.get(sqlite_cloud.url + "/readyz").json() == health
     schema = httpx.get(sqlite_cloud.url + "/openapi.json").json()
     assert "/" in schema["paths"] and "/healthz" in schema["paths"]
 

@@ -76,6 +76,7 @@ def create_app(
             register_all(api)
             app.state.settings = settings
             app.state.db = db
+            app.state.bus = bus
             app.state.vendor_api = api
             app.state.link = link
             sessions: set[object] = set()

@@ -17,6 +17,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from iotvideo.protocol.errors import ErrorCode, IVError
+from iotvideo.protocol.link import Backoff
+
 __all__ = ["Bus", "Handler", "MemoryBus", "RedisBus", "make_bus"]
 
 log = logging.getLogger("iotvideo.cloud.bus")
@@ -25,6 +28,9 @@ Handler = Callable[[bytes], None]
 
 
 class Bus(Protocol):
+    #: False while the bus cannot deliver (its broker is unreachable); /healthz says so.
+    connected: bool
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -76,6 +82,8 @@ class MemoryBus:
     """Delivery within one process. A channel counts as one subscriber however many
     handlers it has, as with Redis, where each instance subscribes once."""
 
+    connected = True  # nothing to lose
+
     def __init__(self) -> None:
         self._handlers = _Handlers()
 
@@ -104,16 +112,28 @@ class RedisBus:
 
     def __init__(self, url: str) -> None:
         import redis.asyncio as redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
 
         self._url = url
-        self._redis: Any = redis.Redis.from_url(url)
+        # Pooled connections go stale when Redis restarts: retry a command on a fresh one.
+        self._redis: Any = redis.Redis.from_url(
+            url,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            socket_connect_timeout=2,
+        )
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._handlers = _Handlers()
         self._lock = asyncio.Lock()
+        self.connected = False
 
     async def start(self) -> None:
         await self._redis.ping()
+        self.connected = True
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         # A channel no one publishes to, so that the connection is in pub/sub mode and
         # the reader can start before the first real subscription.
@@ -130,31 +150,50 @@ class RedisBus:
         await self._redis.aclose()
 
     async def publish(self, channel: str, message: bytes) -> int:
-        return int(await self._redis.publish(channel, message))
+        """Send ``message``; 20004 (retry shortly) while Redis is unreachable."""
+        try:
+            return int(await self._redis.publish(channel, message))
+        except _redis_errors() as exc:
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_calling_no_srv_addr,
+                "the cloud's message bus is unavailable; retry shortly",
+            ) from exc
 
     async def subscribe(self, channel: str, handler: Handler) -> None:
         async with self._lock:
-            if self._handlers.add(channel, handler):
-                await self._pubsub.subscribe(channel)
+            if self._handlers.add(channel, handler) and self.connected:
+                # While Redis is away the reader subscribes to every channel on reconnect.
+                with contextlib.suppress(*_redis_errors()):
+                    await self._pubsub.subscribe(channel)
 
     async def unsubscribe(self, channel: str, handler: Handler) -> None:
         async with self._lock:
-            if self._handlers.remove(channel, handler):
-                await self._pubsub.unsubscribe(channel)
+            if self._handlers.remove(channel, handler) and self.connected:
+                with contextlib.suppress(*_redis_errors()):
+                    await self._pubsub.unsubscribe(channel)
 
     async def _read(self) -> None:
+        """Deliver messages; when Redis goes away, reconnect with backoff (and subscribe
+        again to every channel) for as long as it takes. One log line per outage."""
+        backoff = Backoff(base=0.2, cap=5.0)
         while True:
             try:
+                if not self.connected:
+                    await self._resubscribe()
+                    self.connected = True
+                    backoff.reset()
+                    log.warning("Redis bus reconnected")
                 async for message in self._pubsub.listen():
                     if message.get("type") == "message":
                         channel = message["channel"].decode()
                         self._handlers.dispatch(channel, message["data"])
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("Redis bus connection failed; reconnecting")
-                await asyncio.sleep(1)
-                await self._resubscribe()
+            except Exception as exc:  # any redis or socket error: the connection is gone
+                if self.connected:
+                    log.warning("Redis bus lost (%s); reconnecting", exc)
+                self.connected = False
+                await asyncio.sleep(backoff.next())
 
     async def _resubscribe(self) -> None:
         async with self._lock:
@@ -163,6 +202,14 @@ class RedisBus:
                 await self._pubsub.aclose()
             self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             await self._pubsub.subscribe("iv:bus:keepalive", *channels)
+
+
+def _redis_errors() -> tuple[type[Exception], ...]:
+    """What a Redis that went away raises (and the socket errors beneath)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (OSError, RedisConnectionError, RedisTimeoutError)
 
 
 def make_bus(url: str) -> Bus:

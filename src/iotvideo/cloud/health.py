@@ -1,4 +1,5 @@
-"""``GET /healthz``: the process is up and its database answers."""
+"""``GET /healthz`` and ``GET /readyz``: whether this instance can serve, dependency by
+dependency (the database, and the bus between instances)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,26 @@ __all__ = ["router"]
 router = APIRouter()
 
 
-@router.get("/healthz", summary="Liveness and database check")
-async def healthz(request: Request) -> JSONResponse:
+async def _checks(request: Request) -> dict[str, str]:
     db: Database = request.app.state.db
+    checks = {"db": "ok", "bus": "ok" if request.app.state.bus.connected else "down"}
     try:
         async with db.read() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any database failure means "not healthy"
-        return JSONResponse({"status": "error", "db": type(exc).__name__}, status_code=503)
-    return JSONResponse({"status": "ok", "db": "ok"})
+        checks["db"] = type(exc).__name__
+    return checks
+
+
+@router.get("/healthz", summary="Health: the database and the bus")
+async def healthz(request: Request) -> JSONResponse:
+    """200 ``{"status": "ok", "db": "ok", "bus": "ok"}``, or 503 naming what is down."""
+    checks = await _checks(request)
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ok" if healthy else "error", **checks}, 200 if healthy else 503)
+
+
+@router.get("/readyz", summary="Readiness: take traffic only when every dependency answers")
+async def readyz(request: Request) -> JSONResponse:
+    """The same checks as /healthz, for a load balancer's readiness probe."""
+    return await healthz(request)

@@ -1,0 +1,100 @@
+"""The Redis bus survives Redis going away: /healthz says so meanwhile, and once Redis is
+back the cloud reconnects by itself and messages flow again."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from iotvideo.protocol.errors import ErrorCode, IVError
+from tests.link.world import World, app_sdk, device_client, make_world
+from tests.support import Cloud, start_cloud
+
+
+class Redis:
+    """A private redis-server on a free loopback port, stopped and started by the test."""
+
+    def __init__(self, folder: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.folder = folder
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None, "redis-server is installed on CI machines"
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket() as conn:
+                if conn.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)  # waits for the server's port to open
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[Redis]:
+    server = Redis(tmp_path)
+    server.start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        server.kill()
+
+
+async def _health(cloud: Cloud, want: str, timeout: float = 20) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=5) as http:
+        while True:
+            answer = await http.get(cloud.url + "/healthz")
+            body = dict(answer.json())
+            if body["bus"] == want:
+                assert answer.status_code == (200 if want == "ok" else 503)
+                return body
+            assert time.monotonic() < deadline, body
+            await asyncio.sleep(0.1)  # polls the cloud's own health report
+
+
+async def test_the_bus_reconnects_by_itself(redis: Redis, tmp_path: Path) -> None:
+    cloud = start_cloud(tmp_path / "data", bus=f"redis://127.0.0.1:{redis.port}/0")
+    try:
+        world: World = await asyncio.to_thread(make_world, cloud, devices=1)
+        path = "ProWritable.nightMode.setVal"
+        async with (
+            device_client(cloud.url, world.device),
+            app_sdk(cloud.url, world.owner) as sdk,
+        ):
+            assert (await sdk.message.write_property(world.device.tid, path, "1"))["stVal"] == 1
+            redis.kill()
+            assert await _health(cloud, "down") == {"status": "error", "db": "ok", "bus": "down"}
+            # Meanwhile a request that needs the bus gets a code that says: retry shortly.
+            with pytest.raises(IVError) as unavailable:
+                await sdk.message.write_property(world.device.tid, path, "0")
+            assert unavailable.value.code == ErrorCode.IVTermErr_msg_calling_no_srv_addr
+            redis.start()
+            await _health(cloud, "ok")
+            # Subscriptions were made again: a write reaches the device and comes back.
+            assert (await sdk.message.write_property(world.device.tid, path, "2"))["stVal"] == 2
+        log = "".join(cloud.log)
+        assert log.count("Redis bus lost") == 1 and "Redis bus reconnected" in log
+        assert "Traceback" not in log
+    finally:
+        cloud.stop()
