@@ -14,41 +14,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.vendor_api import call, cpu_seconds, load, new_key, percentile
+from benchmarks.vendor_api import call, cpu_seconds, load, new_key, percentile, start_cloud
 from tencentcloud.common import credential
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.iotvideo.v20191126 import iotvideo_client
-from tests.tls import Tls, make_tls
+from tests.tls import make_tls
 
 from iotvideo.app import IoTVideo
-
-
-def start_cloud(data: Path, tls: Tls | None) -> tuple[subprocess.Popen[str], str]:
-    cmd = ["taskset", "-c", "0", sys.executable, "-m", "iotvideo", "cloud", "--data", str(data)]
-    cmd += ["--port", "0", "--log-level", "warning"]
-    env = {**os.environ, "IOTVIDEO_VENDOR_RATE": "1000000", "IOTVIDEO_LINK_RATE": "1000000"}
-    if tls is not None:
-        env |= {"IOTVIDEO_TLS_CERT": str(tls.cert), "IOTVIDEO_TLS_KEY": str(tls.key)}
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        match = re.search(r"listening on (https?://\S+)", line)
-        if match:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, match[1]
-    raise SystemExit("the cloud did not start")
 
 
 def client(url: str, key: tuple[str, str], ca: Path | None) -> Any:
@@ -83,7 +64,9 @@ def bench(mode: str, seconds: float, threads: int, count: int, folder: Path) -> 
     if tls is not None:
         os.environ["SSL_CERT_FILE"] = str(tls.ca)  # what the SDK's websockets client trusts
     data = folder / mode
-    proc, url = start_cloud(data, tls)
+    env = {"IOTVIDEO_TLS_CERT": str(tls.cert), "IOTVIDEO_TLS_KEY": str(tls.key)} if tls else {}
+    proc, endpoint = start_cloud(data, None, env)
+    url = f"{'https' if tls else 'http'}://{endpoint}"
     try:
         key = new_key(data, None)
         clients = [client(url, key, tls.ca if tls else None) for _ in range(threads)]

@@ -40,15 +40,20 @@ from tencentcloud.iotvideo.v20191126 import iotvideo_client, models
 PG_URL = os.environ.get("IOTVIDEO_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
-def start_cloud(data: Path, db: str | None) -> tuple[subprocess.Popen[str], str]:
+def start_cloud(
+    data: Path, db: str | None, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """The cloud pinned to CPU 0; returns the process and its endpoint (host:port)."""
     cmd = ["taskset", "-c", "0", sys.executable, "-m", "iotvideo", "cloud", "--data", str(data)]
     cmd += ["--port", "0", "--log-level", "warning"] + (["--db", db] if db else [])
-    # The per-key limit would cap what this measures: lift it for the run.
-    env = {**os.environ, "IOTVIDEO_VENDOR_RATE": "1000000"}
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    # The per-key and per-session limits would cap what this measures: lift them.
+    unlimited = {"IOTVIDEO_VENDOR_RATE": "1000000", "IOTVIDEO_LINK_RATE": "1000000"}
+    proc = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, **unlimited, **(env or {})}
+    )
     assert proc.stderr is not None
     for line in proc.stderr:
-        match = re.search(r"listening on http://(\S+)", line)
+        match = re.search(r"listening on https?://(\S+)", line)
         if match:
             threading.Thread(target=proc.stderr.read, daemon=True).start()
             return proc, match[1]

@@ -15,12 +15,16 @@ from tests.cloud.official import call, client, refused
 from tests.support import Cloud
 
 
-def iotvideo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def iotvideo(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the `iotvideo` command as a user would; its output and exit status."""
     return subprocess.run(
         [sys.executable, "-m", "iotvideo", *args],
         capture_output=True,
         text=True,
         env=env,
+        input=stdin,
         timeout=60,
     )
 

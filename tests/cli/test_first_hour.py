@@ -14,21 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_cli import iotvideo
 from tests.support import Cloud, LineWatcher, start_cloud
-
-
-def iotvideo(
-    *args: str, env: dict[str, str], stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "iotvideo", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        input=stdin,
-        timeout=60,
-        check=False,
-    )
 
 
 def env_file(path: Path) -> dict[str, str]:

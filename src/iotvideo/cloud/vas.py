@@ -144,13 +144,7 @@ async def upload_segment(request: Request) -> Response:
             raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "bad start/end")
         body = request.state.body
         state = _ctx(request)
-        now = _now(request)
-        async with state.db.read() as conn:
-            view = await channel_view(conn, tid, chn, now)
-        if view.status is not ServiceStatus.IN_USE:
-            raise Refused(
-                403, ErrorCode.IVASrvErr_dst_error_relation, "no cloud-storage service in use"
-            )
+        now = await _service_in_use(request, tid, chn)
         folder = state.settings.data / "vas" / tid / str(chn)
         path = folder / f"{start}.ts"
         await asyncio.to_thread(_write, path, body)
@@ -172,6 +166,18 @@ async def upload_segment(request: Request) -> Response:
         return _answer({"duplicate": False})
     except Refused as exc:
         return _refusal(exc)
+
+
+async def _service_in_use(request: Request, tid: str, chn: int) -> int:
+    """Now (UNIX seconds), when the channel's cloud-storage service is in use; else 403."""
+    now = _now(request)
+    async with _ctx(request).db.read() as conn:
+        view = await channel_view(conn, tid, chn, now)
+    if view.status is not ServiceStatus.IN_USE:
+        raise Refused(
+            403, ErrorCode.IVASrvErr_dst_error_relation, "no cloud-storage service in use"
+        )
+    return now
 
 
 def _write(path: Path, body: bytes) -> None:
@@ -517,13 +523,7 @@ async def upload_event(request: Request) -> Response:
             raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "bad id")
         body = request.state.body
         state = _ctx(request)
-        now = _now(request)
-        async with state.db.read() as conn:
-            view = await channel_view(conn, tid, chn, now)
-        if view.status is not ServiceStatus.IN_USE:
-            raise Refused(
-                403, ErrorCode.IVASrvErr_dst_error_relation, "no cloud-storage service in use"
-            )
+        now = await _service_in_use(request, tid, chn)
         small = None
         if body:
             try:
