@@ -17,6 +17,7 @@ from iotvideo.app.cloudplayer import CloudPlayer
 from iotvideo.device.cloudrec import CloudRecorder
 from iotvideo.device.media import DeviceMedia
 from iotvideo.protocol.errors import ErrorCode, IVError
+from iotvideo.protocol.link import Backoff
 from tests.cli.test_app_cli import app
 from tests.link.world import World, app_sdk, device_client, make_world
 from tests.support import Cloud, ffprobe, start_cloud
@@ -151,6 +152,24 @@ async def test_no_recording_without_a_service(world: World, tmp_path: Path) -> N
         await world.avendor("CreateStorageService", PkgId="yc1m7d", Tid=device_info.tid)
         await recorder.wait_uploaded(1)
         assert recorder.recording
+        await recorder.stop()
+        await media.close()
+
+
+async def test_uploads_fail_over_to_the_next_cloud_url(world: World, tmp_path: Path) -> None:
+    """The first URL is dead (as after an instance dies): the link and the uploads both
+    move to the next one."""
+    device_info = world.devices[1]
+    await world.avendor("CreateStorageService", PkgId="yc1m3d", Tid=device_info.tid)
+    urls = ["http://127.0.0.1:9", world.cloud.url]
+    async with device_client(urls, device_info) as device:
+        media = DeviceMedia(device, video="testsrc:", audio="none")
+        recorder = CloudRecorder(device, media, buffer_dir=tmp_path / "buf", segment_seconds=1)
+        recorder.backoff = Backoff(base=0.05, cap=0.2)
+        await recorder.start()
+        async with asyncio.timeout(20):
+            await recorder.wait_uploaded(2)
+        assert recorder.upload_failures >= 1, "the dead URL was tried first"
         await recorder.stop()
         await media.close()
 

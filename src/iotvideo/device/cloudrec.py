@@ -186,6 +186,8 @@ class CloudRecorder:
         #: Whether the cloud said the service is in use (so the device records).
         self.recording = False
         self.uploaded = 0
+        #: Which of the device's cloud URLs uploads go to; the next one after a failure.
+        self._url_index = 0
         self.upload_failures = 0
         self._changed = asyncio.Event()
         self._queued = asyncio.Event()
@@ -409,13 +411,16 @@ class CloudRecorder:
             "x-iv-signature": link.sign(self.device.certificate.private_key, message),
             "content-type": "video/mp2t",
         }
-        base = http_url(self.device.cloud_urls[self.uploaded % len(self.device.cloud_urls)])
+        urls = self.device.cloud_urls
+        base = http_url(urls[self._url_index % len(urls)])
         try:
             response = await http.post(base + target, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            log.info("segment upload failed: %s", exc)
+            log.info("upload to %s failed: %s; trying the next cloud URL", base, exc)
+            self._url_index += 1  # fail over, as the link does
             return False
         if response.status_code >= 500:
+            self._url_index += 1
             return False
         if response.status_code >= 400:
             # Refused for good (no service any more, a bad segment): drop it.
