@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import case, select, update
 
 from iotvideo.cloud.db.tables import bindings, devices
+from iotvideo.cloud.link import presence
 from iotvideo.cloud.link.hub import Outcome
 from iotvideo.cloud.link.session import LinkSession, OpHandler, field
 from iotvideo.cloud.ota import find_offer
@@ -136,27 +137,19 @@ class DeviceSession(LinkSession):
             )
         return owner is None
 
+    @property
+    def online(self) -> bool:
+        """Logged in and not yet logged out."""
+        return self._online
+
     async def _logout(self) -> None:
         if not self._online:
             return
         self._online = False
+        # If a step fails (the bus or the database away), the presence sweep of this
+        # instance finds the device marked online without a session and converges.
         await self.ctx.hub.detach(self)
-        now = self.ctx.now()
-        async with self.ctx.db.begin() as conn:
-            result = await conn.execute(
-                update(devices)
-                .where(devices.c.tid == self.tid, devices.c.online_session == self.sid)
-                .values(online=0, online_instance="", online_session="")
-            )
-        if result.rowcount == 0:
-            return  # another session of this device took over meanwhile
-        await self.ctx.things.change(
-            self.tid,
-            lambda _i, _m, state: apply(state, Change("ProReadonly", "_online", {"stVal": 0}), now),
-        )
-        await self.ctx.hub.push(
-            self.tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 0, "t": now}}
-        )
+        await presence.mark_offline(self.ctx, self.tid, self.sid)
 
     # Frames from the device
 

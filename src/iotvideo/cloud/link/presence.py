@@ -46,6 +46,7 @@ async def run_presence(ctx: LinkContext, sessions: set[object]) -> None:
     while True:
         try:
             await _beat_and_reap(ctx, stale_after=3 * interval)
+            await _converge(ctx, sessions)
         except Exception:  # the database may be down for a moment; keep trying
             log.exception("presence round failed; will retry")
         _sweep(ctx, sessions)
@@ -92,6 +93,47 @@ async def _beat_and_reap(ctx: LinkContext, *, stale_after: float) -> None:
         await ctx.hub.push(
             tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 0, "t": now}}
         )
+
+
+async def _converge(ctx: LinkContext, sessions: set[object]) -> None:
+    """Devices this instance has marked online without a live session here (a logout
+    whose database or bus step failed) are marked offline: presence always converges."""
+    from iotvideo.cloud.link.device_session import DeviceSession
+
+    live = {s.sid for s in sessions if isinstance(s, DeviceSession) and s.online}
+    async with ctx.db.read() as conn:
+        marked = list(
+            await conn.execute(
+                select(devices.c.tid, devices.c.online_session).where(
+                    devices.c.online_instance == ctx.hub.instance_id, devices.c.online != 0
+                )
+            )
+        )
+    for tid, sid in marked:
+        if sid not in live:
+            await mark_offline(ctx, tid, sid)
+            log.warning("device %s was marked online without a session here; now offline", tid)
+
+
+async def mark_offline(ctx: LinkContext, tid: str, sid: str) -> bool:
+    """Mark ``tid`` offline if session ``sid`` is still the one that marked it online (a
+    newer login elsewhere stands); tell the apps. False if another session took over."""
+    now = ctx.now()
+    async with ctx.db.begin() as conn:
+        result = await conn.execute(
+            update(devices)
+            .where(devices.c.tid == tid, devices.c.online_session == sid)
+            .values(online=0, online_instance="", online_session="")
+        )
+    if result.rowcount == 0:
+        return False
+    await ctx.things.change(
+        tid, lambda _i, _m, state: apply(state, Change("ProReadonly", "_online", {"stVal": 0}), now)
+    )
+    await ctx.hub.push(
+        tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 0, "t": now}}
+    )
+    return True
 
 
 def _sweep(ctx: LinkContext, sessions: set[object]) -> None:
