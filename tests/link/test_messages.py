@@ -11,7 +11,7 @@ import pytest
 from iotvideo.app import IoTVideo, LinkStatus, LogLevel
 from iotvideo.device import DeviceClient
 from iotvideo.protocol.errors import AckError, ErrorCode, IVError
-from tests.link.world import Inbox, World, app_sdk, device_client
+from tests.link.world import Inbox, World, app_sdk, device_client, eventually
 
 TEMP = "ProReadonly.temperature"
 
@@ -385,3 +385,34 @@ async def test_a_refused_write_does_not_undo_a_later_one(world: World) -> None:
         assert refused.value.code == ErrorCode.IVAckErr_ParameterErr
         now = await sdk.message.read_property(world.device.tid, "ProWritable.nightMode")
         assert (now["setVal"], now["stVal"]) == (2, 2)
+
+
+async def test_a_writer_leaving_mid_write_does_not_lose_the_devices_answer(world: World) -> None:
+    got, release = asyncio.Event(), asyncio.Event()
+
+    def install(dc: DeviceClient) -> None:
+        @dc.on_write("nightMode")
+        async def night(value: Any) -> Any:
+            if value == 2:
+                got.set()
+                await release.wait()
+            return value
+
+    path = "ProWritable.nightMode"
+    async with device_client(world.cloud.url, world.device, install):
+        async with app_sdk(world.cloud.url, world.owner) as writer:
+            pending = asyncio.ensure_future(
+                writer.message.write_property(world.device.tid, path + ".setVal", "2")
+            )
+            await got.wait()
+        # The writer is gone (its session ended); the device applies the value now.
+        release.set()
+        with pytest.raises(IVError):
+            await pending
+        async with app_sdk(world.cloud.url, world.guest) as reader:
+
+            async def confirmed() -> None:
+                state = await reader.message.read_property(world.device.tid, path)
+                assert (state["setVal"], state["stVal"]) == (2, 2), state
+
+            await eventually(confirmed)

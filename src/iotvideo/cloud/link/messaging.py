@@ -9,6 +9,7 @@ online (8000 otherwise).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from typing import Any
@@ -36,6 +37,8 @@ class Messaging:
         self.things = things
         self.hub = hub
         self.device_timeout = device_timeout
+        #: Deliveries that finish even when the writer's session goes away.
+        self._deliveries: set[asyncio.Task[WriteResult]] = set()
 
     # Reads
 
@@ -89,6 +92,20 @@ class Messaging:
             return WriteResult(value=obj, delivered=True)
         if not deliver:
             return WriteResult(value=obj, delivered=False)
+        # The device's answer is recorded even if the writer leaves meanwhile (its session
+        # ends and cancels this request): the delivery runs in a task of its own.
+        delivery = asyncio.ensure_future(self._deliver(tid, change, obj, before))
+        self._deliveries.add(delivery)
+        delivery.add_done_callback(self._forget)
+        return await asyncio.shield(delivery)
+
+    def _forget(self, delivery: asyncio.Task[WriteResult]) -> None:
+        self._deliveries.discard(delivery)
+        if not delivery.cancelled():
+            delivery.exception()  # a refusal nobody waits for any more is not an error
+
+    async def _deliver(self, tid: str, change: Change, obj: Any, before: Any) -> WriteResult:
+        """Hand a stored setVal to the device; record what it applied, or undo a refusal."""
         try:
             outcome = await self.hub.ask(
                 tid,
