@@ -82,11 +82,21 @@ def create_app(
             sessions: set[object] = set()
             app.state.link_sessions = sessions
             app.state.url_secret = url_secret(settings.data, settings.url_secret)
-            _background(stack, run_janitor(db, clock=clock, interval=settings.purge_interval))
+            outages = link.outages
+            _background(
+                stack,
+                run_janitor(db, clock=clock, interval=settings.purge_interval, outages=outages),
+            )
             _background(stack, run_presence(link, sessions))
             _background(
                 stack,
-                run_retention(db, settings.data, clock=clock, interval=settings.retention_interval),
+                run_retention(
+                    db,
+                    settings.data,
+                    clock=clock,
+                    interval=settings.retention_interval,
+                    outages=outages,
+                ),
             )
             # Everything loaded so far (modules, tables, settings) lives as long as the
             # process: keep it out of the collector's full passes, which otherwise walk it

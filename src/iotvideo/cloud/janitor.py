@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from iotvideo.cloud.access import purge_tokens
 from iotvideo.cloud.db import Database
+from iotvideo.cloud.outages import Outages
 from iotvideo.cloud.provisioning import purge_bind_tokens
 
 __all__ = ["run_janitor"]
@@ -15,7 +16,9 @@ __all__ = ["run_janitor"]
 log = logging.getLogger("iotvideo.cloud.janitor")
 
 
-async def run_janitor(db: Database, *, clock: Callable[[], float], interval: float) -> None:
+async def run_janitor(
+    db: Database, *, clock: Callable[[], float], interval: float, outages: Outages
+) -> None:
     """Purge dead tokens now and then every ``interval`` seconds, until cancelled.
 
     Every cloud instance runs one; the deletes are idempotent, so several at once are fine.
@@ -27,6 +30,6 @@ async def run_janitor(db: Database, *, clock: Callable[[], float], interval: flo
                 purged += await purge_bind_tokens(conn, now=int(clock()))
             if purged:
                 log.info("purged %d expired or revoked access tokens", purged)
-        except Exception:  # a failed round must not end housekeeping for good
-            log.exception("purging access tokens failed; will retry")
+        except Exception as exc:  # a failed round must not end housekeeping for good
+            outages.round_failed("purging access tokens", exc)
         await asyncio.sleep(interval)

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, union
 
 from iotvideo.cloud.db import Database
 from iotvideo.cloud.db.tables import cloud_events, cloud_segments
+from iotvideo.cloud.outages import Outages
 from iotvideo.cloud.storage import ServiceStatus, channel_view
 
 __all__ = ["delete_device_files", "purge_expired", "run_retention"]
@@ -72,7 +73,7 @@ def _unlink(paths: list[Path]) -> None:
 
 
 async def run_retention(
-    db: Database, data: Path, *, clock: Callable[[], float], interval: float
+    db: Database, data: Path, *, clock: Callable[[], float], interval: float, outages: Outages
 ) -> None:
     """Purge now and every ``interval`` seconds, until cancelled."""
     while True:
@@ -80,6 +81,6 @@ async def run_retention(
             removed = await purge_expired(db, data, now=int(clock()))
             if removed:
                 log.info("retention removed %d recordings and events", removed)
-        except Exception:  # a failed round must not end retention for good
-            log.exception("retention failed; will retry")
+        except Exception as exc:  # a failed round must not end retention for good
+            outages.round_failed("retention", exc)
         await asyncio.sleep(interval)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import httpx
@@ -11,6 +11,7 @@ import httpx
 from iotvideo.cloud.db import Database
 from iotvideo.cloud.limits import Limits
 from iotvideo.cloud.link.hub import Hub
+from iotvideo.cloud.outages import Outages
 from iotvideo.cloud.settings import CloudSettings
 from iotvideo.cloud.things import Things
 
@@ -30,6 +31,7 @@ class LinkContext:
     http: httpx.AsyncClient
     clock: Callable[[], float]
     limits: Limits
+    outages: Outages = field(default_factory=Outages)
 
     def now(self) -> int:
         return int(self.clock())

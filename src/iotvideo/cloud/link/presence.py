@@ -47,8 +47,9 @@ async def run_presence(ctx: LinkContext, sessions: set[object]) -> None:
         try:
             await _beat_and_reap(ctx, stale_after=3 * interval)
             await _converge(ctx, sessions)
-        except Exception:  # the database may be down for a moment; keep trying
-            log.exception("presence round failed; will retry")
+            ctx.outages.round_done()
+        except Exception as exc:  # the database may be down for a moment; keep trying
+            ctx.outages.round_failed("presence round", exc)
         _sweep(ctx, sessions)
         await asyncio.sleep(min(interval, ctx.settings.link_idle_timeout / 3))
 

@@ -21,6 +21,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from iotvideo.cloud.link.context import LinkContext
+from iotvideo.cloud.outages import database_unavailable
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.link import FrameError, Push, Reply, Request
@@ -230,10 +231,21 @@ class LinkSession:
                     ErrorCode.IVTermErr_msg_user_cmd_type_error, f"unknown op {request.op!r}"
                 )
             data = await handler(request)
+            self.ctx.outages.up("the database")
             await self.send(Reply(request.id, 0, data))
         except IVError as exc:
             await self.send(Reply(request.id, int(exc.code), msg=exc.message))
-        except Exception:
+        except Exception as exc:
+            if database_unavailable(exc):
+                self.ctx.outages.down("the database", exc)
+                await self.send(
+                    Reply(
+                        request.id,
+                        ErrorCode.IVTermErr_msg_calling_no_srv_addr,
+                        msg="the cloud's database is unavailable; retry shortly",
+                    )
+                )
+                return
             log.exception("%s op %s failed", self.kind, request.op)
             await self.send(
                 Reply(

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from iotvideo.cloud.outages import database_unavailable
 from iotvideo.cloud.vendor.api import VendorApi, VendorRequest
 from iotvideo.cloud.vendor.errors import Code, VendorError
 
@@ -42,11 +43,21 @@ async def vendor_api(request: Request) -> JSONResponse:
         headers = {k.lower(): v for k, v in request.headers.items()}
         call = VendorRequest(request.method, headers, request.url.query, body)
         fields = await api.handle(call, request_id)
+        request.app.state.link.outages.up("the database")
         return _reply({**fields, "RequestId": request_id})
     except VendorError as exc:
         log.info("vendor API %s refused: %s", request.headers.get("x-tc-action"), exc)
         return _error(exc, request_id)
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):
+            request.app.state.link.outages.down("the database", exc)
+            return _error(
+                VendorError(
+                    Code.RESOURCE_UNAVAILABLE,
+                    "The cloud's database is unavailable; retry shortly.",
+                ),
+                request_id,
+            )
         log.exception(
             "vendor API %s failed (RequestId %s)", request.headers.get("x-tc-action"), request_id
         )
