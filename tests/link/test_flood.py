@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
+import websockets
 
 from iotvideo.cloud.link.device_session import MAX_DEVICE_IN_FLIGHT
 from iotvideo.cloud.link.session import MAX_IN_FLIGHT
@@ -18,6 +19,7 @@ from iotvideo.device import DeviceClient
 from iotvideo.protocol.errors import ErrorCode
 from tests.link.test_frames import Raw, app_raw
 from tests.link.world import World, app_sdk, device_client, make_world
+from tests.support import start_cloud
 
 PROCESSING = ErrorCode.IVTermErr_msg_gdm_handle_processing
 BUSY = ErrorCode.IVAckErr_DeviceBusy
@@ -119,3 +121,29 @@ async def test_an_app_that_never_reads_costs_bounded_memory(world: World) -> Non
         held.set()
     assert sent > 1000, "the flood was sent"
     assert after - before < 40, f"the cloud grew by {after - before:.0f} MiB ({sent} requests)"
+
+
+async def test_a_peer_that_stops_reading_is_dropped(tmp_path: Path) -> None:
+    """Its replies fill the socket buffers; once a send waits longer than
+    IOTVIDEO_LINK_SEND_TIMEOUT the cloud drops the connection instead of pinning it."""
+    env = {"IOTVIDEO_LINK_SEND_TIMEOUT": "2", "IOTVIDEO_LINK_RATE": "1000000"}
+    cloud = await asyncio.to_thread(start_cloud, tmp_path / "data", env=env)
+    try:
+        world = await asyncio.to_thread(make_world, cloud, devices=1)
+        url = cloud.url.replace("http", "ws") + "/link/app"
+        # max_queue=1: the client library stops reading the socket as soon as one frame
+        # waits, as an app that stopped reading would.
+        async with websockets.connect(url, max_queue=1, max_size=None) as ws:
+            await ws.recv()  # hello
+            login = {"access_id": world.owner.access_id, "access_token": world.owner.token}
+            await ws.send(json.dumps({"id": 1, "op": "login", "data": login}))
+            read = {"tid": world.device.tid, "path": ""}
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async with asyncio.timeout(30):
+                    for i in range(2, 200_000):
+                        await ws.send(json.dumps({"id": i, "op": "prop.read", "data": read}))
+            async with asyncio.timeout(30):
+                await ws.wait_closed()
+    finally:
+        cloud.stop()  # and its log is read to the end
+    assert any("stopped reading; dropping it" in line for line in cloud.log)

@@ -55,6 +55,12 @@ class CloudSettings(BaseSettings):
     link_idle_timeout: float = Field(
         90, gt=0, description="Seconds of silence after which a link session is closed."
     )
+    link_send_timeout: float = Field(
+        20,
+        gt=0,
+        description="Seconds a frame may wait to be sent to a peer that does not read; "
+        "then the connection is dropped.",
+    )
     device_timeout: float = Field(
         8, gt=0, description="Seconds the cloud waits for a device to answer a request."
     )

@@ -70,8 +70,13 @@ class LinkSession:
         if self.closing and not (isinstance(frame, Push) and frame.op == "bye"):
             return
         try:
-            async with self._send_lock:
-                await self.ws.send_text(frame.encode())
+            async with asyncio.timeout(self.ctx.settings.link_send_timeout):
+                async with self._send_lock:
+                    await self.ws.send_text(frame.encode())
+        except TimeoutError:
+            log.warning("%s session %s stopped reading; dropping it", self.kind, self.sid)
+            self.closing = True
+            _abort(self.ws)
         except (RuntimeError, OSError, WebSocketDisconnect):
             self.closing = True  # the peer is gone; the receive loop will notice
 
@@ -262,6 +267,20 @@ class LinkSession:
         for task in list(self._tasks):
             task.cancel()
         self.closing = True
+
+
+def _abort(ws: WebSocket) -> None:
+    """Drop the connection at once.
+
+    Why: a peer that stops reading fills its socket buffers; uvicorn then makes every send
+    wait (flow control), and a graceful close never finishes flushing, so the session and
+    its buffers would stay pinned for ever. Starlette has no abort: the ASGI ``send`` is a
+    bound method of uvicorn's protocol, whose transport we abort (``connection_lost`` then
+    wakes every waiter and ends the session)."""
+    protocol = getattr(getattr(ws, "_send", None), "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    if transport is not None and hasattr(transport, "abort"):
+        transport.abort()
 
 
 def field(
