@@ -240,7 +240,7 @@ DEVICE_ROUTES = {("POST", "/vas/device/segment"), ("POST", "/vas/device/event")}
 SIGNED_ROUTES = {
     ("GET", "/vas/hls/{exp}/{sig}/{tid}/{chn}/{window}.m3u8"),
     ("GET", "/vas/hls/{exp}/{sig}/{tid}/{chn}/{window}/{segment_id}.ts"),
-    ("GET", "/vas/img/{alarm_id}.jpg"),
+    ("GET", "/vas/img/{tid}/{alarm_id}.jpg"),
 }
 
 

@@ -147,11 +147,43 @@ async def test_deleting_a_device_deletes_its_recordings_and_pictures(world: Worl
     assert not any(f.exists() for f in folders)
 
 
-def _jpeg() -> bytes:
+def _jpeg(shade: int = 200) -> bytes:
     import io
 
     from PIL import Image
 
     out = io.BytesIO()
-    Image.new("RGB", (64, 36), (200, 30, 30)).save(out, "JPEG")
+    Image.new("RGB", (64, 36), (shade, 30, 30)).save(out, "JPEG")
     return out.getvalue()
+
+
+async def test_event_ids_are_the_devices_own(world: World) -> None:
+    """Two devices may use the same event id: both events are kept, each with its picture."""
+    await world.avendor("CreateStorageService", PkgId="yc1m3d", Tid=world.devices[0].tid)
+    await world.avendor("CreateStorageService", PkgId="yc1m3d", Tid=world.devices[1].tid)
+    now = int(time.time())
+    target = f"/vas/device/event?chn=0&alarmType=1&start={now}&id=same1"
+    pictures = {}
+    async with httpx.AsyncClient(base_url=world.cloud.url, timeout=30) as http:
+        for index in (0, 1):
+            picture = _jpeg(shade=40 + 150 * index)
+            r = await http.post(
+                target, content=picture, headers=signed(world, index, target, picture)
+            )
+            assert r.json()["data"] == {"alarmId": "same1", "duplicate": False}, r.text
+            pictures[world.devices[index].tid] = picture
+        again = await http.post(target, content=picture, headers=signed(world, 1, target, picture))
+        assert again.json()["data"]["duplicate"] is True
+        for tid, picture in pictures.items():
+            auth = {"authorization": f"Bearer {world.owner.token}"}
+            if tid != world.device.tid:
+                continue  # the owner is bound to the first device only
+            listed = (
+                await http.get(
+                    f"/vas/events?deviceId={tid}&startTime={now - 1}&endTime={now + 1}",
+                    headers=auth,
+                )
+            ).json()["data"]
+            (event,) = listed["list"]
+            got = await http.get(listed["imgUrlPrefix"] + event["imgUrlSuffix"])
+            assert got.content == picture

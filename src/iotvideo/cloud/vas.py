@@ -645,8 +645,9 @@ async def event_list(request: Request) -> Response:
         for r in rows:
             suffix = ""
             if r.picture:
-                sig = sign_path(state.url_secret, f"/vas/img/{r.alarm_id}.jpg", expires)
-                suffix = f"{r.alarm_id}.jpg?exp={expires}&sig={sig}"
+                picture = f"{tid}/{r.alarm_id}.jpg"
+                sig = sign_path(state.url_secret, f"/vas/img/{picture}", expires)
+                suffix = f"{picture}?exp={expires}&sig={sig}"
             items.append(
                 {
                     "alarmId": r.alarm_id,
@@ -722,8 +723,8 @@ async def delete_events(request: Request) -> Response:
         return _refusal(exc)
 
 
-@router.get("/img/{alarm_id}.jpg")
-async def event_picture(request: Request, alarm_id: str) -> Response:
+@router.get("/img/{tid}/{alarm_id}.jpg")
+async def event_picture(request: Request, tid: str, alarm_id: str) -> Response:
     """An event's picture (``&thumb=1``: its thumbnail), by a signed URL."""
     try:
         _signed(request)
@@ -732,7 +733,7 @@ async def event_picture(request: Request, alarm_id: str) -> Response:
             row = (
                 await conn.execute(
                     select(cloud_events.c.picture, cloud_events.c.thumb).where(
-                        cloud_events.c.alarm_id == alarm_id
+                        cloud_events.c.tid == tid, cloud_events.c.alarm_id == alarm_id
                     )
                 )
             ).first()

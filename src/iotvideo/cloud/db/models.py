@@ -377,8 +377,11 @@ class CloudEvent(Base):
     # Pages are read newest first by (start_time, alarm_id): one index range scan.
     __table_args__ = (Index("ix_cloud_events_time", "tid", "chn_num", "start_time", "alarm_id"),)
 
+    # The device chooses its event ids: unique per device, not across the cloud.
+    tid: Mapped[str] = mapped_column(
+        ForeignKey("devices.tid", ondelete="CASCADE"), primary_key=True
+    )
     alarm_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    tid: Mapped[str] = mapped_column(ForeignKey("devices.tid", ondelete="CASCADE"))
     chn_num: Mapped[int]
     alarm_type: Mapped[int]
     first_alarm_type: Mapped[int]
