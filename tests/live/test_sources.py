@@ -19,7 +19,7 @@ from iotvideo.app.player import MonitorPlayer
 from iotvideo.media.fanout import Viewer
 from iotvideo.media.sources import DemuxVideoStream
 from iotvideo.protocol.errors import ErrorCode
-from tests.link.world import make_world
+from tests.link.world import World, make_world
 from tests.live.helpers import live, take_frames
 from tests.support import start_cloud
 
@@ -228,3 +228,34 @@ async def test_a_camera_going_away_ends_its_viewers_only(world, rtsp_camera_proc
         await take_frames(other, 10)
         assert other.frames_decoded >= before + 10 and other.connected
         await other.stop()
+
+
+async def test_opening_a_silent_camera_does_not_block_the_event_loop(world: World) -> None:
+    """An RTSP camera that accepts the connection and says nothing: probing it waits for
+    its 10 s timeout, off the event loop, while the loop keeps running."""
+    from iotvideo.device import DeviceClient
+    from iotvideo.device.media import DeviceMedia
+    from iotvideo.media.sources import SourceError
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        device = DeviceClient(world.device.certificate, world.cloud.url)
+        gaps: list[float] = []
+
+        async def ticker() -> None:
+            loop = asyncio.get_running_loop()
+            last = loop.time()
+            while True:
+                await asyncio.sleep(0.01)
+                gaps.append(loop.time() - last)
+                last = loop.time()
+
+        ticking = asyncio.create_task(ticker())
+        try:
+            with pytest.raises(SourceError, match="cannot open"):
+                await DeviceMedia.open(device, video=f"rtsp://127.0.0.1:{port}/cam", audio="none")
+        finally:
+            ticking.cancel()
+    assert len(gaps) > 100 and max(gaps) < 0.5, f"the loop stalled {max(gaps):.2f} s"

@@ -122,14 +122,8 @@ def run(
 
     async def go() -> None:
         try:
-            # Opening a file or an RTSP camera blocks (probing): off the event loop.
-            media = await asyncio.to_thread(
-                DeviceMedia,
-                client,
-                video=video,
-                audio=audio,
-                max_viewers=max_viewers,
-                talk_sink=talk_dir,
+            media = await DeviceMedia.open(
+                client, video=video, audio=audio, max_viewers=max_viewers, talk_sink=talk_dir
             )
         except SourceError as exc:
             die(f"{exc}", 2)

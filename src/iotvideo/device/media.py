@@ -3,7 +3,7 @@
 ::
 
     device = DeviceClient(certificate, cloud_url)
-    media = DeviceMedia(device, video="rtsp://192.168.1.20/stream1", audio="tone:440")
+    media = await DeviceMedia.open(device, video="rtsp://192.168.1.20/stream1", audio="tone:440")
     media.on_data = lambda session, data: session.send(b"pong")
     await device.start()
 
@@ -274,6 +274,11 @@ class MediaSession:
         self.media.sessions.discard(self)
 
 
+def open_channels(sources: dict[str, tuple[str, str]]) -> dict[str, Channel]:
+    """Open each source's video and audio (blocking: probes files and cameras)."""
+    return {sid: Channel(open_video(v), open_audio(a)) for sid, (v, a) in sources.items()}
+
+
 class DeviceMedia:
     """Serves ``media.offer`` for ``device``: sources, viewers, talk, two-way video, data."""
 
@@ -289,7 +294,11 @@ class DeviceMedia:
         on_video: Callable[[MediaSession, av.VideoFrame], object] | None = None,
         on_data: Callable[[MediaSession, bytes], object] | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
+        channels: dict[str, Channel] | None = None,
     ) -> None:
+        """Serve ``device``'s media. The sources are opened here, which blocks while a file
+        or an RTSP camera is probed (up to 10 s): on an event loop use :meth:`open`.
+        ``channels`` (from :meth:`open`) are sources already opened."""
         self.device = device
         self.max_viewers = max_viewers
         #: Seconds an answered session has to connect before its place is freed.
@@ -297,10 +306,9 @@ class DeviceMedia:
         self.talk_sink = talk_sink
         self.on_video = on_video
         self.on_data = on_data
-        self.channels: dict[str, Channel] = {
-            sid: Channel(open_video(v), open_audio(a))
-            for sid, (v, a) in (sources or {"1": (video, audio)}).items()
-        }
+        self.channels: dict[str, Channel] = (
+            channels if channels is not None else open_channels(sources or {"1": (video, audio)})
+        )
         self.sessions: set[MediaSession] = set()
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -328,6 +336,22 @@ class DeviceMedia:
             channel.video.stop()
             if channel.audio is not None:
                 channel.audio.stop()
+
+    @classmethod
+    async def open(
+        cls,
+        device: DeviceClient,
+        *,
+        video: str = "testsrc:",
+        audio: str = "tone:440",
+        sources: dict[str, tuple[str, str]] | None = None,
+        **options: Any,
+    ) -> DeviceMedia:
+        """Open the sources off the event loop (probing blocks), then serve; raises
+        :class:`SourceError` for a source that cannot be used. ``options`` as for the
+        constructor (max_viewers, talk_sink, on_video, on_data, connect_timeout)."""
+        channels = await asyncio.to_thread(open_channels, sources or {"1": (video, audio)})
+        return cls(device, channels=channels, **options)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
