@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -198,3 +199,40 @@ async def test_each_nvr_channel_is_its_own_source(world: World) -> None:
         assert "audio" not in first.answer and second.answer["audio"]["codec"] == "opus"
         await first.stop()
         await second.stop()
+
+
+async def test_a_recorder_that_falls_behind_still_finishes_a_valid_file(
+    world: World, tmp_path: Path
+) -> None:
+    """The recorder stalls until its queue is full: frames are skipped to a keyframe and
+    counted, and stop_recording still runs after what was queued (once it never did)."""
+    import threading
+
+    from iotvideo.media.recorder import MP4Recorder
+
+    gate = threading.Event()
+
+    class Stalling(MP4Recorder):
+        def write_video(self, *args: Any) -> None:
+            gate.wait(30)
+            super().write_video(*args)
+
+    async with live(world) as lv:
+        player = MonitorPlayer(world.device.tid, sdk=lv.sdk)
+        player.av_recorder = Stalling()
+        await player.play()
+        await take_frames(player, 1)
+        path = tmp_path / "behind.mp4"
+        await player.start_recording(path)
+        while player.frames_not_recorded == 0:
+            await take_frames(player, 1)  # until the recorder's queue is full
+        stopping = asyncio.ensure_future(player.stop_recording())
+        await take_frames(player, 2)
+        assert not stopping.done(), "it waits for what was queued"
+        gate.set()
+        async with asyncio.timeout(30):
+            assert await stopping == path
+        await player.stop()
+    info = ffprobe(path)
+    assert {s["codec_type"] for s in info["streams"]} >= {"video"}
+    assert float(info["format"]["duration"]) > 1

@@ -455,6 +455,9 @@ class MonitorPlayer(Connection):
         self._need_keyframe = True
         self._recording = False
         self._rec_worker: SerialWorker | None = None
+        self._rec_skipping = False
+        #: Video frames the recorder could not keep up with (skipped to a keyframe).
+        self.frames_not_recorded = 0
         self._talk = Feed()
         self._audio_sender: Any = None
         self._video_sender: Any = None
@@ -540,7 +543,7 @@ class MonitorPlayer(Connection):
         if keyframe:
             self._mark("first_keyframe")
         if self._recording and self._rec_worker is not None:
-            self._rec_worker.submit(self.av_recorder.write_video, data, timestamp, keyframe, now)
+            self._record_video(data, timestamp, keyframe, now)
         if self._need_keyframe and not keyframe:
             return
         self._need_keyframe = False
@@ -675,6 +678,22 @@ class MonitorPlayer(Connection):
         if self._decode_failed is not None:
             self._decode_failed()  # a keyframe soon, so the file starts soon
 
+    def _record_video(self, data: bytes, timestamp: int, keyframe: bool, now: float) -> None:
+        """Queue a frame for the recorder. When the recorder falls behind, frames are
+        skipped up to the next keyframe (a frame without those before it would not
+        decode), counted in :attr:`frames_not_recorded` and logged once per gap."""
+        assert self._rec_worker is not None
+        if self._rec_skipping and not keyframe:
+            self.frames_not_recorded += 1
+            return
+        if self._rec_worker.submit(self.av_recorder.write_video, data, timestamp, keyframe, now):
+            self._rec_skipping = False
+            return
+        self.frames_not_recorded += 1
+        if not self._rec_skipping:
+            log.warning("recorder of %s fell behind; skipping to the next keyframe", self.device_id)
+        self._rec_skipping = True
+
     async def stop_recording(self) -> Path | None:
         """Finish the recording; the file's path (None if nothing was recorded)."""
         if not self._recording or self._rec_worker is None:
@@ -690,8 +709,9 @@ class MonitorPlayer(Connection):
             except Exception as exc:
                 done.get_loop().call_soon_threadsafe(done.set_exception, exc)
 
-        worker.submit(stop)
-        worker.close()
+        # After every frame already queued, even when the queue is full (a dropped stop
+        # would leave the MP4 unfinished and this call waiting for ever).
+        await asyncio.to_thread(worker.close_after, stop)
         return await done
 
     # Resolution

@@ -57,6 +57,16 @@ class SerialWorker:
         if wait and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
 
+    def close_after(self, fn: Callable[[], Any]) -> None:
+        """Close, and run ``fn`` after every job already queued (none is dropped, however
+        full the queue). Blocks until ``fn`` is queued: call it off the event loop."""
+        self._closed = True
+        if self._thread is None:  # nothing was ever queued
+            fn()
+            return
+        self._jobs.put((fn, ()))
+        self._jobs.put(None)
+
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             fn, args = job
