@@ -46,8 +46,9 @@ db_app = typer.Typer(
     help="Database schema: apply migrations, show the revision.", no_args_is_help=True
 )
 vendor_app = typer.Typer(
-    help="Vendor settings: the webhook for data apps send to the server; firmware files the "
-    "cloud keeps.",
+    help="The vendor API from the shell (call, publish-model, quickstart: signed with your "
+    "key, against any cloud) and, on the cloud's host, the webhook for data apps send to the "
+    "server and firmware files the cloud keeps.",
     no_args_is_help=True,
 )
 

@@ -19,9 +19,10 @@ app = typer.Typer(
     name="iotvideo",
     help=(
         "iotvideo: a self-hostable IoT camera video platform.\n\n"
-        "Start the cloud with `iotvideo cloud --data DIR`, then create a vendor API key with "
-        "`iotvideo keys create --data DIR` and drive it with any Tencent Cloud API 3.0 "
-        "iotvideo client."
+        "Start the cloud with `iotvideo cloud --data DIR`, create a vendor API key with "
+        "`iotvideo keys create --data DIR --format env`, then `iotvideo vendor quickstart "
+        "--out DIR` makes a product, a camera and a user and prints the next commands. The "
+        "vendor API also answers any Tencent Cloud API 3.0 iotvideo client."
     ),
     no_args_is_help=True,
     add_completion=True,
