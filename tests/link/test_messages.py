@@ -416,3 +416,36 @@ async def test_a_writer_leaving_mid_write_does_not_lose_the_devices_answer(world
                 assert (state["setVal"], state["stVal"]) == (2, 2), state
 
             await eventually(confirmed)
+
+
+async def test_each_delegate_gets_its_own_instances_lines_only(world: World) -> None:
+    """Two instances in one process (and the cloud's own logging): no line crosses over,
+    and making instances adds no log handler each."""
+    import logging
+
+    package = logging.getLogger("iotvideo")
+    handlers = len(package.handlers)
+    lines: dict[str, list[str]] = {"a": [], "b": []}
+
+    class Delegate:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def did_output_pretty_log_message(self, message: str) -> None:
+            lines[self.name].append(message)
+
+    a, b = IoTVideo(), IoTVideo()
+    assert len(package.handlers) <= max(handlers, 1), "no handler per instance"
+    for sdk, name in ((a, "a"), (b, "b")):
+        sdk.delegate = Delegate(name)
+        sdk.log_level = LogLevel.INFO
+        sdk.setup(world.cloud.url)
+    await a.register(world.owner.access_id, world.owner.token)
+    with pytest.raises(IVError):
+        await b.register(world.owner.access_id, "usr_" + "x" * 43)  # refused
+    await a.unregister()
+    await b.unregister()
+    assert any("link status: online" in line for line in lines["a"])
+    assert not any("link status: online" in line for line in lines["b"])
+    assert any("login refused" in line for line in lines["b"])
+    assert not any("login refused" in line for line in lines["a"])

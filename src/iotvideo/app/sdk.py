@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable
+from contextvars import ContextVar
 from enum import IntEnum
 from typing import Any, ClassVar, Protocol
 
@@ -36,17 +38,39 @@ class LogLevel(IntEnum):
     DEBUG = logging.DEBUG
 
 
+#: The SDK instance the running code works for: set while an instance starts its tasks
+#: (they inherit it), so that their log lines reach that instance's delegate only.
+_current: ContextVar[weakref.ref[IoTVideo] | None] = ContextVar("iotvideo_sdk", default=None)
+
+
 class _DelegateLogHandler(logging.Handler):
-    def __init__(self, sdk: IoTVideo) -> None:
+    """One per process, on the ``iotvideo`` logger: hands each record to the delegate of
+    the instance it belongs to (its ``iotvideo_sdk`` attribute, else the context's), at
+    that instance's level. Records of no instance (a cloud in the same process, say) go
+    to no delegate."""
+
+    def __init__(self) -> None:
         super().__init__()
-        self.sdk = sdk
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        delegate = self.sdk.delegate
-        output = getattr(delegate, "did_output_pretty_log_message", None)
+        ref = getattr(record, "iotvideo_sdk", None) or _current.get()
+        sdk = ref() if ref is not None else None
+        if sdk is None or record.levelno < sdk.log_level:
+            return
+        output = getattr(sdk.delegate, "did_output_pretty_log_message", None)
         if output is not None:
             output(self.format(record))
+
+
+_handler: _DelegateLogHandler | None = None
+
+
+def _install_handler() -> None:
+    global _handler
+    if _handler is None:
+        _handler = _DelegateLogHandler()
+        logging.getLogger("iotvideo").addHandler(_handler)
 
 
 class IoTVideo:
@@ -81,8 +105,9 @@ class IoTVideo:
         self._push_handlers: dict[str, list[Callable[[Push], object]]] = {}
         #: Open media/data connections (at most MAX_CONNECTION_NUM).
         self.connections: set[Any] = set()
-        self._log_handler = _DelegateLogHandler(self)
-        logging.getLogger("iotvideo").addHandler(self._log_handler)
+        self._log_level = LogLevel.WARNING
+        self._log_extra = {"iotvideo_sdk": weakref.ref(self)}
+        _install_handler()
         self.message = MessageMgr(self)
         self.net_config = NetConfig(self)
         self.device_mgr = DeviceMgr(self)
@@ -120,11 +145,18 @@ class IoTVideo:
 
     @property
     def log_level(self) -> LogLevel:
-        return LogLevel(logging.getLogger("iotvideo").getEffectiveLevel())
+        """What this instance's delegate receives (the seed's ``logLevel``)."""
+        return self._log_level
 
     @log_level.setter
     def log_level(self, level: LogLevel) -> None:
-        logging.getLogger("iotvideo").setLevel(level)
+        # Records below the package logger's level are never made: lower it when this
+        # instance wants more (never raise it: other instances and the application may
+        # want those records). Each delegate still gets only its own instance's lines.
+        self._log_level = LogLevel(level)
+        package = logging.getLogger("iotvideo")
+        if level < package.getEffectiveLevel():
+            package.setLevel(level)
 
     @property
     def link_status(self) -> LinkStatus:
@@ -167,7 +199,11 @@ class IoTVideo:
             name=f"app {access_id}",
             **{k: v for k, v in self._options.items() if v is not None},
         )
-        await self._endpoint.start()
+        token = _current.set(weakref.ref(self))
+        try:
+            await self._endpoint.start()  # its tasks log for this instance
+        finally:
+            _current.reset(token)
         if wait:
             await self._endpoint.wait_online(timeout, fail_fast=fail_fast)
 
@@ -206,7 +242,7 @@ class IoTVideo:
     def _set_status(self, status: LinkStatus) -> None:
         if not self._status.move(status):
             return
-        log.info("link status: %s", status.value)
+        log.info("link status: %s", status.value, extra=self._log_extra)
         update = getattr(self.delegate, "did_update_link_status", None)
         if update is not None:
             update(status)
