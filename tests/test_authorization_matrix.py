@@ -56,6 +56,8 @@ LINK: dict[str, dict[str, int]] = {
     "device.identity": dict(zip(ROLES, (OK, OK, OK, OK, OK, 8002), strict=True)),
     "bindtoken.create": dict(zip(ROLES, (OK, OK, OK, 21100, OK, OK), strict=True)),
     "ping": dict.fromkeys(ROLES, OK),
+    # Missed events of the devices the session may see (none for a stranger): never refused.
+    "event.since": dict.fromkeys(ROLES, OK),
     # The vendor's webhook: no webhook is set, so every user is told so.
     "server.data": dict.fromkeys(ROLES, 21005),
     # subscribe/unsubscribe are how a token holder gains access: their own rows below.
@@ -79,6 +81,7 @@ def link_request(op: str, tid: str) -> tuple[str, dict[str, Any]]:
         "device.identity": {"tid": tid},
         "bindtoken.create": {},
         "ping": {},
+        "event.since": {"after": 0},
         "server.data": {"url": "/x", "data": ""},
     }[op]
     return op.split("._")[0] if op.startswith("action.") else op, data

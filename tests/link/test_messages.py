@@ -449,3 +449,25 @@ async def test_each_delegate_gets_its_own_instances_lines_only(world: World) -> 
     assert not any("link status: online" in line for line in lines["b"])
     assert any("login refused" in line for line in lines["b"])
     assert not any("login refused" in line for line in lines["a"])
+
+
+async def test_an_app_offline_when_events_came_gets_them_at_reconnect(world: World) -> None:
+    async with device_client(world.cloud.url, world.device) as device:
+        sdk = IoTVideo()
+        sdk.setup(world.cloud.url)
+        got: asyncio.Queue[Any] = asyncio.Queue()
+        sdk.message.add_listener(lambda m: got.put_nowait(m.value) if m.kind == "event" else None)
+        await sdk.register(world.owner.access_id, world.owner.token)
+        try:
+            await device.event("motion", {"n": 1})
+            assert await asyncio.wait_for(got.get(), 10) == {"n": 1}
+            await sdk.unregister()  # the app is away...
+            for n in (2, 3):
+                await device.event("motion", {"n": n})  # ...while these are pushed
+            await sdk.register(world.owner.access_id, world.owner.token)
+            await device.event("motion", {"n": 4})
+            seen = [await asyncio.wait_for(got.get(), 10) for _ in range(3)]
+            assert seen == [{"n": 2}, {"n": 3}, {"n": 4}]
+            assert got.empty(), "each event once"
+        finally:
+            await sdk.unregister()

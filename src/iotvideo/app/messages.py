@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -78,6 +79,11 @@ class MessageMgr:
         self._listeners: list[Callable[[DeviceMessage], object]] = []
         sdk.add_push_handler("prop", self._on_prop)
         sdk.add_push_handler("event", self._on_event)
+        #: The newest event seen (the cloud's ``seq``): after a reconnect, the events
+        #: missed since are fetched and delivered like pushed ones, each once.
+        self.event_cursor: int | None = None
+        self._seen: deque[int] = deque(maxlen=4096)
+        sdk.add_login_hook(self._catch_up)
 
     # Pushes
 
@@ -116,8 +122,28 @@ class MessageMgr:
             update(json.dumps(value), message.name, message.device_id)
         self._notify(message)
 
+    async def _catch_up(self) -> None:
+        """At login: start the cursor (first login), or deliver what was missed."""
+        if self.event_cursor is None:
+            self.event_cursor = int(self._sdk.login_reply.get("event_seq", 0))
+            return
+        more = True
+        while more:
+            got = await self._sdk.request("event.since", {"after": self.event_cursor})
+            for event in got.get("events", []):
+                self._deliver_event(event)
+            more = bool(got.get("more")) and bool(got.get("events"))
+
     def _on_event(self, push: Push) -> None:
-        data = push.data
+        self._deliver_event(push.data)
+
+    def _deliver_event(self, data: dict[str, Any]) -> None:
+        seq = data.get("seq")
+        if isinstance(seq, int):
+            if seq in self._seen:
+                return  # pushed while it was also fetched at a reconnect
+            self._seen.append(seq)
+            self.event_cursor = max(self.event_cursor or 0, seq)
         message = DeviceMessage(
             "event",
             str(data.get("tid")),

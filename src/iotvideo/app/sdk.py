@@ -105,6 +105,7 @@ class IoTVideo:
         self._push_handlers: dict[str, list[Callable[[Push], object]]] = {}
         #: Open media/data connections (at most MAX_CONNECTION_NUM).
         self.connections: set[Any] = set()
+        self.login_reply: dict[str, Any] = {}
         self._log_level = LogLevel.WARNING
         self._log_extra = {"iotvideo_sdk": weakref.ref(self)}
         _install_handler()
@@ -260,7 +261,9 @@ class IoTVideo:
         if self._status.can(status):
             self._set_status(status)
 
-    async def _on_login(self, _reply: dict[str, Any]) -> None:
+    async def _on_login(self, reply: dict[str, Any]) -> None:
+        #: The cloud's answer to the latest login (its ``event_seq``, ``devices``...).
+        self.login_reply = reply
         for hook in list(self._login_hooks):
             result = hook()
             if asyncio.iscoroutine(result):

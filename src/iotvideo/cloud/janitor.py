@@ -6,8 +6,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from sqlalchemy import delete
+
 from iotvideo.cloud.access import purge_tokens
 from iotvideo.cloud.db import Database
+from iotvideo.cloud.db.tables import device_events
+from iotvideo.cloud.link.messaging import KEPT_SECONDS
 from iotvideo.cloud.outages import Outages
 from iotvideo.cloud.provisioning import purge_bind_tokens
 
@@ -28,6 +32,10 @@ async def run_janitor(
             async with db.begin() as conn:
                 purged = await purge_tokens(conn, now=int(clock()))
                 purged += await purge_bind_tokens(conn, now=int(clock()))
+                # Events kept for offline apps, once older than they are served.
+                await conn.execute(
+                    delete(device_events).where(device_events.c.t < int(clock()) - KEPT_SECONDS)
+                )
             if purged:
                 log.info("purged %d expired or revoked access tokens", purged)
         except Exception as exc:  # a failed round must not end housekeeping for good

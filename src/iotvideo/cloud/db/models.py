@@ -390,3 +390,19 @@ class CloudEvent(Base):
     picture: Mapped[str | None] = mapped_column(String(256))
     thumb: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[int]
+
+
+class DeviceEvent(Base):
+    """A thing-model event a device raised, kept for apps that were offline when it was
+    pushed (``event.since``): the newest ``KEPT_EVENTS`` per device, for ``KEPT_SECONDS``."""
+
+    __tablename__ = "device_events"
+    __table_args__ = (Index("ix_device_events_tid", "tid", "seq"),)
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    tid: Mapped[str] = mapped_column(ForeignKey("devices.tid", ondelete="CASCADE"))
+    topic: Mapped[str] = mapped_column(String(64))
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    t: Mapped[int]

@@ -23,6 +23,7 @@ __all__ = [
     "cloud_events",
     "cloud_instances",
     "cloud_segments",
+    "device_events",
     "device_state",
     "devices",
     "iot_models",
@@ -56,3 +57,4 @@ storage_orders = cast(Table, models.StorageOrder.__table__)
 ota_versions = cast(Table, models.OtaVersion.__table__)
 cloud_segments = cast(Table, models.CloudSegment.__table__)
 cloud_events = cast(Table, models.CloudEvent.__table__)
+device_events = cast(Table, models.DeviceEvent.__table__)

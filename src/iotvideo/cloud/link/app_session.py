@@ -119,6 +119,8 @@ class AppSession(LinkSession):
             "access_id": access_id,
             "expires_at": row.expires_at,
             "devices": sorted(self._grants),
+            # Where a new app's event cursor starts (event.since after a reconnect).
+            "event_seq": await self.ctx.messaging.last_event_seq(),
         }
 
     async def _leave(self) -> None:
@@ -255,7 +257,22 @@ class AppSession(LinkSession):
             "ota.query": self._ota_query,
             "media.offer": self._media_offer,
             "ping": self._ping,
+            "event.since": self._events_since,
         }
+
+    async def _events_since(self, request: Request) -> dict[str, Any]:
+        """Events of the devices this session may see, after the cursor ``after`` (what an
+        app missed while it was offline): ``{"events": [...], "more": bool}``."""
+        after = field(request.data, "after", int)
+        limit = field(request.data, "limit", int, required=False, default=200)
+        if after < 0 or not 1 <= limit <= 500:
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_user_cmd_param_error, "after >= 0, limit 1..500"
+            )
+        events, more = await self.ctx.messaging.events_since(
+            self._grants, after, now=self.ctx.now(), limit=limit
+        )
+        return {"events": events, "more": more}
 
     async def _subscribe(self, request: Request) -> dict[str, Any]:
         tid = field(request.data, "tid", str)

@@ -12,8 +12,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy import delete, func, insert, select
+
+from iotvideo.cloud.db.tables import device_events
 from iotvideo.cloud.link.hub import Hub
 from iotvideo.cloud.things import DeviceInfo, Things
 from iotvideo.protocol import link
@@ -26,6 +30,9 @@ log = logging.getLogger("iotvideo.cloud.link")
 
 #: A ProReadonly read waits this long for the device before answering from the cloud's copy.
 LIVE_READ_TIMEOUT = 2.0
+#: Events kept per device for apps that were offline (event.since), and for how long.
+KEPT_EVENTS = 1000
+KEPT_SECONDS = 7 * 86_400
 
 
 class WriteResult(dict[str, Any]):
@@ -165,9 +172,68 @@ class Messaging:
             return change
 
         change = await self.things.change(tid, store)
+        value = change.value("stVal")
+        seq = await self._keep_event(tid, change.name, value, now)
         await self.hub.push(
-            tid, "event", {"topic": change.name, "value": change.value("stVal"), "t": now}
+            tid, "event", {"topic": change.name, "value": value, "t": now, "seq": seq}
         )
+
+    async def _keep_event(self, tid: str, topic: str, value: Any, now: int) -> int:
+        """Keep the event for apps that are offline now (``event.since``); the newest
+        KEPT_EVENTS per device stay. Its ``seq``, the cursor apps resume from."""
+        async with self.things.db.begin() as conn:
+            result = await conn.execute(
+                insert(device_events).values(tid=tid, topic=topic, value=value, t=now)
+            )
+            key = result.inserted_primary_key
+            assert key is not None  # an INSERT of one row has one
+            seq = int(key[0])
+            oldest_kept = await conn.scalar(
+                select(device_events.c.seq)
+                .where(device_events.c.tid == tid)
+                .order_by(device_events.c.seq.desc())
+                .offset(KEPT_EVENTS - 1)
+                .limit(1)
+            )
+            if oldest_kept is not None:
+                await conn.execute(
+                    delete(device_events).where(
+                        device_events.c.tid == tid, device_events.c.seq < oldest_kept
+                    )
+                )
+        return seq
+
+    async def events_since(
+        self, tids: Iterable[str], after: int, *, now: int, limit: int = 200
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Events of ``tids`` after ``seq`` ``after`` (at most KEPT_SECONDS old), oldest
+        first; and whether more follow."""
+        wanted = sorted(set(tids))
+        if not wanted:
+            return [], False
+        async with self.things.db.read() as conn:
+            rows = list(
+                await conn.execute(
+                    select(device_events)
+                    .where(
+                        device_events.c.tid.in_(wanted),
+                        device_events.c.seq > after,
+                        device_events.c.t >= now - KEPT_SECONDS,
+                    )
+                    .order_by(device_events.c.seq)
+                    .limit(limit + 1)
+                )
+            )
+        # By mapping: a Row's ``.t`` is its typed-tuple view, not the column.
+        events = [
+            {k: r._mapping[k] for k in ("tid", "topic", "value", "t", "seq")} for r in rows[:limit]
+        ]
+        return events, len(rows) > limit
+
+    async def last_event_seq(self) -> int:
+        """The newest event's seq (0 with none): where a new app's cursor starts."""
+        async with self.things.db.read() as conn:
+            return int(await conn.scalar(select(func.max(device_events.c.seq))) or 0)
 
     async def user_add(self, tid: str, path: str, value_json: str) -> Any:
         now = self.things.now()
