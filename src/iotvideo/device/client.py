@@ -33,11 +33,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, TypeVar
 
+from iotvideo.device.events import EventQueue
 from iotvideo.protocol import link
 from iotvideo.protocol.certificate import DeviceCertificate
-from iotvideo.protocol.errors import ErrorCode, IVError
+from iotvideo.protocol.errors import ConnError, ErrorCode, IVError
 from iotvideo.protocol.link import Backoff, Push, Request
 from iotvideo.transport import EndpointState, LinkEndpoint
 
@@ -46,7 +48,7 @@ __all__ = ["DeviceClient", "DeviceStatus", "VersionInfo"]
 log = logging.getLogger("iotvideo.device")
 
 F = TypeVar("F", bound=Callable[..., Any])
-MAX_QUEUED_EVENTS = 100
+MAX_QUEUED_EVENTS = 1000
 
 
 class DeviceStatus(Enum):
@@ -83,10 +85,9 @@ class _Stamped:
 
 @dataclass
 class _Outbox:
-    """What could not be sent while offline: the latest state per path, and events."""
+    """What could not be sent while offline: the latest state per path."""
 
     state: dict[str, _Stamped] = field(default_factory=dict)
-    events: list[tuple[str, Any]] = field(default_factory=list)
 
 
 async def _call(handler: Callable[..., Any], *args: Any) -> Any:
@@ -110,7 +111,11 @@ class DeviceClient:
         backoff: Backoff | None = None,
         on_status: Callable[[DeviceStatus, IVError | None], None] | None = None,
         bind_token: str | None = None,
+        event_dir: Path | None = None,
+        max_queued_events: int = MAX_QUEUED_EVENTS,
     ) -> None:
+        """``event_dir``: where events not yet acknowledged by the cloud are kept, so that
+        they survive a restart (default: in memory); at most ``max_queued_events``."""
         self.certificate = (
             certificate
             if isinstance(certificate, DeviceCertificate)
@@ -138,6 +143,9 @@ class DeviceClient:
         self._pushes: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self._push_tasks: set[asyncio.Task[Any]] = set()
         self._outbox = _Outbox()
+        #: Events raised and not yet acknowledged by the cloud (sent at least once).
+        self.events = EventQueue(event_dir, limit=max_queued_events)
+        self._sending = asyncio.Lock()
         self._flushes: set[asyncio.Task[None]] = set()
         self.link = LinkEndpoint(
             [cloud] if isinstance(cloud, str) else list(cloud),
@@ -242,11 +250,16 @@ class DeviceClient:
             stamped.sent = True
 
     async def event(self, name: str, value: Any = None) -> None:
-        """Raise ``Event.<name>``; kept (up to 100) and sent after login while offline."""
+        """Raise ``Event.<name>``. It is queued until the cloud acknowledges it (sent now
+        when online, else after the next login; at least once: the cloud drops a repeat by
+        its id). Raises only when the cloud refuses it for good (e.g. 20101: not in the
+        product's model), and then forgets it."""
+        self.events.add(name, value, int(time.time()))
         if self.link.online:
-            await self.link.request("event", {"path": f"Event.{name}", "value": value})
-            return
-        self._outbox.events = [*self._outbox.events, (name, value)][-MAX_QUEUED_EVENTS:]
+            try:
+                await self._send_events()
+            except ConnError as exc:  # the link went away mid-send: resent after login
+                log.info("device %s: event queued until the link is back: %s", self.tid, exc)
 
     async def present_bind_token(self, token: str) -> None:
         """Hand the cloud a bind token received while already online (wired provisioning)."""
@@ -326,7 +339,7 @@ class DeviceClient:
                 )
 
     def _unsent(self) -> bool:
-        return bool(self._outbox.events) or any(not s.sent for s in self._outbox.state.values())
+        return bool(self.events) or any(not s.sent for s in self._outbox.state.values())
 
     async def _flush_quietly(self) -> None:
         try:
@@ -339,9 +352,22 @@ class DeviceClient:
             if not stamped.sent:
                 await self.link.request("report", {"path": path, "value": stamped.value})
                 stamped.sent = True
-        events, self._outbox.events = self._outbox.events, []
-        for name, value in events:
-            await self.link.request("event", {"path": f"Event.{name}", "value": value})
+        await self._send_events()
+
+    async def _send_events(self) -> None:
+        """Send queued events oldest first; each leaves the queue once acknowledged (a
+        connection error leaves it for the next login). One sender at a time."""
+        async with self._sending:
+            while (event := self.events.oldest()) is not None:
+                data = {"path": f"Event.{event.name}", "value": event.value, "id": event.id}
+                try:
+                    await self.link.request("event", data)
+                except ConnError:
+                    raise
+                except IVError:
+                    self.events.done(event)  # refused for good: sending again cannot help
+                    raise
+                self.events.done(event)
 
     # Requests from the cloud
 

@@ -397,12 +397,17 @@ class DeviceEvent(Base):
     pushed (``event.since``): the newest ``KEPT_EVENTS`` per device, for ``KEPT_SECONDS``."""
 
     __tablename__ = "device_events"
-    __table_args__ = (Index("ix_device_events_tid", "tid", "seq"),)
+    __table_args__ = (
+        Index("ix_device_events_tid", "tid", "seq"),
+        # A device sends an event again until acknowledged: a repeat is known by its id.
+        Index("uq_device_events_id", "tid", "event_id", unique=True),
+    )
 
     seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
     tid: Mapped[str] = mapped_column(ForeignKey("devices.tid", ondelete="CASCADE"))
+    event_id: Mapped[str | None] = mapped_column(String(32))
     topic: Mapped[str] = mapped_column(String(64))
     value: Mapped[Any] = mapped_column(JSON, nullable=True)
     t: Mapped[int]

@@ -212,10 +212,15 @@ class DeviceSession(LinkSession):
         return {}
 
     async def _event(self, request: Request) -> dict[str, Any]:
-        await self.ctx.messaging.event(
-            self.tid, field(request.data, "path", str), request.data.get("value")
+        event_id = field(request.data, "id", str, required=False)
+        if event_id is not None and not (event_id.isascii() and event_id.isalnum()):
+            raise IVError.of(ErrorCode.IVTermErr_msg_user_cmd_param_error, "id: letters, digits")
+        if event_id is not None and len(event_id) > 32:
+            raise IVError.of(ErrorCode.IVTermErr_msg_user_cmd_param_error, "id: 32 at most")
+        fresh = await self.ctx.messaging.event(
+            self.tid, field(request.data, "path", str), request.data.get("value"), event_id=event_id
         )
-        return {}
+        return {} if fresh else {"duplicate": True}
 
     async def _status(self, request: Request) -> dict[str, Any]:
         online = field(request.data, "online", int)

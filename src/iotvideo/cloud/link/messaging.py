@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from iotvideo.cloud.db.tables import device_events
 from iotvideo.cloud.link.hub import Hub
@@ -163,7 +164,9 @@ class Messaging:
             await self.hub.push(tid, "prop", {"path": where, "value": obj})
         return obj
 
-    async def event(self, tid: str, path: str, value: Any) -> None:
+    async def event(self, tid: str, path: str, value: Any, *, event_id: str | None = None) -> bool:
+        """A device's event: store, keep for offline apps, push. ``event_id`` (the
+        device's own) makes a repeat harmless: False when this one was seen already."""
         now = self.things.now()
 
         def store(_info: DeviceInfo, model: ThingModel, state: dict[str, Any]) -> Change:
@@ -173,35 +176,40 @@ class Messaging:
 
         change = await self.things.change(tid, store)
         value = change.value("stVal")
-        seq = await self._keep_event(tid, change.name, value, now)
-        await self.hub.push(
-            tid, "event", {"topic": change.name, "value": value, "t": now, "seq": seq}
-        )
+        seq = await self._keep_event(tid, change.name, value, now, event_id)
+        if seq is None:
+            return False  # sent again by a device that missed our acknowledgement
+        push = {"topic": change.name, "value": value, "t": now, "seq": seq}
+        await self.hub.push(tid, "event", push)
+        return True
 
-    async def _keep_event(self, tid: str, topic: str, value: Any, now: int) -> int:
+    async def _keep_event(
+        self, tid: str, topic: str, value: Any, now: int, event_id: str | None
+    ) -> int | None:
         """Keep the event for apps that are offline now (``event.since``); the newest
-        KEPT_EVENTS per device stay. Its ``seq``, the cursor apps resume from."""
-        async with self.things.db.begin() as conn:
-            result = await conn.execute(
-                insert(device_events).values(tid=tid, topic=topic, value=value, t=now)
-            )
-            key = result.inserted_primary_key
-            assert key is not None  # an INSERT of one row has one
-            seq = int(key[0])
-            oldest_kept = await conn.scalar(
-                select(device_events.c.seq)
-                .where(device_events.c.tid == tid)
-                .order_by(device_events.c.seq.desc())
-                .offset(KEPT_EVENTS - 1)
-                .limit(1)
-            )
-            if oldest_kept is not None:
-                await conn.execute(
-                    delete(device_events).where(
-                        device_events.c.tid == tid, device_events.c.seq < oldest_kept
-                    )
+        KEPT_EVENTS per device stay. Its ``seq`` (the cursor apps resume from), or None
+        when the device sent this ``event_id`` before."""
+        row = {"tid": tid, "event_id": event_id, "topic": topic, "value": value, "t": now}
+        try:
+            async with self.things.db.begin() as conn:
+                key = (await conn.execute(insert(device_events).values(**row))).inserted_primary_key
+                assert key is not None  # an INSERT of one row has one
+                oldest_kept = await conn.scalar(
+                    select(device_events.c.seq)
+                    .where(device_events.c.tid == tid)
+                    .order_by(device_events.c.seq.desc())
+                    .offset(KEPT_EVENTS - 1)
+                    .limit(1)
                 )
-        return seq
+                if oldest_kept is not None:
+                    await conn.execute(
+                        delete(device_events).where(
+                            device_events.c.tid == tid, device_events.c.seq < oldest_kept
+                        )
+                    )
+        except IntegrityError:
+            return None
+        return int(key[0])
 
     async def events_since(
         self, tids: Iterable[str], after: int, *, now: int, limit: int = 200

@@ -26,6 +26,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("tid", sa.String(length=32), nullable=False),
+        sa.Column("event_id", sa.String(length=32), nullable=True),
         sa.Column("topic", sa.String(length=64), nullable=False),
         sa.Column("value", sa.JSON(), nullable=True),
         sa.Column("t", sa.BigInteger(), nullable=False),
@@ -34,9 +35,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("device_events", schema=None) as batch_op:
         batch_op.create_index("ix_device_events_tid", ["tid", "seq"], unique=False)
+        batch_op.create_index("uq_device_events_id", ["tid", "event_id"], unique=True)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("device_events", schema=None) as batch_op:
+        batch_op.drop_index("uq_device_events_id")
         batch_op.drop_index("ix_device_events_tid")
     op.drop_table("device_events")

@@ -1,0 +1,81 @@
+"""Device events are sent at least once and kept once: queued until acknowledged (across
+an outage and a restart of the device), repeats dropped by id, losses counted."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from iotvideo.device import DeviceClient, DeviceStatus
+from iotvideo.device.events import EventQueue
+from tests.link.world import World, app_sdk, device_client, fast_backoff, make_world
+from tests.support import start_cloud
+
+
+def test_the_queue_survives_a_restart_and_counts_what_it_drops(tmp_path: Path) -> None:
+    queue = EventQueue(tmp_path, limit=3)
+    for n in range(5):
+        queue.add("motion", {"n": n}, 1000 + n)
+    assert queue.lost == 2
+    again = EventQueue(tmp_path, limit=3)  # the device restarted
+    assert [e.value for e in (again.oldest(),)] == [{"n": 2}]
+    first = again.oldest()
+    assert first is not None
+    again.done(first)
+    assert len(EventQueue(tmp_path, limit=3)) == 2
+
+
+async def test_a_repeat_is_dropped_by_its_id(tmp_path: Path) -> None:
+    cloud = await asyncio.to_thread(start_cloud, tmp_path / "data")
+    try:
+        world: World = await asyncio.to_thread(make_world, cloud, devices=1)
+        async with (
+            device_client(cloud.url, world.device) as device,
+            app_sdk(cloud.url, world.owner) as sdk,
+        ):
+            got: asyncio.Queue[object] = asyncio.Queue()
+            sdk.message.add_listener(
+                lambda m: got.put_nowait(m.value) if m.kind == "event" else None
+            )
+            event = {"path": "Event.motion", "value": {"n": 1}, "id": "a1b2c3"}
+            assert await device.link.request("event", event) == {}
+            assert await device.link.request("event", event) == {"duplicate": True}
+            assert await asyncio.wait_for(got.get(), 10) == {"n": 1}
+            listed = await sdk.request("event.since", {"after": 0})
+            assert [e["value"] for e in listed["events"]] == [{"n": 1}]
+    finally:
+        cloud.stop()
+
+
+async def test_events_raised_during_an_outage_arrive_once_after_it(tmp_path: Path) -> None:
+    cloud = await asyncio.to_thread(start_cloud, tmp_path / "data")
+    world: World = await asyncio.to_thread(make_world, cloud, devices=1)
+    port = cloud.port
+    device = DeviceClient(
+        world.device.certificate, cloud.url, backoff=fast_backoff(), event_dir=tmp_path / "dev"
+    )
+    back: asyncio.Event = asyncio.Event()
+    device.on_status = lambda status, _e: back.set() if status is DeviceStatus.ONLINE else None
+    await device.start()
+    try:
+        await device.event("motion", {"n": 0})
+        back.clear()
+        assert await asyncio.to_thread(cloud.stop) == 0
+        for n in (1, 2, 3):
+            await device.event("motion", {"n": n})  # queued: nothing to send them to
+        assert len(device.events) == 3
+        cloud = await asyncio.to_thread(start_cloud, tmp_path / "data", port=port)
+        async with asyncio.timeout(20):
+            await back.wait()  # online once the queue was sent (at login)
+        assert len(device.events) == 0
+        async with app_sdk(cloud.url, world.owner) as sdk:
+
+            async def listed() -> list[object]:
+                got = await sdk.request("event.since", {"after": 0})
+                return [e["value"] for e in got["events"]]
+
+            assert await listed() == [{"n": n} for n in range(4)]
+        assert device.events.lost == 0
+    finally:
+        await device.stop()
+        cloud.stop()
