@@ -67,10 +67,14 @@ _handler: _DelegateLogHandler | None = None
 
 
 def _install_handler() -> None:
+    """Make sure the one delegate handler is on the package logger (something else in the
+    process, a cloud's logging setup say, may have replaced its handlers)."""
     global _handler
     if _handler is None:
         _handler = _DelegateLogHandler()
-        logging.getLogger("iotvideo").addHandler(_handler)
+    package = logging.getLogger("iotvideo")
+    if _handler not in package.handlers:
+        package.addHandler(_handler)
 
 
 class IoTVideo:
@@ -155,6 +159,7 @@ class IoTVideo:
         # instance wants more (never raise it: other instances and the application may
         # want those records). Each delegate still gets only its own instance's lines.
         self._log_level = LogLevel(level)
+        _install_handler()
         package = logging.getLogger("iotvideo")
         if level < package.getEffectiveLevel():
             package.setLevel(level)

@@ -26,11 +26,15 @@ log = logging.getLogger("iotvideo.cloud")
 
 
 def configure_logging(level: str) -> None:
+    """The cloud's log lines on stderr. Replaces only the stream handlers a previous call
+    added (an app SDK's handler in the same process stays)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.set_name("iotvideo-cloud")
     for name in ("iotvideo", "uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
+        logger.handlers[:] = [h for h in logger.handlers if h.get_name() != "iotvideo-cloud"]
+        logger.addHandler(handler)
         logger.setLevel(level.upper())
         logger.propagate = False
 
