@@ -59,6 +59,21 @@ class Cloud(CloudAddress):
     proc: subprocess.Popen[str] = field(default=None)  # type: ignore[assignment]
     log: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
+    #: Log lines not yet looked at by :meth:`wait_for_log`, in order.
+    lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    def wait_for_log(self, pattern: str, timeout: float = 20) -> str:
+        """The next log line matching ``pattern`` (waits for the cloud to write it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {pattern!r} in the log:\n" + "".join(self.log)) from None
+            if line is None:
+                raise AssertionError(f"exited before {pattern!r}:\n" + "".join(self.log))
+            if re.search(pattern, line):
+                return line
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         """Signal the process and wait for it to exit; return its exit status."""
@@ -129,7 +144,7 @@ def start_cloud(
             raise RuntimeError("the cloud exited during start:\n" + "".join(log))
         match = _LISTENING.search(line)
         if match:
-            return Cloud(data, db_url, match[1], proc, log, reader)
+            return Cloud(data, db_url, match[1], proc, log, reader, lines)
 
 
 class LineWatcher:

@@ -107,10 +107,7 @@ def test_sighup_reloads_the_certificate(secure: Cloud, tls: Tls, tmp_path: Path)
     tls.cert.write_bytes(renewed.cert.read_bytes())
     tls.key.write_bytes(renewed.key.read_bytes())
     secure.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while not any("TLS certificate reloaded" in line for line in secure.log):
-        assert time.monotonic() < deadline, "".join(secure.log)
-        time.sleep(0.05)  # waits for the cloud's own log line
+    secure.wait_for_log("TLS certificate reloaded")
     assert served_serial(secure.port) == renewed.serial
     assert secure.proc.poll() is None
 

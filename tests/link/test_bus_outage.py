@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pytest
 
 from iotvideo.protocol.errors import ErrorCode, IVError
 from tests.link.world import World, app_sdk, device_client, make_world
-from tests.support import Cloud, start_cloud
+from tests.support import Cloud, LineWatcher, start_cloud
 
 
 class Redis:
@@ -35,20 +35,15 @@ class Redis:
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while True:
-            with socket.socket() as conn:
-                if conn.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.02)  # waits for the server's port to open
+        # redis-server says so on stdout once it takes connections.
+        self.watcher = LineWatcher(self.proc, self.proc.stdout)
+        self.watcher.wait_for("Ready to accept connections", 10)
 
     def kill(self) -> None:
         assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
+        self.watcher.stop(signal.SIGKILL)  # and its stdout is closed
 
 
 @pytest.fixture
@@ -60,17 +55,15 @@ def redis(tmp_path: Path) -> Iterator[Redis]:
         server.kill()
 
 
-async def _health(cloud: Cloud, want: str, timeout: float = 20) -> dict[str, str]:
-    deadline = time.monotonic() + timeout
+async def _health(cloud: Cloud, want: str) -> dict[str, str]:
+    """Once the cloud has said the bus is lost (or back), what /healthz answers."""
+    said = "Redis bus lost" if want == "down" else "Redis bus reconnected"
+    await asyncio.to_thread(cloud.wait_for_log, said)
     async with httpx.AsyncClient(timeout=5) as http:
-        while True:
-            answer = await http.get(cloud.url + "/healthz")
-            body = dict(answer.json())
-            if body["bus"] == want:
-                assert answer.status_code == (200 if want == "ok" else 503)
-                return body
-            assert time.monotonic() < deadline, body
-            await asyncio.sleep(0.1)  # polls the cloud's own health report
+        answer = await http.get(cloud.url + "/healthz")
+    body = dict(answer.json())
+    assert body["bus"] == want and answer.status_code == (200 if want == "ok" else 503), body
+    return body
 
 
 async def test_the_bus_reconnects_by_itself(redis: Redis, tmp_path: Path) -> None:
