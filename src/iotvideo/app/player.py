@@ -87,6 +87,7 @@ class PlayerStatus(Enum):
     CONNECTING = "connecting"  # signaling, ICE, DTLS
     LOADING = "loading"  # connected, waiting for the first picture
     PLAYING = "playing"
+    PAUSED = "paused"  # playback only
     STOPPED = "stopped"
     FAILED = "failed"
 

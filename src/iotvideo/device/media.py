@@ -28,7 +28,9 @@ from typing import Any
 import av
 import numpy as np
 
+from iotvideo.device.card import LIST_VERSION, Card, CardRecorder
 from iotvideo.device.client import DeviceClient
+from iotvideo.device.playback import Download, PlaybackStream
 from iotvideo.media.audio import CODECS, AudioDecoder, TalkSink, WavSink, codec_of_mime
 from iotvideo.media.h264 import H264Decoder
 from iotvideo.media.sources import (
@@ -99,6 +101,9 @@ class MediaSession:
         #: Talk audio samples received so far, and app video frames received.
         self.talk_samples = 0
         self.video_frames = 0
+        #: The played-back stream (kind playback) and the download (kind download).
+        self.playback: PlaybackStream | None = None
+        self.download: Download | None = None
 
     @property
     def channel(self) -> Channel:
@@ -212,6 +217,8 @@ class MediaSession:
         elif channel.label == wire.DATA_CHANNEL:
             self._data = channel
             channel.on("message", self._on_data)
+        elif channel.label == wire.FILE_CHANNEL and self.download is not None:
+            self.download.on_channel(channel)
 
     def _on_control(self, message: str | bytes) -> None:
         try:
@@ -230,6 +237,49 @@ class MediaSession:
                 )
         elif op == "keyframe":
             self.video.keyframe_wanted()
+        elif op in ("seek", "pause", "resume", "speed") and self.playback is not None:
+            self.media._spawn(self._playback_control(op, request))
+        elif op in ("download", "download.pause") and self.download is not None:
+            self.media._spawn(self._download_control(op, request))
+
+    async def _playback_control(self, op: str, request: dict[str, Any]) -> None:
+        stream = self.playback
+        assert stream is not None
+        try:
+            if op == "seek":
+                at = _number(request.get("time"), "time")
+                landed = await asyncio.wait_for(asyncio.wrap_future(stream.seek(int(at))), 10)
+                self._control("seek.done", time=landed)
+            elif op == "pause":
+                stream.pause()
+                self._control("pause.done", time=stream.position)
+            elif op == "resume":
+                stream.resume()
+                self._control("resume.done", time=stream.position)
+            else:
+                speed = _speed(request.get("value"))
+                stream.set_speed(speed)
+                self._control("speed.done", value=speed)
+        except IVError as exc:
+            self._control("error", code=exc.code, msg=exc.message)
+        except (TimeoutError, asyncio.CancelledError):
+            self._control(
+                "error", code=int(ErrorCode.IVPlayerError_DeviceOperationFailed), msg=f"{op} failed"
+            )
+
+    async def _download_control(self, op: str, request: dict[str, Any]) -> None:
+        download = self.download
+        assert download is not None
+        if op == "download.pause":
+            download.pause()
+            return
+        try:
+            file_time = int(_number(request.get("file_time"), "file_time"))
+            offset = int(_number(request.get("offset", 0), "offset"))
+            ready = await download.start(file_time, offset)
+            self._control("download.ready", **ready)
+        except IVError as exc:
+            self._control("error", code=exc.code, msg=exc.message)
 
     def _control(self, op: str, **fields: Any) -> None:
         if self._ctl is not None and self._ctl.readyState == "open":
@@ -265,6 +315,8 @@ class MediaSession:
         await self.pc.close()
 
     def _release(self) -> None:
+        if self.download is not None:
+            self.download.close()
         self.video.close()
         self.audio.close()
         for worker in self._workers:
@@ -272,6 +324,22 @@ class MediaSession:
         if self._wav is not None:
             self._wav.close()
         self.media.sessions.discard(self)
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise IVError.of(ErrorCode.IVPlayerError_InvalidParameter, f"{name} must be a number")
+    return float(value)
+
+
+def _speed(value: Any) -> float:
+    speed = _number(value, "speed")
+    if not wire.MIN_SPEED <= speed <= wire.MAX_SPEED:
+        raise IVError.of(
+            ErrorCode.IVPlayerError_InvalidParameter,
+            f"speed must be {wire.MIN_SPEED:g}..{wire.MAX_SPEED:g}",
+        )
+    return speed
 
 
 def open_channels(sources: dict[str, tuple[str, str]]) -> dict[str, Channel]:
@@ -295,10 +363,16 @@ class DeviceMedia:
         on_data: Callable[[MediaSession, bytes], object] | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
         channels: dict[str, Channel] | None = None,
+        card: Card | None = None,
+        card_source: str | None = None,
+        download_idle_timeout: float = 10.0,
     ) -> None:
         """Serve ``device``'s media. The sources are opened here, which blocks while a file
         or an RTSP camera is probed (up to 10 s): on an event loop use :meth:`open`.
-        ``channels`` (from :meth:`open`) are sources already opened."""
+        ``channels`` (from :meth:`open`) are sources already opened. With ``card`` (a
+        mounted :class:`~iotvideo.device.card.Card`), source ``card_source`` (default the
+        first) is recorded onto it for as long as this runs, and apps can list, play back
+        and download its recordings (construct it in a running event loop)."""
         self.device = device
         self.max_viewers = max_viewers
         #: Seconds an answered session has to connect before its place is freed.
@@ -313,10 +387,80 @@ class DeviceMedia:
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         device.add_op("media.offer", self._offer)
+        #: The memory card, the source it records and its recorder.
+        self.card = card
+        self.card_source = card_source or next(iter(self.channels))
+        self.card_recorder: CardRecorder | None = None
+        #: Seconds a download session waits for the next request (then 20136).
+        self.download_idle_timeout = download_idle_timeout
+        #: The download sending a file now (one per device).
+        self.download_owner: Download | None = None
+        if card is not None:
+            if self.card_source not in self.channels:
+                raise ValueError(f"no source {self.card_source!r} to record")
+            channel = self.channels[self.card_source]
+            self.card_recorder = CardRecorder(
+                card, channel.video.stream(card.definition), channel.audio
+            )
+            self.card_recorder.start()
+            device.add_op("card.days", self._card_days)
+            device.add_op("card.list", self._card_list)
 
     @property
     def viewers(self) -> int:
-        return sum(1 for s in self.sessions if s.kind != "transmission")
+        return sum(1 for s in self.sessions if s.kind not in wire.NON_VIEWING)
+
+    def _need_card(self, source: Any = None) -> Card:
+        if self.card is None:
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_find_record_file_fail, "this device has no memory card"
+            )
+        if source not in (None, "", self.card_source):
+            raise IVError.of(
+                ErrorCode.IVPlayerError_InvalidParameter,
+                f"source {source!r} is not recorded; the card holds source {self.card_source}",
+            )
+        return self.card
+
+    async def _card_days(self, data: dict[str, Any]) -> dict[str, Any]:
+        """card.days: the days of ``month`` (YYYY-MM) with recordings, in the app's time
+        zone (``tz``, minutes east of UTC)."""
+        card = self._need_card(data.get("source"))
+        month, tz = data.get("month"), data.get("tz", 0)
+        try:
+            year, mon = (int(part) for part in str(month).split("-"))
+            if not (1970 <= year <= 9999 and 1 <= mon <= 12) or isinstance(tz, bool):
+                raise ValueError
+            tz = int(tz)
+        except (TypeError, ValueError):
+            raise _bad("month is YYYY-MM and tz minutes east of UTC") from None
+        if not -840 <= tz <= 840:
+            raise _bad("tz must be -840..840 minutes")
+        days = await asyncio.to_thread(card.days, year, mon, tz)
+        return {"version": LIST_VERSION, "month": f"{year:04d}-{mon:02d}", "days": days}
+
+    async def _card_list(self, data: dict[str, Any]) -> dict[str, Any]:
+        """card.list: the recording files overlapping ``start``..``end`` (UNIX ms), oldest
+        first, ``size`` a page (1..500), page ``page`` (from 0)."""
+        card = self._need_card(data.get("source"))
+        values = {
+            k: data.get(k, d)
+            for k, d in (("start", 0), ("end", 1 << 62), ("page", 0), ("size", 100))
+        }
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in values.values()):
+            raise _bad("start, end, page and size are integers")
+        start, end, page, size = values["start"], values["end"], values["page"], values["size"]
+        if start < 0 or end <= start or page < 0 or not 1 <= size <= 500:
+            raise _bad("0 <= start < end, page >= 0, size 1..500")
+        files = await asyncio.to_thread(card.files, start, end)
+        items = [f.item() for f in files[page * size : (page + 1) * size]]
+        return {
+            "version": LIST_VERSION,
+            "items": items,
+            "total": len(files),
+            "page": page,
+            "pages": (len(files) + size - 1) // size,
+        }
 
     def talk_sink_for(self, session: MediaSession) -> TalkSink | None:
         sink = self.talk_sink
@@ -329,9 +473,13 @@ class DeviceMedia:
         return session._wav
 
     async def close(self) -> None:
-        """Hang up every session (the apps get 20002) and stop the sources."""
+        """Hang up every session (the apps get 20002), finish the card's file being
+        written, and stop the sources."""
         for session in list(self.sessions):
             await session.close(ErrorCode.IVTermErr_msg_calling_dev_hangup)
+        if self.card_recorder is not None:
+            await self.card_recorder.stop()
+            self.card_recorder = None
         for channel in self.channels.values():
             channel.video.stop()
             if channel.audio is not None:
@@ -398,7 +546,12 @@ class DeviceMedia:
         definition = str(data.get("definition") or "low")
         if definition not in wire.DEFINITIONS:
             raise IVError.of(ErrorCode.IVPlayerError_InvalidParameter, "unknown definition")
-        if kind != "transmission" and self.viewers >= self.max_viewers:
+        playback: PlaybackStream | None = None
+        if kind == "playback":
+            playback = await self._playback_stream(source_id, data)
+        elif kind == "download":
+            self._need_card()
+        if kind not in wire.NON_VIEWING and self.viewers >= self.max_viewers:
             raise IVError.of(
                 ErrorCode.IVTermErr_msg_calling_all_chn_busy,
                 f"all {self.max_viewers} viewing channels are busy",
@@ -406,6 +559,10 @@ class DeviceMedia:
         servers = ice_servers(data.get("ice_servers") or [])
         pc = RTCPeerConnection(rtc_configuration(servers))
         session = MediaSession(self, pc, kind, source_id, str(data.get("from", "")))
+        session.playback = playback
+        if kind == "download":
+            assert self.card is not None
+            session.download = Download(session, self.card)
         self.sessions.add(session)
         try:
             return await self._answer(session, sdp, definition)
@@ -413,6 +570,32 @@ class DeviceMedia:
             session._release()
             await pc.close()
             raise
+
+    async def _playback_stream(self, source_id: str, data: dict[str, Any]) -> PlaybackStream:
+        """The stream of a playback offer (``at`` ms, ``speed``): 20137 when the card has
+        nothing at or after ``at``, 21031 for a speed outside 0.5..32."""
+        card = self._need_card(source_id)
+        at = int(_number(data.get("at", 0), "at"))
+        speed = _speed(data.get("speed", 1.0))
+        await asyncio.to_thread(card.locate, at)
+        info = self.channels[self.card_source].video.stream(card.definition).info
+        holder: dict[str, PlaybackStream] = {}
+
+        def ended(position: float) -> None:
+            for session in self.sessions:
+                if session.playback is holder.get("stream"):
+                    session._control("end", time=position)
+
+        def failed(error: IVError) -> None:
+            for session in list(self.sessions):
+                if session.playback is holder.get("stream"):
+                    self._spawn(session.close(error.code, error.message))
+
+        stream = PlaybackStream(
+            card, info, at, speed, name=f"playback-{at}", on_end=ended, on_error=failed
+        )
+        holder["stream"] = stream
+        return stream
 
     async def _answer(self, session: MediaSession, sdp: str, definition: str) -> dict[str, Any]:
         pc = session.pc
@@ -437,8 +620,29 @@ class DeviceMedia:
             failed = tap_receiver(transceiver.receiver, session.on_remote_frame)
             if transceiver.kind == "video":
                 session.decode_failed = failed
-            if session.kind == "transmission":
+            if session.kind in wire.NON_VIEWING:
                 transceiver.direction = "inactive"
+            elif transceiver.kind == "video" and session.playback is not None:
+                session.video.switch(session.playback)
+                _prefer(transceiver, "video/H264")
+                transceiver.sender.replaceTrack(session.video.track("video"))
+                transceiver.direction = "sendrecv"
+                played = session.playback.info
+                answer_info["video"] = {
+                    "codec": played.codec,
+                    "width": played.width,
+                    "height": played.height,
+                    "definition": self.card.definition if self.card else definition,
+                }
+            elif transceiver.kind == "audio" and session.playback is not None:
+                if channel.audio is not None:
+                    session.audio.switch(session.playback.audio_out)
+                    _prefer(transceiver, "opus")
+                    transceiver.sender.replaceTrack(session.audio.track("audio"))
+                    transceiver.direction = "sendrecv"
+                    answer_info["audio"] = {"codec": "opus", "rate": 48_000}
+                else:
+                    transceiver.direction = "inactive"
             elif transceiver.kind == "video":
                 session.start_video(definition)
                 track = session.video.track("video")
@@ -484,7 +688,7 @@ def _check_media(kind: str, pc: RTCPeerConnection) -> None:
     """Refuse an offer that would hold a place and carry nothing: a player must offer to
     receive video, a transmission a data channel."""
     kinds = {t.kind for t in pc.getTransceivers()}
-    if kind == "transmission":
+    if kind in wire.NON_VIEWING:
         if pc.sctp is None:
             raise _bad("a transmission offer needs a data channel (m=application)")
     elif "video" not in kinds:

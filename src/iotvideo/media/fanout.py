@@ -130,6 +130,13 @@ class FanOut:
                     continue
             viewer.queue.put_nowait(packet)
 
+    def flush(self) -> None:
+        """Drop what every viewer has queued; each starts again at the next keyframe (a
+        played-back stream after a seek)."""
+        for viewer in self.viewers:
+            viewer.dropped += _clear(viewer.queue)
+            viewer.waiting_for_keyframe = True
+
     def end(self) -> None:
         """The source ended: every viewer gets ``None`` after what it has queued."""
         self._ended = True

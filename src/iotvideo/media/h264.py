@@ -24,7 +24,9 @@ __all__ = [
     "is_idr",
     "nal_types",
     "parameter_sets",
+    "recording_time",
     "with_parameter_sets",
+    "with_recording_time",
 ]
 
 #: The RTP clock of video.
@@ -143,3 +145,54 @@ def _starts(data: bytes) -> list[tuple[int, int]]:
         found.append((start, i + 3))
         i += 3
     return found
+
+
+#: The UUID of our SEI message (user data unregistered, payload type 5) that carries a
+#: played-back frame's recording time: decoders skip it, players read it.
+TIME_SEI_UUID = bytes.fromhex("8b2a4f0e6d1c4e7a9f35a7c0e1d2b3c4")
+
+
+def _escape(rbsp: bytes) -> bytes:
+    """Insert emulation-prevention bytes (00 00 0x -> 00 00 03 0x for x <= 3)."""
+    out = bytearray()
+    zeros = 0
+    for byte in rbsp:
+        if zeros >= 2 and byte <= 3:
+            out.append(3)
+            zeros = 0
+        out.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(out)
+
+
+def _unescape(ebsp: bytes) -> bytes:
+    return ebsp.replace(b"\x00\x00\x03", b"\x00\x00")
+
+
+def with_recording_time(data: bytes, time_ms: int) -> bytes:
+    """The access unit with an SEI NAL unit saying it was recorded at ``time_ms`` (UNIX
+    ms), placed before its first slice. Why in the bitstream: the time travels with the
+    frame through RTP and every player's decoder, whatever reaches the app first."""
+    payload = TIME_SEI_UUID + int(time_ms).to_bytes(8, "big")
+    sei = b"\x00\x00\x00\x01\x06" + _escape(bytes([5, len(payload)]) + payload + b"\x80")
+    for position, header in _starts(data):
+        if data[header] & 0x1F in (1, 5):
+            return data[:position] + sei + data[position:]
+    return data + sei
+
+
+def recording_time(data: bytes) -> int | None:
+    """The recording time (UNIX ms) an access unit carries (:func:`with_recording_time`),
+    or None."""
+    starts = _starts(data)
+    for n, (_, header) in enumerate(starts):
+        kind = data[header] & 0x1F
+        if kind in (1, 5):
+            return None
+        if kind != 6:
+            continue
+        end = starts[n + 1][0] if n + 1 < len(starts) else len(data)
+        body = _unescape(data[header + 1 : end])
+        if len(body) >= 26 and body[0] == 5 and body[2:18] == TIME_SEI_UUID:
+            return int.from_bytes(body[18:26], "big")
+    return None

@@ -34,7 +34,9 @@ log = logging.getLogger("iotvideo.cloud.link")
 MAX_TIMEOUT = 60.0
 #: Largest SDP relayed (an offer with many candidates is a few KB).
 MAX_SDP = 32_000
-MEDIA_KINDS = ("monitor", "live", "transmission")
+MEDIA_KINDS = ("monitor", "live", "transmission", "playback", "download")
+#: Requests about a device's memory card, relayed to the device as they are.
+CARD_OPS = ("card.days", "card.list")
 
 
 @dataclass
@@ -257,6 +259,8 @@ class AppSession(LinkSession):
             "ota.query": self._ota_query,
             "media.offer": self._media_offer,
             "ping": self._ping,
+            "card.days": self._card,
+            "card.list": self._card,
             "event.since": self._events_since,
         }
 
@@ -408,7 +412,7 @@ class AppSession(LinkSession):
         source = field(request.data, "source", str, required=False, default="")
         definition = field(request.data, "definition", str, required=False, default="low")
         grant = await self.grant(tid)
-        body = {
+        body: dict[str, Any] = {
             "sdp": sdp,
             "kind": kind,
             "source": source,
@@ -417,8 +421,25 @@ class AppSession(LinkSession):
             "role": grant.role,
             "ice_servers": ice_servers(self.ctx.settings, tid, now=self.ctx.now()),
         }
+        if kind == "playback":
+            body["at"] = field(request.data, "at", int, required=False, default=0)
+            speed = request.data.get("speed", 1.0)
+            if isinstance(speed, bool) or not isinstance(speed, int | float):
+                raise IVError.of(ErrorCode.IVTermErr_msg_user_cmd_param_error, "speed: a number")
+            body["speed"] = speed
         outcome = await self.ctx.hub.ask(
             tid, "media.offer", body, _timeout(request.data) or self.ctx.settings.device_timeout
+        )
+        return outcome.raise_for_code()
+
+    async def _card(self, request: Request) -> dict[str, Any]:
+        """card.days / card.list: the device's memory card, asked of the device itself
+        (anyone who may watch the device may list its recordings)."""
+        tid = field(request.data, "tid", str)
+        await self.grant(tid)
+        body = {k: v for k, v in request.data.items() if k not in ("tid", "timeout")}
+        outcome = await self.ctx.hub.ask(
+            tid, request.op, body, _timeout(request.data) or self.ctx.settings.device_timeout
         )
         return outcome.raise_for_code()
 

@@ -1,0 +1,390 @@
+"""Playback of the memory card over a media session, and file download.
+
+A playback session (kind ``playback``) reads the card from the keyframe at or before the
+asked time and sends what it reads paced at the asked speed, across files without a gap:
+its own stream (one per session; nothing is encoded, the stored H.264 and Opus go out as
+they are). Every video frame carries its recording time in an SEI message
+(:func:`iotvideo.media.h264.with_recording_time`), which is how the app knows its position.
+
+- speed 0.5..32: above 4x only keyframes go out, at most :data:`KEYFRAME_FPS` a second
+  (the bandwidth stays that of the live stream); audio only at 1x;
+- pause stops sending (the app holds the last picture); resume goes on from the next frame;
+- seek starts from the keyframe at or before the time, in any file;
+- a gap in the recording is skipped at once; the end is told (``end`` control message).
+
+A download session (kind ``download``) sends one complete file over the ``file`` data
+channel, from a byte offset; one download per device at a time (21060); after a pause or
+the end the device waits :attr:`DeviceMedia.download_idle_timeout` (10 s) for the next
+request, then hangs up with 20136.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from iotvideo.device.card import Card, CardPacket
+from iotvideo.media.fanout import FanOut, MediaPacket
+from iotvideo.media.h264 import CLOCK_RATE, with_recording_time
+from iotvideo.media.sources import MediaStream, StreamInfo
+from iotvideo.protocol import media as wire
+from iotvideo.protocol.errors import ErrorCode, IVError
+
+if TYPE_CHECKING:
+    from iotvideo.device.media import MediaSession
+
+__all__ = ["KEYFRAME_FPS", "Download", "PlaybackStream"]
+
+log = logging.getLogger("iotvideo.device.playback")
+
+#: Keyframes a second, at most, above 4x.
+KEYFRAME_FPS = 5.0
+#: A jump in recording time longer than this is a gap in the recording: skipped at once.
+GAP_MS = 1500
+#: Bytes per data-channel message of a download, and how much may wait in its buffer.
+CHUNK = 60_000
+HIGH_WATER = 1 << 20
+
+
+class AudioOut(MediaStream):
+    """The audio half of a playback: its packets come from the video's reader."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(cache_gop=False, name=name)
+        self.info = StreamInfo("audio", "opus", 48_000)
+
+    def run(self, stop: threading.Event) -> None:
+        stop.wait()
+
+
+class PlaybackStream(MediaStream):
+    """One session's played-back stream: a reader thread over the card, paced."""
+
+    def __init__(
+        self,
+        card: Card,
+        info: StreamInfo,
+        at_ms: int,
+        speed: float,
+        *,
+        name: str,
+        on_end: Callable[[float], object],
+        on_error: Callable[[IVError], object],
+    ) -> None:
+        super().__init__(cache_gop=False, name=name)
+        self.info = info
+        self.card = card
+        self.audio_out = AudioOut(f"{name}-audio")
+        self._on_end, self._on_error = on_end, on_error
+        self._lock = threading.Lock()
+        self._seek: tuple[int, concurrent.futures.Future[int] | None] | None = (at_ms, None)
+        self._paused = False
+        self._speed = speed
+        self._reanchor = False
+        #: Recording time (ms) of the last frame sent.
+        self.position: float | None = None
+
+    # Commands (from the event loop)
+
+    def seek(self, at_ms: int) -> concurrent.futures.Future[int]:
+        """Play from the keyframe at or before ``at_ms``; the future gets that keyframe's
+        time (or the IVError)."""
+        done: concurrent.futures.Future[int] = concurrent.futures.Future()
+        with self._lock:
+            previous = self._seek
+            self._seek = (at_ms, done)
+        if previous is not None and previous[1] is not None:
+            previous[1].cancel()
+        self._wake.set()
+        return done
+
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+        self._wake.set()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused, self._reanchor = False, True
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def set_speed(self, speed: float) -> None:
+        with self._lock:
+            self._speed, self._reanchor = speed, True
+        self._wake.set()
+
+    def stop(self) -> None:
+        super().stop()
+        self.audio_out.stop()
+
+    # The reader thread
+
+    def _post(self, fn: Callable[..., object], *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _send(self, fanout: FanOut, data: bytes, pts: int, keyframe: bool, rate: int) -> None:
+        self.packets += 1
+        self._post(fanout.publish, MediaPacket(data, pts, keyframe, Fraction(1, rate)))
+
+    def run(self, stop: threading.Event) -> None:
+        started = time.monotonic()
+        packets: Iterator[CardPacket] | None = None
+        held: CardPacket | None = None
+        anchor: tuple[float, float] | None = None
+        seeking: concurrent.futures.Future[int] | None = None
+        need_key = True
+        last_read: float | None = None
+        last_key_wall = 0.0
+        last_pts = {"video": -1, "audio": -1}
+        ended = False
+        while not stop.is_set():
+            with self._lock:
+                seek, self._seek = self._seek, None
+                paused, speed = self._paused, self._speed
+                reanchor, self._reanchor = self._reanchor, False
+            if reanchor:
+                anchor = None
+            if seek is not None:
+                at_ms, seeking = seek
+                if packets is not None:
+                    with contextlib.suppress(Exception):
+                        packets.close()  # type: ignore[attr-defined]
+                packets = self.card.read(at_ms)
+                held, anchor, need_key, last_read, ended = None, None, True, None, False
+                self.position = None
+                self._post(self._flush)
+            if packets is None or paused or ended:
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            if held is None:
+                try:
+                    held = next(packets)
+                except StopIteration:
+                    ended = True
+                    if seeking is not None:
+                        seeking.set_exception(
+                            IVError.of(
+                                ErrorCode.IVTermErr_msg_find_record_file_fail,
+                                "no recording at or after that time",
+                            )
+                        )
+                        seeking = None
+                    self._post(self._on_end, self.position or 0.0)
+                    continue
+                except IVError as exc:
+                    ended = True
+                    if seeking is not None:
+                        seeking.set_exception(exc)
+                        seeking = None
+                    self._post(self._on_error, exc)
+                    continue
+                gap = last_read is not None and abs(held.time_ms - last_read) > GAP_MS
+                last_read = held.time_ms
+                if gap:
+                    anchor = None
+            packet = held
+            if packet.kind == "audio" and (speed != 1.0 or need_key):
+                held = None
+                continue
+            if packet.kind == "video" and not packet.keyframe and (need_key or speed > 4):
+                need_key, held = True, None
+                continue
+            if anchor is None:
+                base = self.position if self.position is not None else packet.time_ms
+                anchor = (time.monotonic(), min(base, packet.time_ms))
+            due = anchor[0] + (packet.time_ms - anchor[1]) / speed / 1000
+            if packet.kind == "video" and speed > 4 and due < last_key_wall + 1 / KEYFRAME_FPS:
+                held = None  # too many keyframes a second: skip this one
+                continue
+            delay = due - time.monotonic()
+            if delay > 0.001 and self._wake.wait(delay):
+                self._wake.clear()
+                continue  # a command: look again (the packet is kept)
+            held = None
+            if packet.kind == "video":
+                need_key = False
+                if seeking is not None:
+                    seeking.set_result(int(packet.time_ms))
+                    seeking = None
+                pts = max(last_pts["video"] + 1, round((due - started) * CLOCK_RATE))
+                last_pts["video"] = pts
+                if speed > 4:
+                    last_key_wall = due
+                data = with_recording_time(packet.data, int(packet.time_ms))
+                self._send(self.fanout, data, pts, packet.keyframe, CLOCK_RATE)
+                self.position = packet.time_ms
+            else:
+                pts = max(last_pts["audio"] + 1, round((due - started) * 48_000))
+                last_pts["audio"] = pts
+                self._send(self.audio_out.fanout, packet.data, pts, True, 48_000)
+        if packets is not None:
+            with contextlib.suppress(Exception):
+                packets.close()  # type: ignore[attr-defined]
+
+    def _flush(self) -> None:
+        self.fanout.flush()
+        self.audio_out.fanout.flush()
+
+
+class Download:
+    """A session's file download (see the module doc)."""
+
+    def __init__(self, session: MediaSession, card: Card) -> None:
+        self.session, self.card = session, card
+        self.channel: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._pause = asyncio.Event()
+        self._idle: asyncio.TimerHandle | None = None
+        self._drained = asyncio.Event()
+        self.sent = 0
+
+    @property
+    def media(self) -> Any:
+        return self.session.media
+
+    def on_channel(self, channel: Any) -> None:
+        self.channel = channel
+        channel.bufferedAmountLowThreshold = HIGH_WATER // 2
+        channel.on("bufferedamountlow", self._drained.set)
+
+    async def start(self, file_time: int, offset: int) -> dict[str, Any]:
+        """Begin sending ``file_time``'s file from ``offset``; the ready reply."""
+        busy = self.media.download_owner
+        if (busy is not None and busy is not self) or self._task is not None:
+            raise IVError.of(
+                ErrorCode.IVDownloadError_DownloaderBusy,
+                "this device is sending another file; pause that download first",
+            )
+        if self.channel is None or self.channel.readyState != "open":
+            raise IVError.of(ErrorCode.IVDownloadError_DevUnknownError, "no file channel")
+        if offset < 0:
+            raise IVError.of(ErrorCode.IVDownloadError_IncorrectOffset, "offset must be >= 0")
+        self.media.download_owner = self
+        try:
+            f, size = await asyncio.to_thread(self._open, file_time)
+        except BaseException:
+            self.media.download_owner = None
+            raise
+        if offset > size:
+            f.close()
+            self.media.download_owner = None
+            raise IVError.of(
+                ErrorCode.IVDownloadError_IncorrectOffset,
+                f"offset {offset} is beyond the file's {size} bytes",
+            )
+        self._cancel_idle()
+        self._pause.clear()
+        self._task = asyncio.create_task(self._send(f, offset, size), name="download")
+        log.info(
+            "download of %s from %d (%d bytes) to %s", file_time, offset, size, self.session.peer
+        )
+        return {"file_time": file_time, "offset": offset, "size": size}
+
+    def _open(self, file_time: int) -> tuple[BinaryIO, int]:
+        file = self.card.file(file_time)
+        if file is None:
+            raise IVError.of(
+                ErrorCode.IVDownloadError_FileNotFound, f"no recording file {file_time}"
+            )
+        if not file.complete:
+            raise IVError.of(
+                ErrorCode.IVDownloadError_FileUnavailable,
+                "that file is still being recorded; try again when it is finished",
+            )
+        try:
+            f = self.card.path(file).open("rb")
+        except FileNotFoundError:
+            raise IVError.of(ErrorCode.IVDownloadError_FileNotFound, "the file is gone") from None
+        except OSError as exc:
+            raise IVError.of(ErrorCode.IVDownloadError_FileOpenFailed, str(exc)) from None
+        return f, os.fstat(f.fileno()).st_size
+
+    def pause(self) -> None:
+        self._pause.set()
+
+    async def _send(self, f: BinaryIO, offset: int, size: int) -> None:
+        channel = self.channel
+        position = offset
+        outcome: dict[str, Any]
+        try:
+            await asyncio.to_thread(f.seek, offset)
+            while position < size and not self._pause.is_set():
+                if channel.readyState != "open":
+                    return
+                if channel.bufferedAmount > HIGH_WATER:
+                    self._drained.clear()
+                    await self._drained.wait()
+                    continue
+                data = await asyncio.to_thread(f.read, min(CHUNK * 8, size - position))
+                if not data:
+                    raise OSError("the file ended early")
+                for i in range(0, len(data), CHUNK):
+                    channel.send(data[i : i + CHUNK])
+                position += len(data)
+                self.sent += len(data)
+            if self._pause.is_set() and position < size:
+                outcome = {"op": "paused", "offset": position}
+            else:
+                outcome = {"op": "done", "bytes": position - offset, "size": size}
+        except OSError as exc:
+            outcome = {
+                "op": "error",
+                "code": int(ErrorCode.IVDownloadError_FileUnavailable),
+                "msg": f"cannot read the file: {exc}",
+            }
+        finally:
+            f.close()
+            self._task = None
+            if self.media.download_owner is self:
+                self.media.download_owner = None
+        if channel.readyState == "open":
+            channel.send(wire.control(**outcome))  # text, after every chunk (ordered)
+        self._start_idle()
+
+    def _start_idle(self) -> None:
+        self._cancel_idle()
+        timeout = self.media.download_idle_timeout
+        loop = asyncio.get_running_loop()
+        self._idle = loop.call_later(timeout, self._idle_expired)
+
+    def _cancel_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _idle_expired(self) -> None:
+        self._idle = None
+        if self._task is None and not self.session.closed.is_set():
+            log.info("download session %s idle; hanging up", self.session.id)
+            self.media._spawn(
+                self.session.close(
+                    ErrorCode.IVTermErr_msg_wait_option_timeout_hangup,
+                    "no download request for "
+                    f"{self.media.download_idle_timeout:g} s after the last one",
+                )
+            )
+
+    def close(self) -> None:
+        self._cancel_idle()
+        self._pause.set()
+        if self.media.download_owner is self:
+            self.media.download_owner = None
