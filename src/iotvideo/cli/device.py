@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -83,6 +84,27 @@ def run(
     segment_seconds: Annotated[
         float, typer.Option(min=1, help="Length of cloud-recording segments (cut at keyframes).")
     ] = 10.0,
+    sd_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Record around the clock to this memory-card directory (apps can then list, "
+            "play back and download the recordings)."
+        ),
+    ] = None,
+    sd_file_seconds: Annotated[
+        float, typer.Option(min=1, help="Length of each recording file on the card.")
+    ] = 60.0,
+    sd_max_bytes: Annotated[
+        int | None,
+        typer.Option(
+            min=1_000_000,
+            help="Bytes the card's recordings may take; the oldest files go first (default: "
+            "the card's file system, less 5%).",
+        ),
+    ] = None,
+    sd_max_days: Annotated[
+        float, typer.Option(min=0.01, help="Days a recording is kept on the card.")
+    ] = 30.0,
     log_level: LogLevelOpt = LogLevel.info,
 ) -> None:
     """Run the simulated camera until Ctrl-C.
@@ -90,13 +112,15 @@ def run(
     It has a night mode, an LED, a cameraOn action, a temperature and motion events; it
     serves live video and audio to the app's players, records to the cloud while a
     cloud-storage plan is in use (motion then also raises cloud events with a picture),
-    and installs firmware upgrades (downloaded, checked, new version reported).
+    and installs firmware upgrades (downloaded, checked, new version reported). With
+    --sd-dir it records continuously to a memory card that apps play back and download.
 
     Its product needs the simulated camera's thing model: `iotvideo vendor
     publish-model PRODUCT_ID` publishes it (`iotvideo vendor quickstart` does it for
     you). Without it the camera still runs and says what it cannot report.
     """
     from iotvideo.device import DeviceClient
+    from iotvideo.device.card import Card
     from iotvideo.device.client import VersionInfo
     from iotvideo.device.cloudrec import CloudRecorder
     from iotvideo.device.media import DeviceMedia
@@ -121,9 +145,25 @@ def run(
     stderr.print(f"device {client.tid} connecting to {', '.join(cloud)}", highlight=False)
 
     async def go() -> None:
+        card = None
+        if sd_dir is not None:
+            try:
+                card = await Card.open(
+                    sd_dir,
+                    file_seconds=sd_file_seconds,
+                    max_bytes=sd_max_bytes,
+                    max_days=sd_max_days,
+                )
+            except (OSError, sqlite3.Error) as exc:
+                die(f"cannot use {sd_dir} as the memory card: {exc}", 2)
         try:
             media = await DeviceMedia.open(
-                client, video=video, audio=audio, max_viewers=max_viewers, talk_sink=talk_dir
+                client,
+                video=video,
+                audio=audio,
+                max_viewers=max_viewers,
+                talk_sink=talk_dir,
+                card=card,
             )
         except SourceError as exc:
             die(f"{exc}", 2)

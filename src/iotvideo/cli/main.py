@@ -10,6 +10,7 @@ from iotvideo.cli.app import app_app
 from iotvideo.cli.cloud import cloud_command, db_app, keys_app, vendor_app
 from iotvideo.cli.device import device_app
 from iotvideo.cli.media import use_ice_addresses as _media_commands  # noqa: F401 - registers app play/snapshot/record/talk
+from iotvideo.cli.playback import parse_time as _playback_commands  # noqa: F401 - registers app playback/download
 from iotvideo.cli.vas import cloud_app as _vas_commands  # noqa: F401 - registers app events/cloud
 from iotvideo.cli.vendor import VendorClient as _vendor_commands  # noqa: F401 - registers vendor call/quickstart
 

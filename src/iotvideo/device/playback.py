@@ -155,6 +155,7 @@ class PlaybackStream(MediaStream):
         last_key_wall = 0.0
         last_pts = {"video": -1, "audio": -1}
         ended = False
+        preview = False  # after a seek while paused: show the keyframe landed on, then hold
         while not stop.is_set():
             with self._lock:
                 seek, self._seek = self._seek, None
@@ -170,8 +171,11 @@ class PlaybackStream(MediaStream):
                 packets = self.card.read(at_ms)
                 held, anchor, need_key, last_read, ended = None, None, True, None, False
                 self.position = None
+                preview = paused
                 self._post(self._flush)
-            if packets is None or paused or ended:
+            if not paused:
+                preview = False
+            if packets is None or (paused and not preview) or ended:
                 self._wake.wait()
                 self._wake.clear()
                 continue
@@ -202,7 +206,7 @@ class PlaybackStream(MediaStream):
                 if gap:
                     anchor = None
             packet = held
-            if packet.kind == "audio" and (speed != 1.0 or need_key):
+            if packet.kind == "audio" and (speed != 1.0 or need_key or paused):
                 held = None
                 continue
             if packet.kind == "video" and not packet.keyframe and (need_key or speed > 4):
@@ -221,7 +225,7 @@ class PlaybackStream(MediaStream):
                 continue  # a command: look again (the packet is kept)
             held = None
             if packet.kind == "video":
-                need_key = False
+                need_key = preview = False
                 if seeking is not None:
                     seeking.set_result(int(packet.time_ms))
                     seeking = None
