@@ -52,6 +52,11 @@ LINK: dict[str, dict[str, int]] = {
     "data": dict(zip(ROLES, (8000, 8000, 8000, 8000, 8003, 8002), strict=True)),
     "media.ice": dict(zip(ROLES, (OK, OK, OK, OK, 8003, 8002), strict=True)),
     "media.offer": dict(zip(ROLES, (8000, 8000, 8000, 8000, 8003, 8002), strict=True)),
+    "media.offer.playback": dict(zip(ROLES, (8000, 8000, 8000, 8000, 8003, 8002), strict=True)),
+    "media.offer.download": dict(zip(ROLES, (8000, 8000, 8000, 8000, 8003, 8002), strict=True)),
+    # The memory card's lists are asked of the device (offline here): whoever may watch.
+    "card.days": dict(zip(ROLES, (8000, 8000, 8000, 8000, 8003, 8002), strict=True)),
+    "card.list": dict(zip(ROLES, (8000, 8000, 8000, 8000, 8003, 8002), strict=True)),
     "ota.query": dict(zip(ROLES, (OK, OK, OK, OK, 8003, 8002), strict=True)),
     "device.identity": dict(zip(ROLES, (OK, OK, OK, OK, OK, 8002), strict=True)),
     "bindtoken.create": dict(zip(ROLES, (OK, OK, OK, 21100, OK, OK), strict=True)),
@@ -77,6 +82,10 @@ def link_request(op: str, tid: str) -> tuple[str, dict[str, Any]]:
         "data": {"tid": tid, "data": base64.b64encode(b"x").decode()},
         "media.ice": {"tid": tid},
         "media.offer": {"tid": tid, "sdp": "v=0\r\n", "kind": "monitor"},
+        "media.offer.playback": {"tid": tid, "sdp": "v=0\r\n", "kind": "playback", "at": 1},
+        "media.offer.download": {"tid": tid, "sdp": "v=0\r\n", "kind": "download"},
+        "card.days": {"tid": tid, "month": "2026-12", "tz": 0},
+        "card.list": {"tid": tid, "start": 0, "end": 1 << 41},
         "ota.query": {"tid": tid},
         "device.identity": {"tid": tid},
         "bindtoken.create": {},
@@ -84,6 +93,8 @@ def link_request(op: str, tid: str) -> tuple[str, dict[str, Any]]:
         "event.since": {"after": 0},
         "server.data": {"url": "/x", "data": ""},
     }[op]
+    if op.startswith("media.offer."):
+        return "media.offer", data
     return op.split("._")[0] if op.startswith("action.") else op, data
 
 
@@ -177,7 +188,7 @@ async def code_of(sdk: IoTVideo, op: str, data: dict[str, Any]) -> int:
 
 def test_every_link_op_has_a_row() -> None:
     ops = set(AppSession._handlers(AppSession.__new__(AppSession)))
-    rows = {op.split("._")[0] for op in LINK}
+    rows = {link_request(op, "t")[0] for op in LINK}
     assert ops == rows | LINK_ELSEWHERE
 
 

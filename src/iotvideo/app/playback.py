@@ -285,14 +285,17 @@ class PlaybackPlayer(MonitorPlayer):
                 f"the player is {self.status.value}; play() first",
             )
 
-    async def pause(self, *, timeout: float = 5.0) -> None:
-        """Hold the picture shown; 21040 unless playing."""
+    async def pause(self, *, timeout: float = 5.0) -> int | None:
+        """Hold the picture shown; 21040 unless playing. Returns the recording time of
+        the last frame the device sent (the picture held once it arrives)."""
         self._need_playing()
         if self.paused:
             raise IVError.of(ErrorCode.IVPlayerError_OperationNotAllowedNow, "already paused")
-        await self._control_request("pause", "pause.done", timeout)
+        reply = await self._control_request("pause", "pause.done", timeout)
         self.paused = True
         self._set_status(PlayerStatus.PAUSED)
+        held = reply.get("time")
+        return int(held) if isinstance(held, int | float) else None
 
     async def resume(self, *, timeout: float = 5.0) -> None:
         """Go on from the picture shown; 21040 unless paused."""
@@ -456,6 +459,8 @@ class FileDownloader(Connection):
             if self._teardown_task is not None:
                 await self._teardown_task
             await self.connect(timeout=timeout)
+        if self._file is None or self._file.readyState != "open":
+            await self._file_open(timeout)
         self._outcome = asyncio.get_running_loop().create_future()
         self._progress = on_data
         self.bytes_received = 0
@@ -483,6 +488,23 @@ class FileDownloader(Connection):
                 f"received {self.bytes_received} bytes of the {size - offset} expected",
             )
         return DownloadResult(size, offset, self.bytes_received, False)
+
+    async def _file_open(self, timeout: float) -> None:
+        """The file channel opens a moment after the others; the device has it once the
+        app sees it open."""
+        channel = self._file
+        opened = asyncio.get_running_loop().create_future()
+        if channel is not None:
+            channel.once("open", lambda: opened.done() or opened.set_result(None))
+            if channel.readyState == "open":
+                return
+        try:
+            async with asyncio.timeout(timeout):
+                await opened
+        except TimeoutError:
+            raise IVError.of(
+                ErrorCode.IVDownloadError_DevNoResponse, "the file channel did not open"
+            ) from None
 
     async def _ask_ready(self, file_time: int, offset: int, timeout: float) -> dict[str, Any]:
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:

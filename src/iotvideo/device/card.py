@@ -52,7 +52,7 @@ from iotvideo.media.sources import AudioStream, MediaStream
 from iotvideo.media.worker import SerialWorker
 from iotvideo.protocol.errors import ErrorCode, IVError
 
-__all__ = ["Card", "CardFile", "CardPacket", "CardRecorder"]
+__all__ = ["Card", "CardFile", "CardPacket", "CardRecorder", "fill_test_recording"]
 
 log = logging.getLogger("iotvideo.device.card")
 
@@ -296,6 +296,12 @@ class Card:
                 return
             _, pts0, keyframes = scan
             self._store(start_ms, end_ms, path.stat().st_size, pts0, keyframes)
+            log.info(
+                "card: recorded %s (%.1f s, %d keyframes)",
+                path.name,
+                (end_ms - start_ms) / 1000,
+                len(keyframes),
+            )
 
     def enforce_retention(self, *, now_ms: int | None = None, reserve: int = 0) -> None:
         """Delete the oldest complete files until the card holds at most its budget less
@@ -783,3 +789,44 @@ class CardRecorder:
             return False
         log.info("card: the memory card is back; recording again")
         return True
+
+
+def fill_test_recording(
+    card: Card,
+    start_ms: int,
+    seconds: float,
+    *,
+    fps: float = 15.0,
+    size: tuple[int, int] = (320, 180),
+    audio: bool = True,
+    gop: float = 2.0,
+) -> int:
+    """Write ``seconds`` of the test pattern recorded from ``start_ms`` onto ``card``, as
+    fast as the CPU encodes it (about 1 ms a frame at 320x180): each picture's burned-in
+    clock is its recording time, so playback can be checked frame by frame. For demos
+    (a card with a past) and tests. Returns the frames written. Blocking."""
+    from iotvideo.media.audio import Tone
+    from iotvideo.media.h264 import H264Encoder, is_idr
+    from iotvideo.media.testsrc import Stamp, TestPattern
+
+    width, height = size
+    pattern = TestPattern(width, height)
+    encoder = H264Encoder(width, height, fps=fps, gop=gop)
+    writer = _Writer(card, width, height, "opus" if audio else None)
+    tone = Tone(440)
+    opus = AudioEncoder("opus") if audio else None
+    frames = round(seconds * fps)
+    audio_pts = 0
+    for n in range(frames):
+        at_ms = start_ms + n * 1000 / fps
+        pts = round(n * CLOCK_RATE / fps)
+        for packet in encoder.encode(pattern.frame(Stamp(int(at_ms), n)), pts):
+            data = bytes(packet)
+            writer.video(MediaPacket(data, pts, is_idr(data)), at_ms)
+        while opus is not None and audio_pts * 1000 / 48_000 < (n + 1) * 1000 / fps:
+            for packet in opus.encode(tone.next_samples(960)):
+                wall = start_ms + audio_pts * 1000 / 48_000
+                writer.audio(MediaPacket(bytes(packet), audio_pts, True), 48_000, wall)
+            audio_pts += 960
+    writer.close()
+    return frames

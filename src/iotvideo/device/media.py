@@ -251,8 +251,8 @@ class MediaSession:
                 landed = await asyncio.wait_for(asyncio.wrap_future(stream.seek(int(at))), 10)
                 self._control("seek.done", time=landed)
             elif op == "pause":
-                stream.pause()
-                self._control("pause.done", time=stream.position)
+                held = await asyncio.wait_for(asyncio.wrap_future(stream.pause()), 10)
+                self._control("pause.done", time=held)
             elif op == "resume":
                 stream.resume()
                 self._control("resume.done", time=stream.position)
@@ -280,6 +280,7 @@ class MediaSession:
             self._control("download.ready", **ready)
         except IVError as exc:
             self._control("error", code=exc.code, msg=exc.message)
+            download.start_idle()  # the idle clock runs again after a refused request
 
     def _control(self, op: str, **fields: Any) -> None:
         if self._ctl is not None and self._ctl.readyState == "open":
@@ -311,8 +312,20 @@ class MediaSession:
         self.closed.set()
         if code:
             self._control("bye", code=code, msg=msg)
+            await self._flush_control()
         self._release()
         await self.pc.close()
+
+    async def _flush_control(self, timeout: float = 0.5) -> None:
+        """Let the bye go out before the connection closes (closing drops what is queued,
+        and the app would see a lost connection instead of the reason)."""
+        ctl = self._ctl
+        if ctl is None or ctl.readyState != "open":
+            return
+        deadline = time.monotonic() + timeout
+        while ctl.bufferedAmount > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # one more turn: the transport sends what it took
 
     def _release(self) -> None:
         if self.download is not None:
@@ -366,13 +379,17 @@ class DeviceMedia:
         card: Card | None = None,
         card_source: str | None = None,
         download_idle_timeout: float = 10.0,
+        download_rate: float | None = None,
+        card_recording: bool = True,
     ) -> None:
         """Serve ``device``'s media. The sources are opened here, which blocks while a file
         or an RTSP camera is probed (up to 10 s): on an event loop use :meth:`open`.
         ``channels`` (from :meth:`open`) are sources already opened. With ``card`` (a
         mounted :class:`~iotvideo.device.card.Card`), source ``card_source`` (default the
         first) is recorded onto it for as long as this runs, and apps can list, play back
-        and download its recordings (construct it in a running event loop)."""
+        and download its recordings (construct it in a running event loop);
+        ``download_rate`` caps a download's bytes a second; ``card_recording=False`` serves
+        the card's recordings without adding to them (the user turned recording off)."""
         self.device = device
         self.max_viewers = max_viewers
         #: Seconds an answered session has to connect before its place is freed.
@@ -393,16 +410,19 @@ class DeviceMedia:
         self.card_recorder: CardRecorder | None = None
         #: Seconds a download session waits for the next request (then 20136).
         self.download_idle_timeout = download_idle_timeout
+        #: Bytes a second a download may take (None: as fast as the connection goes).
+        self.download_rate = download_rate
         #: The download sending a file now (one per device).
         self.download_owner: Download | None = None
         if card is not None:
             if self.card_source not in self.channels:
                 raise ValueError(f"no source {self.card_source!r} to record")
             channel = self.channels[self.card_source]
-            self.card_recorder = CardRecorder(
-                card, channel.video.stream(card.definition), channel.audio
-            )
-            self.card_recorder.start()
+            if card_recording:
+                self.card_recorder = CardRecorder(
+                    card, channel.video.stream(card.definition), channel.audio
+                )
+                self.card_recorder.start()
             device.add_op("card.days", self._card_days)
             device.add_op("card.list", self._card_list)
 

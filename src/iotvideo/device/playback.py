@@ -89,6 +89,7 @@ class PlaybackStream(MediaStream):
         self._paused = False
         self._speed = speed
         self._reanchor = False
+        self._pause_acks: list[concurrent.futures.Future[float | None]] = []
         #: Recording time (ms) of the last frame sent.
         self.position: float | None = None
 
@@ -106,10 +107,15 @@ class PlaybackStream(MediaStream):
         self._wake.set()
         return done
 
-    def pause(self) -> None:
+    def pause(self) -> concurrent.futures.Future[float | None]:
+        """Stop sending; the future gets the recording time of the last frame sent, once
+        the reader has stopped (nothing is sent after it)."""
+        done: concurrent.futures.Future[float | None] = concurrent.futures.Future()
         with self._lock:
             self._paused = True
+            self._pause_acks.append(done)
         self._wake.set()
+        return done
 
     def resume(self) -> None:
         with self._lock:
@@ -156,11 +162,16 @@ class PlaybackStream(MediaStream):
         last_pts = {"video": -1, "audio": -1}
         ended = False
         preview = False  # after a seek while paused: show the keyframe landed on, then hold
+        skipped: CardPacket | None = None  # the last keyframe skipped by the rate cap
+        last_one = False
         while not stop.is_set():
             with self._lock:
                 seek, self._seek = self._seek, None
                 paused, speed = self._paused, self._speed
                 reanchor, self._reanchor = self._reanchor, False
+                acks, self._pause_acks = self._pause_acks, []
+            for ack in acks:
+                ack.set_result(self.position)
             if reanchor:
                 anchor = None
             if seek is not None:
@@ -170,6 +181,7 @@ class PlaybackStream(MediaStream):
                         packets.close()  # type: ignore[attr-defined]
                 packets = self.card.read(at_ms)
                 held, anchor, need_key, last_read, ended = None, None, True, None, False
+                skipped, last_one = None, False
                 self.position = None
                 preview = paused
                 self._post(self._flush)
@@ -183,6 +195,9 @@ class PlaybackStream(MediaStream):
                 try:
                     held = next(packets)
                 except StopIteration:
+                    if skipped is not None:  # show where the recording ends
+                        held, skipped, last_one = skipped, None, True
+                        continue
                     ended = True
                     if seeking is not None:
                         seeking.set_exception(
@@ -216,16 +231,20 @@ class PlaybackStream(MediaStream):
                 base = self.position if self.position is not None else packet.time_ms
                 anchor = (time.monotonic(), min(base, packet.time_ms))
             due = anchor[0] + (packet.time_ms - anchor[1]) / speed / 1000
-            if packet.kind == "video" and speed > 4 and due < last_key_wall + 1 / KEYFRAME_FPS:
-                held = None  # too many keyframes a second: skip this one
-                continue
+            if packet.kind == "video" and speed > 4:
+                if due < last_key_wall + 1 / KEYFRAME_FPS:
+                    if not last_one:
+                        held, skipped = None, packet  # too many keyframes a second: skip it
+                        continue
+                    due = last_key_wall + 1 / KEYFRAME_FPS
             delay = due - time.monotonic()
             if delay > 0.001 and self._wake.wait(delay):
                 self._wake.clear()
                 continue  # a command: look again (the packet is kept)
             held = None
             if packet.kind == "video":
-                need_key = preview = False
+                need_key = preview = last_one = False
+                skipped = None
                 if seeking is not None:
                     seeking.set_result(int(packet.time_ms))
                     seeking = None
@@ -260,6 +279,7 @@ class Download:
         self._idle: asyncio.TimerHandle | None = None
         self._drained = asyncio.Event()
         self.sent = 0
+        self.start_idle()  # a download connection that asks nothing is hung up too
 
     @property
     def media(self) -> Any:
@@ -328,6 +348,8 @@ class Download:
     async def _send(self, f: BinaryIO, offset: int, size: int) -> None:
         channel = self.channel
         position = offset
+        rate: float | None = self.media.download_rate
+        started = time.monotonic()
         outcome: dict[str, Any]
         try:
             await asyncio.to_thread(f.seek, offset)
@@ -338,7 +360,12 @@ class Download:
                     self._drained.clear()
                     await self._drained.wait()
                     continue
-                data = await asyncio.to_thread(f.read, min(CHUNK * 8, size - position))
+                if rate is not None:  # a cap, so live viewers keep their bandwidth
+                    ahead = started + (position - offset) / rate - time.monotonic()
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+                step = CHUNK if rate is not None else CHUNK * 8
+                data = await asyncio.to_thread(f.read, min(step, size - position))
                 if not data:
                     raise OSError("the file ended early")
                 for i in range(0, len(data), CHUNK):
@@ -362,9 +389,9 @@ class Download:
                 self.media.download_owner = None
         if channel.readyState == "open":
             channel.send(wire.control(**outcome))  # text, after every chunk (ordered)
-        self._start_idle()
+        self.start_idle()
 
-    def _start_idle(self) -> None:
+    def start_idle(self) -> None:
         self._cancel_idle()
         timeout = self.media.download_idle_timeout
         loop = asyncio.get_running_loop()
