@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import random
 import shutil
 import time
@@ -88,7 +89,7 @@ async def timed_frames(player: PlaybackPlayer, seconds: float) -> list[tuple[flo
             got.append((time.monotonic(), frame))
 
     task = asyncio.ensure_future(collect())
-    done, _ = await asyncio.wait({task}, timeout=seconds)
+    await asyncio.wait({task}, timeout=seconds)
     task.cancel()
     return got
 
@@ -111,7 +112,7 @@ async def test_lists_of_days_and_items_with_paging(
         assert found[0].start_time == recorded.start
         assert found[-1].end_time == pytest.approx(recorded.end, abs=100)
         # Consecutive files share their boundary: no hole, no overlap.
-        assert all(a.end_time == b.start_time for a, b in zip(found, found[1:], strict=False))
+        assert all(a.end_time == b.start_time for a, b in itertools.pairwise(found))
         assert {i.type for i in found} == {"continuous"} and all(i.size > 0 for i in found)
         page = await get_playback_list(
             world.device.tid, recorded.start, recorded.end, page=2, per_page=4, sdk=lv.sdk
@@ -299,13 +300,15 @@ async def test_download_paused_and_broken_then_resumed_is_identical(
         out = tmp_path / "clip.ts"
         broken = FileDownloader(world.device.tid, sdk=lv.sdk)
         cut = rng.randrange(1, original.stat().st_size)
+        stopping: list[asyncio.Future[None]] = []
 
         def progress(have: int, _size: int) -> None:
-            if have >= cut:
-                asyncio.ensure_future(broken.stop())
+            if have >= cut and not stopping:
+                stopping.append(asyncio.ensure_future(broken.stop()))
 
         with pytest.raises(IVError):
             await broken.download_to(out, item.start_time, progress=progress)
+        await stopping[0]
         partial = out.stat().st_size
         assert 0 < partial < original.stat().st_size
         again = FileDownloader(world.device.tid, sdk=lv.sdk)
@@ -415,13 +418,11 @@ async def test_a_removed_card_gives_seed_codes_not_a_crash(
         # The recorder noticed and waits; the card back, it records again.
         recorder = lv.media.card_recorder
         assert recorder is not None
-        async with asyncio.timeout(10):
-            while recorder.card_present:
-                await asyncio.sleep(0.05)
+        await recorder.wait_for(lambda: not recorder.card_present, timeout=10)
+        files = recorder.files
         card.root.mkdir()
-        async with asyncio.timeout(10):
-            while not (recorder.card_present and list(card.root.glob("*.ts"))):
-                await asyncio.sleep(0.05)
+        await recorder.wait_for(lambda: recorder.card_present and recorder.files > files)
+        assert (card.root / "index.db").is_file()  # a new card: index and files anew
         # Live video goes on throughout.
         monitor = MonitorPlayer(tid, sdk=lv.sdk)
         await monitor.play()

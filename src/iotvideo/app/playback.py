@@ -493,14 +493,14 @@ class FileDownloader(Connection):
         """The file channel opens a moment after the others; the device has it once the
         app sees it open."""
         channel = self._file
-        opened = asyncio.get_running_loop().create_future()
+        opened = asyncio.Event()
         if channel is not None:
-            channel.once("open", lambda: opened.done() or opened.set_result(None))
+            channel.once("open", opened.set)
             if channel.readyState == "open":
                 return
         try:
             async with asyncio.timeout(timeout):
-                await opened
+                await opened.wait()
         except TimeoutError:
             raise IVError.of(
                 ErrorCode.IVDownloadError_DevNoResponse, "the file channel did not open"

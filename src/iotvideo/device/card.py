@@ -37,7 +37,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -565,7 +565,8 @@ class _Writer:
         self._audio_last = -1
         self._transcode: tuple[AudioDecoder, AudioEncoder] | None = None
         self.files = 0
-        self.failed = False
+        #: Called (on the writing thread) after each file is started or finished.
+        self.on_file: Callable[[], object] | None = None
 
     def video(self, packet: MediaPacket, wall_ms: float) -> None:
         if self._anchor is None:
@@ -630,6 +631,8 @@ class _Writer:
         self._start_ms, self._pts0 = start_ms, pts
         self._audio_last = -1
         self.files += 1
+        if self.on_file is not None:
+            self.on_file()
 
     def _file_estimate(self) -> int:
         """Bytes the next file will take, from the last one's rate."""
@@ -665,6 +668,8 @@ class _Writer:
         with contextlib.suppress(av.FFmpegError, OSError):
             container.close()
         self.card.finish_file(self._start_ms, end_ms)
+        if self.on_file is not None:
+            self.on_file()
 
     def close(self) -> None:
         """Finish the file being written (it ends one frame after its last)."""
@@ -704,13 +709,40 @@ class CardRecorder:
         #: card is there.
         self.frames_lost = 0
         self.card_present = True
+        self._changed: asyncio.Condition | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def files(self) -> int:
         return self._writer.files
 
+    async def wait_for(self, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Wait until ``condition()`` holds; it is checked each time a file is started or
+        finished and when the card goes or comes back (TimeoutError after ``timeout`` s)."""
+        assert self._changed is not None, "start() first"
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(condition)
+
+    def _notify(self) -> None:
+        """From any thread: something changed (a file finished, the card went or came)."""
+        loop, changed = self._loop, self._changed
+        if loop is None or changed is None or loop.is_closed():
+            return
+
+        async def notify() -> None:
+            async with changed:
+                changed.notify_all()
+
+        def schedule() -> None:
+            loop.create_task(notify())
+
+        loop.call_soon_threadsafe(schedule)
+
     def start(self) -> None:
         """Start recording (in a running event loop)."""
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Condition()
+        self._writer.on_file = self._notify
         video = self.video_stream.add_viewer()
         self._viewers.append((self.video_stream, video))
         self._tasks.append(asyncio.create_task(self._pump_video(video), name="card-video"))
@@ -778,6 +810,7 @@ class CardRecorder:
             self._writer.abandon()
             self.card.close()
             self.card_present = False
+            self._notify()
 
     def _remount(self) -> bool:
         if not self.card.present:
@@ -788,6 +821,7 @@ class CardRecorder:
             log.warning("card: cannot mount: %s", exc)
             return False
         log.info("card: the memory card is back; recording again")
+        self._notify()
         return True
 
 

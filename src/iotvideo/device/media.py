@@ -17,6 +17,7 @@ video) to ``on_video``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -322,9 +323,12 @@ class MediaSession:
         ctl = self._ctl
         if ctl is None or ctl.readyState != "open":
             return
-        deadline = time.monotonic() + timeout
-        while ctl.bufferedAmount > 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        if ctl.bufferedAmount > ctl.bufferedAmountLowThreshold:
+            drained = asyncio.Event()
+            ctl.once("bufferedamountlow", drained.set)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await drained.wait()
         await asyncio.sleep(0.01)  # one more turn: the transport sends what it took
 
     def _release(self) -> None:

@@ -231,12 +231,12 @@ class PlaybackStream(MediaStream):
                 base = self.position if self.position is not None else packet.time_ms
                 anchor = (time.monotonic(), min(base, packet.time_ms))
             due = anchor[0] + (packet.time_ms - anchor[1]) / speed / 1000
-            if packet.kind == "video" and speed > 4:
-                if due < last_key_wall + 1 / KEYFRAME_FPS:
-                    if not last_one:
-                        held, skipped = None, packet  # too many keyframes a second: skip it
-                        continue
-                    due = last_key_wall + 1 / KEYFRAME_FPS
+            soonest = last_key_wall + 1 / KEYFRAME_FPS
+            if packet.kind == "video" and speed > 4 and due < soonest:
+                if not last_one:
+                    held, skipped = None, packet  # too many keyframes a second: skip it
+                    continue
+                due = soonest
             delay = due - time.monotonic()
             if delay > 0.001 and self._wake.wait(delay):
                 self._wake.clear()
