@@ -558,6 +558,7 @@ class _Writer:
         self._audio: Any = None
         self._start_ms = 0
         self._pts0 = 0
+        self._extended = 0.0
         self._anchor: tuple[int, float] | None = None  # (source pts, wall ms)
         self._last_ms = 0.0
         self._step_ms = 66.0
@@ -585,12 +586,14 @@ class _Writer:
             if not packet.keyframe:
                 return
             self._open(int(at), packet.pts)
-        elif packet.keyframe:
-            if at - self._start_ms + self._step_ms / 2 >= self.card.file_seconds * 1000:
-                self._close(int(at))
-                self._open(int(at), packet.pts)
-            else:
-                self.card.extend_file(self._start_ms, int(at))
+        elif packet.keyframe and (
+            at - self._start_ms + self._step_ms / 2 >= self.card.file_seconds * 1000
+        ):
+            self._close(int(at))
+            self._open(int(at), packet.pts)
+        elif at - self._extended >= 1000:  # the index follows the file being written
+            self.card.extend_file(self._start_ms, int(at))
+            self._extended = at
         self._mux(self._video, packet.data, packet.pts - self._pts0, packet.keyframe)
         self._last_ms = at
 
@@ -615,7 +618,14 @@ class _Writer:
     def _open(self, start_ms: int, pts: int) -> None:
         self.card.enforce_retention(reserve=self._file_estimate())
         path = self.card.begin_file(start_ms)
-        container: Any = av.open(str(path), "w", format="mpegts")
+        # Each packet reaches the file at once (a power cut loses at most the last one),
+        # and a lagging stream holds the other back by half a second at most.
+        container: Any = av.open(
+            str(path),
+            "w",
+            format="mpegts",
+            options={"flush_packets": "1", "max_interleave_delta": "500000"},
+        )
         video = container.add_stream("h264", rate=CLOCK_RATE)
         video.width, video.height = self.width or 640, self.height or 360
         video.time_base = Fraction(1, CLOCK_RATE)
@@ -629,6 +639,7 @@ class _Writer:
                 self._transcode = (AudioDecoder(self.audio_codec), AudioEncoder("opus"))
         self._container = container
         self._start_ms, self._pts0 = start_ms, pts
+        self._extended = float(start_ms)
         self._audio_last = -1
         self.files += 1
         if self.on_file is not None:
