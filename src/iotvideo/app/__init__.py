@@ -28,6 +28,15 @@ from iotvideo.app.player import (
     PlayerStatus,
     Transmission,
 )
+from iotvideo.app.playback import (
+    DownloadResult,
+    FileDownloader,
+    PlaybackItem,
+    PlaybackPage,
+    PlaybackPlayer,
+    get_playback_list,
+    get_record_dates,
+)
 from iotvideo.app.sdk import IoTVideo, IoTVideoDelegate, LogLevel
 from iotvideo.app.status import LinkStatus
 
@@ -37,6 +46,8 @@ __all__ = [
     "ConnectionDelegate",
     "DeviceMessage",
     "DeviceMgr",
+    "DownloadResult",
+    "FileDownloader",
     "IoTVideo",
     "IoTVideoDelegate",
     "LANDevice",
@@ -48,8 +59,13 @@ __all__ = [
     "MessageMgr",
     "MonitorPlayer",
     "NetConfig",
+    "PlaybackItem",
+    "PlaybackPage",
+    "PlaybackPlayer",
     "PlayerDelegate",
     "PlayerStatus",
     "QRCode",
     "Transmission",
+    "get_playback_list",
+    "get_record_dates",
 ]
