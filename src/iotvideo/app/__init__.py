@@ -19,15 +19,6 @@
 from iotvideo.app.devicemgr import DeviceMgr
 from iotvideo.app.messages import MAX_DATA_SIZE, DeviceMessage, MessageDelegate, MessageMgr
 from iotvideo.app.netconfig import LanConfig, LANDevice, NetConfig, QRCode
-from iotvideo.app.player import (
-    Connection,
-    ConnectionDelegate,
-    LivePlayer,
-    MonitorPlayer,
-    PlayerDelegate,
-    PlayerStatus,
-    Transmission,
-)
 from iotvideo.app.playback import (
     DownloadResult,
     FileDownloader,
@@ -36,6 +27,15 @@ from iotvideo.app.playback import (
     PlaybackPlayer,
     get_playback_list,
     get_record_dates,
+)
+from iotvideo.app.player import (
+    Connection,
+    ConnectionDelegate,
+    LivePlayer,
+    MonitorPlayer,
+    PlayerDelegate,
+    PlayerStatus,
+    Transmission,
 )
 from iotvideo.app.sdk import IoTVideo, IoTVideoDelegate, LogLevel
 from iotvideo.app.status import LinkStatus
