@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/vendor_api.py
 	$(BIN)/python benchmarks/link.py
 	$(BIN)/python benchmarks/live.py
+	$(BIN)/python benchmarks/playback.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
