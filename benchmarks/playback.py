@@ -98,22 +98,23 @@ async def seeks(
     await player.wait_playing()
     first = (time.monotonic() - t0) * 1000
     samples = []
+    wanted: dict[str, int] = {}
+    shown = asyncio.Event()
+
+    def on_position(at: int) -> None:
+        if at == wanted.get("time"):
+            shown.set()
+
+    player.delegate = type(
+        "D", (), {"player_did_update_position": lambda _s, _p, at: on_position(at)}
+    )()
     for _ in range(count):
         target = rng.randrange(start + 1000, end - 5000)
-        shown = asyncio.Event()
-        landed: list[int] = []
-
-        def on_position(_p: object, at: int) -> None:
-            if landed and at == landed[0]:
-                shown.set()
-
-        player.delegate = type(
-            "D", (), {"player_did_update_position": lambda _s, p, at: on_position(p, at)}
-        )()
+        shown.clear()
+        wanted.clear()
         t0 = time.monotonic()
-        landed.append(-1)
-        landed[0] = await player.seek(target)
-        if player.position != landed[0]:
+        wanted["time"] = await player.seek(target)
+        if player.position != wanted["time"]:
             await asyncio.wait_for(shown.wait(), 10)
         samples.append((time.monotonic() - t0) * 1000)
     await player.stop()
