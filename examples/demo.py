@@ -19,8 +19,11 @@
 7. Cloud storage: the vendor bought a plan for the first camera (CreateStorageService),
    so it records to the cloud in segments; the app lists the recorded ranges and its
    motion events (with pictures) and prints an m3u8 URL that ffplay opens.
+8. The memory card: the first camera also records around the clock to its card
+   (`.demo/sd-<tid>`); the app lists the days and files, plays a file at 4x with a
+   seek, and downloads one (`.demo/card-file.ts`).
 
-Then it keeps the cloud and the cameras running until Ctrl-C. `--once` stops after step 7
+Then it keeps the cloud and the cameras running until Ctrl-C. `--once` stops after step 8
 (the test suite runs it so).
 """
 
@@ -55,6 +58,7 @@ from iotvideo.app.modules import ToneCapture
 from iotvideo.app.player import MonitorPlayer
 from iotvideo.device.simulator import DEMO_MODEL, as_filmed
 from iotvideo.media.webrtc import set_host_addresses
+from iotvideo.protocol.errors import IVError
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console()
@@ -301,6 +305,58 @@ async def cloud_recording(url: str, tid: str, access_id: str, token: str) -> Non
     )
 
 
+async def memory_card(url: str, tid: str, access_id: str, token: str, data: Path) -> None:
+    """Step 8: the camera's own recordings: lists, playback with seek and speed, download."""
+    from iotvideo.app.playback import (
+        FileDownloader,
+        PlaybackPlayer,
+        get_playback_list,
+        get_record_dates,
+    )
+
+    sdk = IoTVideo()
+    sdk.setup(url)
+    await sdk.register(access_id, token)
+    try:
+        with console.status("waiting for the camera's first finished file on its card..."):
+            async with asyncio.timeout(60):
+                while True:
+                    try:
+                        page = await get_playback_list(tid, sdk=sdk)
+                        if len(page.items) >= 2:
+                            break
+                    except IVError:
+                        pass  # 21032: nothing recorded yet
+                    await asyncio.sleep(0.5)
+        days = await get_record_dates(tid, sdk=sdk)
+        item = page.items[0]
+        player = PlaybackPlayer(tid, item, item.start_time, sdk=sdk, speed=4)
+        await player.play()
+        await player.wait_playing()
+        first = player.position
+        landed = await player.seek(item.start_time + item.duration // 2)
+        await asyncio.sleep(1)
+        last = player.position
+        await player.stop()
+        target = data / "card-file.ts"
+        target.unlink(missing_ok=True)
+        downloader = FileDownloader(tid, sdk=sdk)
+        result = await downloader.download_to(target, item.start_time)
+        await downloader.stop()
+    finally:
+        await sdk.unregister()
+    show(
+        "Memory card (PlaybackPlayer, FileDownloader)",
+        [
+            ("days with recordings", json.dumps(days)),
+            ("files", f"{page.total}, e.g. {item.start_time}..{item.end_time} ms"),
+            ("played at 4x from", f"{first} ms (the keyframe at or before the item's start)"),
+            ("seek landed on", f"{landed} ms; a second later at {last} ms"),
+            ("downloaded", f"{target} ({result.size} bytes, complete: {result.complete})"),
+        ],
+    )
+
+
 async def provision_by_qr(
     url: str, setup: Setup, data: Path, cameras: list[subprocess.Popen[str]]
 ) -> str:
@@ -384,6 +440,10 @@ def main() -> int:
                     "2",
                     "--vas-dir",
                     str(args.data / "camera-vas"),
+                    "--sd-dir",
+                    str(args.data / f"sd-{tid}"),
+                    "--sd-file-seconds",
+                    "4",
                 ],
             )
         )
@@ -391,6 +451,7 @@ def main() -> int:
         second = asyncio.run(provision_by_qr(url, setup, args.data, cameras))
         asyncio.run(play_live(url, tid, access_id, token, args.data))
         asyncio.run(cloud_recording(url, tid, access_id, token))
+        asyncio.run(memory_card(url, tid, access_id, token, args.data))
         console.print(
             f"\nThe cloud runs at [bold]{url}[/] with its data in {args.data};"
             f" cameras {tid} and {second} are online."

@@ -1,5 +1,5 @@
 """`make demo` works: the demo script runs end to end (here with --once), including the
-QR-code provisioning of a second camera and the live player."""
+QR-code provisioning of a second camera, the live player and the memory card."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         "cloud storage (CreateStorageService)",
         "HLS segments",
         "m3u8 (ffplay it)",
+        "days with recordings",
+        "seek landed on",
+        "complete: True",
     ):
         assert shown in out.stdout
     # The second camera was read after it was provisioned and bound by QR code.
@@ -45,6 +48,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "iotvideo cloud stopped" in out.stderr
     # Step 6 wrote a picture and a recording of the live stream.
     assert (tmp_path / "snapshot.jpg").read_bytes().startswith(b"\xff\xd8")
+    # Step 8 downloaded a file of the camera's card: MPEG-TS (sync byte 0x47 each 188).
+    card_file = (tmp_path / "card-file.ts").read_bytes()
+    assert len(card_file) > 188 * 10 and card_file[0] == card_file[188] == 0x47
     probe = subprocess.run(
         [
             "ffprobe",

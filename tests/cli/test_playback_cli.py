@@ -103,7 +103,7 @@ def test_card_commands_and_a_power_cut(sqlite_cloud: Cloud, tmp_path: Path) -> N
     # muxer may hold back to interleave audio and video (half a second at most).
     kept = cut.file(row[0])
     assert kept is not None and kept.complete
-    assert kept.end_ms >= row[1] - 600
+    assert kept.end_ms >= row[1] - 700  # less the last frame, maybe cut short
     video = [p for p in cut.read(kept.start_ms) if p.kind == "video" and p.time_ms < kept.end_ms]
     assert video[0].keyframe and kept.end_ms - 150 <= video[-1].time_ms < kept.end_ms
     cut.close()

@@ -133,7 +133,7 @@ def test_repair_trims_cut_files_and_drops_what_cannot_play(tmp_path: Path) -> No
     assert (card.repaired, card.dropped) == (1, 1)
     repaired = card.file(second.start_ms)
     assert repaired is not None and repaired.complete
-    assert repaired.bytes == cut - cut % TS_PACKET == path.stat().st_size
+    assert repaired.bytes == path.stat().st_size < cut  # up to the last whole frame
     assert [f.start_ms for f in card.files()] == [first.start_ms, second.start_ms]
     consistent(card)
     # It plays up to the cut: the last picture's clock is the file's end, less a frame.

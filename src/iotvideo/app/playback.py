@@ -386,6 +386,14 @@ class DownloadResult:
         return not self.paused and self.offset + self.received == self.size
 
 
+#: What a device without download support (an older firmware) answers a download offer.
+_NO_DOWNLOAD = (
+    ErrorCode.IVTermErr_msg_user_cmd_param_error,
+    ErrorCode.IVTermErr_msg_user_cmd_type_error,
+    ErrorCode.IVTermErr_msg_user_cmd_version_error,
+)
+
+
 class FileDownloader(Connection):
     """IVFileDownloader: a card recording file, from a byte offset, over a connection of
     its own (made by the first download). One file per device at a time (21060); the
@@ -458,7 +466,15 @@ class FileDownloader(Connection):
         if not self.connected:
             if self._teardown_task is not None:
                 await self._teardown_task
-            await self.connect(timeout=timeout)
+            try:
+                await self.connect(timeout=timeout)
+            except IVError as exc:
+                if exc.code in _NO_DOWNLOAD:
+                    raise IVError.of(
+                        ErrorCode.IVDownloadError_DevNoResponse,
+                        f"the device cannot download (its firmware may not support it): {exc}",
+                    ) from None
+                raise
         if self._file is None or self._file.readyState != "open":
             await self._file_open(timeout)
         self._outcome = asyncio.get_running_loop().create_future()

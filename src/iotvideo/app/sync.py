@@ -120,3 +120,35 @@ class SyncIoTVideo:
     ) -> bytes:
         result: bytes = self._call(self.sdk.message.send_data_to_server, url, data, timeout=timeout)
         return result
+
+    # The memory card
+
+    def get_record_dates(self, device_id: str, month: str | None = None) -> list[int]:
+        """Days of ``month`` (YYYY-MM) with recordings on the device's card."""
+        from iotvideo.app.playback import get_record_dates
+
+        days: list[int] = self._call(get_record_dates, device_id, month, sdk=self.sdk)
+        return days
+
+    def get_playback_list(
+        self, device_id: str, start_time: int = 0, end_time: int | None = None, **options: Any
+    ) -> Any:
+        """A page of the card's recording files (see ``app.playback.get_playback_list``)."""
+        from iotvideo.app.playback import get_playback_list
+
+        return self._call(
+            get_playback_list, device_id, start_time, end_time, sdk=self.sdk, **options
+        )
+
+    def download_playback_file(self, device_id: str, file_time: int, path: str) -> Any:
+        """Download a card file into ``path`` (resuming a partial one); the result."""
+        from iotvideo.app.playback import FileDownloader
+
+        async def go() -> Any:
+            downloader = FileDownloader(device_id, sdk=self.sdk)
+            try:
+                return await downloader.download_to(path, file_time)
+            finally:
+                await downloader.stop()
+
+        return self._run(go(), timeout=max(self.timeout, 600))

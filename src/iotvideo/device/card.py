@@ -221,7 +221,8 @@ class Card:
         """A file cut by a power cut (or unknown to the index): trim it to whole TS
         packets and index what it holds, or drop it."""
         size = path.stat().st_size
-        whole = size - size % TS_PACKET
+        # Its last frame may be cut short: keep the file up to where that frame begins.
+        whole = min(size - size % TS_PACKET, _last_video_pos(path))
         if whole != size:
             with path.open("r+b") as f:
                 f.truncate(whole)
@@ -345,6 +346,27 @@ class Card:
                 (start_ms, end_ms),
             )
             return [CardFile(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
+
+    def page(
+        self, start_ms: int, end_ms: int, offset: int, limit: int
+    ) -> tuple[list[CardFile], int]:
+        """One page of :meth:`files` (``limit`` from ``offset``) and how many there are."""
+        with self._lock:
+            db = self._conn()
+            total = db.execute(
+                "SELECT count(*) FROM files"
+                " WHERE end_ms > ? AND start_ms < ? AND end_ms > start_ms",
+                (start_ms, end_ms),
+            )
+            rows = db.execute(
+                "SELECT start_ms, end_ms, bytes, complete, pts0 FROM files"
+                " WHERE end_ms > ? AND start_ms < ? AND end_ms > start_ms"
+                " ORDER BY start_ms LIMIT ? OFFSET ?",
+                (start_ms, end_ms, limit, offset),
+            )
+            return [CardFile(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows], int(
+                total.fetchone()[0]
+            )
 
     def file(self, start_ms: int) -> CardFile | None:
         with self._lock:
@@ -506,6 +528,25 @@ def _read_file(path: Path, file: CardFile, offset: int, from_ms: int) -> Iterato
         container.close()
         if f is not None:
             f.close()
+
+
+def _last_video_pos(path: Path) -> int:
+    """Where the file's last video packet begins (0 when it has none)."""
+    last = 0
+    try:
+        container: Any = av.open(str(path), format="mpegts")
+    except (av.FFmpegError, OSError):
+        return 0
+    try:
+        if not container.streams.video:
+            return 0
+        with contextlib.suppress(av.FFmpegError, OSError):
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size and packet.pos is not None and packet.pos >= 0:
+                    last = packet.pos - packet.pos % TS_PACKET
+    finally:
+        container.close()
+    return last
 
 
 def _scan(path: Path, start_ms: int) -> tuple[int, int, list[tuple[int, int]]] | None:

@@ -434,11 +434,13 @@ class DeviceMedia:
     def viewers(self) -> int:
         return sum(1 for s in self.sessions if s.kind not in wire.NON_VIEWING)
 
-    def _need_card(self, source: Any = None) -> Card:
+    def _need_card(
+        self,
+        source: Any = None,
+        code: ErrorCode = ErrorCode.IVTermErr_msg_find_record_file_fail,
+    ) -> Card:
         if self.card is None:
-            raise IVError.of(
-                ErrorCode.IVTermErr_msg_find_record_file_fail, "this device has no memory card"
-            )
+            raise IVError.of(code, "this device has no memory card")
         if source not in (None, "", self.card_source):
             raise IVError.of(
                 ErrorCode.IVPlayerError_InvalidParameter,
@@ -476,14 +478,13 @@ class DeviceMedia:
         start, end, page, size = values["start"], values["end"], values["page"], values["size"]
         if start < 0 or end <= start or page < 0 or not 1 <= size <= 500:
             raise _bad("0 <= start < end, page >= 0, size 1..500")
-        files = await asyncio.to_thread(card.files, start, end)
-        items = [f.item() for f in files[page * size : (page + 1) * size]]
+        files, total = await asyncio.to_thread(card.page, start, end, page * size, size)
         return {
             "version": LIST_VERSION,
-            "items": items,
-            "total": len(files),
+            "items": [f.item() for f in files],
+            "total": total,
             "page": page,
-            "pages": (len(files) + size - 1) // size,
+            "pages": (total + size - 1) // size,
         }
 
     def talk_sink_for(self, session: MediaSession) -> TalkSink | None:
@@ -574,7 +575,7 @@ class DeviceMedia:
         if kind == "playback":
             playback = await self._playback_stream(source_id, data)
         elif kind == "download":
-            self._need_card()
+            self._need_card(code=ErrorCode.IVDownloadError_FileNotFound)
         if kind not in wire.NON_VIEWING and self.viewers >= self.max_viewers:
             raise IVError.of(
                 ErrorCode.IVTermErr_msg_calling_all_chn_busy,

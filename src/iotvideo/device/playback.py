@@ -7,7 +7,8 @@ they are). Every video frame carries its recording time in an SEI message
 (:func:`iotvideo.media.h264.with_recording_time`), which is how the app knows its position.
 
 - speed 0.5..32: above 4x only keyframes go out, at most :data:`KEYFRAME_FPS` a second
-  (the bandwidth stays that of the live stream); audio only at 1x;
+  (the bandwidth stays that of the live stream); audio up to 2x, time-stretched with its
+  pitch kept when the speed is not 1 (the one thing encoded per session), muted above;
 - pause stops sending (the app holds the last picture); resume goes on from the next frame;
 - seek starts from the keyframe at or before the time, in any file;
 - a gap in the recording is skipped at once; the end is told (``end`` control message).
@@ -32,6 +33,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from iotvideo.device.card import Card, CardPacket
+from iotvideo.media.audio import AudioDecoder, AudioEncoder
 from iotvideo.media.fanout import FanOut, MediaPacket
 from iotvideo.media.h264 import CLOCK_RATE, with_recording_time
 from iotvideo.media.sources import MediaStream, StreamInfo
@@ -52,6 +54,49 @@ GAP_MS = 1500
 #: Bytes per data-channel message of a download, and how much may wait in its buffer.
 CHUNK = 60_000
 HIGH_WATER = 1 << 20
+
+
+class _Stretch:
+    """Audio at 0.5..2x with its pitch kept: decoded, time-stretched (FFmpeg's atempo),
+    encoded again; one per session, only while its speed is not 1 (about 0.5 ms of CPU
+    per 20 ms of audio)."""
+
+    def __init__(self, speed: float) -> None:
+        import av
+
+        self.speed = speed
+        self._decoder = AudioDecoder("opus")
+        self._encoder = AudioEncoder("opus")
+        graph = av.filter.Graph()
+        source = graph.add_abuffer(
+            format="s16", sample_rate=48_000, layout="mono", time_base=Fraction(1, 48_000)
+        )
+        tempo = graph.add("atempo", f"{speed:g}")
+        sink = graph.add("abuffersink")
+        source.link_to(tempo)
+        tempo.link_to(sink)
+        graph.configure()
+        self._graph = graph
+        self._pts = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        import av
+
+        samples = self._decoder.decode(data)
+        if not samples.size:
+            return []
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.time_base, frame.pts = 48_000, Fraction(1, 48_000), self._pts
+        self._pts += samples.size
+        self._graph.push(frame)
+        out: list[bytes] = []
+        while True:
+            try:
+                stretched = self._graph.pull()
+            except (av.BlockingIOError, av.EOFError):
+                return out
+            pcm = stretched.to_ndarray().reshape(-1)
+            out += [bytes(p) for p in self._encoder.encode(pcm)]
 
 
 class AudioOut(MediaStream):
@@ -90,6 +135,8 @@ class PlaybackStream(MediaStream):
         self._speed = speed
         self._reanchor = False
         self._pause_acks: list[concurrent.futures.Future[float | None]] = []
+        self._catch_up: float | None = None
+        self._last_catch_up = 0.0
         #: Recording time (ms) of the last frame sent.
         self.position: float | None = None
 
@@ -106,6 +153,25 @@ class PlaybackStream(MediaStream):
             previous[1].cancel()
         self._wake.set()
         return done
+
+    def keyframe_wanted(self) -> None:
+        """A receiver needs a keyframe (a recorder starting, a PLI): replay from the
+        keyframe at or before the picture shown, at once, up to that picture; then go on
+        paced. At most once a second; above 4x every frame is a keyframe already."""
+        now = time.monotonic()
+        with self._lock:
+            position = self.position
+            if (
+                position is None
+                or self._speed > 4
+                or self._seek is not None
+                or now - self._last_catch_up < 1.0
+            ):
+                return
+            self._last_catch_up = now
+            self._seek = (int(position), None)
+            self._catch_up = position
+        self._wake.set()
 
     def pause(self) -> concurrent.futures.Future[float | None]:
         """Stop sending; the future gets the recording time of the last frame sent, once
@@ -163,10 +229,14 @@ class PlaybackStream(MediaStream):
         ended = False
         preview = False  # after a seek while paused: show the keyframe landed on, then hold
         skipped: CardPacket | None = None  # the last keyframe skipped by the rate cap
+        stretch: _Stretch | None = None
+        catch_up: float | None = None  # replay at once up to this time (a keyframe request)
         last_one = False
         while not stop.is_set():
             with self._lock:
                 seek, self._seek = self._seek, None
+                if seek is not None:
+                    catch_up, self._catch_up = self._catch_up, None
                 paused, speed = self._paused, self._speed
                 reanchor, self._reanchor = self._reanchor, False
                 acks, self._pause_acks = self._pause_acks, []
@@ -221,7 +291,9 @@ class PlaybackStream(MediaStream):
                 if gap:
                     anchor = None
             packet = held
-            if packet.kind == "audio" and (speed != 1.0 or need_key or paused):
+            if catch_up is not None and packet.time_ms > catch_up:
+                catch_up, anchor = None, None  # caught up: paced from here
+            if packet.kind == "audio" and (speed > 2 or need_key or paused or catch_up):
                 held = None
                 continue
             if packet.kind == "video" and not packet.keyframe and (need_key or speed > 4):
@@ -237,6 +309,8 @@ class PlaybackStream(MediaStream):
                     held, skipped = None, packet  # too many keyframes a second: skip it
                     continue
                 due = soonest
+            if catch_up is not None:
+                due = time.monotonic()  # replaying up to the picture shown: at once
             delay = due - time.monotonic()
             if delay > 0.001 and self._wake.wait(delay):
                 self._wake.clear()
@@ -256,9 +330,17 @@ class PlaybackStream(MediaStream):
                 self._send(self.fanout, data, pts, packet.keyframe, CLOCK_RATE)
                 self.position = packet.time_ms
             else:
-                pts = max(last_pts["audio"] + 1, round((due - started) * 48_000))
-                last_pts["audio"] = pts
-                self._send(self.audio_out.fanout, packet.data, pts, True, 48_000)
+                if speed == 1.0:
+                    pieces = [packet.data]
+                else:
+                    if stretch is None or stretch.speed != speed:
+                        stretch = _Stretch(speed)
+                    pieces = stretch.feed(packet.data)
+                for n, piece in enumerate(pieces):
+                    pts = round((due - started) * 48_000) if n == 0 else 0
+                    pts = max(last_pts["audio"] + (960 if n else 1), pts)
+                    last_pts["audio"] = pts
+                    self._send(self.audio_out.fanout, piece, pts, True, 48_000)
         if packets is not None:
             with contextlib.suppress(Exception):
                 packets.close()  # type: ignore[attr-defined]
