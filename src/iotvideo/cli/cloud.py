@@ -75,6 +75,23 @@ def cloud_command(
             "--log-level", help="How much to log. Env: IOTVIDEO_LOG_LEVEL.", show_default=False
         ),
     ] = None,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(
+            "--log-format",
+            help="text, or json: one JSON object per line (time, level, logger, message, "
+            "exc) for a log collector. Env: IOTVIDEO_LOG_FORMAT.",
+            show_default=False,
+        ),
+    ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log every HTTP request. Env: IOTVIDEO_ACCESS_LOG.",
+            show_default=False,
+        ),
+    ] = None,
     bus: Annotated[
         str | None,
         typer.Option(
@@ -150,6 +167,8 @@ def cloud_command(
         host=host,
         port=port,
         log_level=log_level,
+        log_format=log_format,
+        access_log=access_log,
         bus=bus,
         ice_urls=ice_url or None,
         turn_secret=_secret_file(turn_secret_file, "--turn-secret-file"),
@@ -170,6 +189,11 @@ def cloud_command(
     from iotvideo.cloud.server import run
 
     raise typer.Exit(run(settings))
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
 
 
 def _secret_file(path: Path | None, flag: str) -> str | None:

@@ -27,6 +27,8 @@ from iotvideo.cloud.link.hub import Hub
 from iotvideo.cloud.link.messaging import Messaging
 from iotvideo.cloud.link.presence import run_presence
 from iotvideo.cloud.link.router import LinkEndpoints
+from iotvideo.cloud.metrics import Metrics, MetricsMiddleware
+from iotvideo.cloud.metrics import router as metrics_router
 from iotvideo.cloud.replay import make_ledger
 from iotvideo.cloud.retention import run_retention
 from iotvideo.cloud.settings import CloudSettings
@@ -79,6 +81,8 @@ def create_app(
             app.state.bus = bus
             app.state.vendor_api = api
             app.state.link = link
+            link.metrics = app.state.metrics
+            app.state.metrics.watch(app.state)
             sessions: set[object] = set()
             app.state.link_sessions = sessions
             app.state.url_secret = url_secret(settings.data, settings.url_secret)
@@ -113,7 +117,11 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.add_middleware(MetricsMiddleware)
     app.include_router(health.router)
+    app.include_router(metrics_router)
     app.include_router(vendor_router)
     app.include_router(vas_router)
     app.include_router(firmware_router)

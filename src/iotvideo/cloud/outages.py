@@ -49,6 +49,10 @@ class Outages:
     def __init__(self) -> None:
         self._down: set[str] = set()
 
+    def down_now(self) -> set[str]:
+        """What is down now."""
+        return set(self._down)
+
     def down(self, what: str, error: BaseException) -> None:
         if what not in self._down:
             self._down.add(what)

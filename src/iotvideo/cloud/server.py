@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
@@ -11,6 +12,7 @@ import signal
 import socket
 import ssl
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -25,13 +27,33 @@ __all__ = ["bind", "configure_logging", "run"]
 log = logging.getLogger("iotvideo.cloud")
 
 
-def configure_logging(level: str) -> None:
-    """The cloud's log lines on stderr. Replaces only the stream handlers a previous call
-    added (an app SDK's handler in the same process stays)."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (ISO 8601, UTC), level, logger, message, and exc
+    (the traceback) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """The cloud's log lines on stderr, as text or JSON (``fmt``). Replaces only the
+    stream handlers a previous call added (an app SDK's handler in the same process
+    stays)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.set_name("iotvideo-cloud")
-    for name in ("iotvideo", "uvicorn", "uvicorn.error"):
+    for name in ("iotvideo", "uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [h for h in logger.handlers if h.get_name() != "iotvideo-cloud"]
         logger.addHandler(handler)
@@ -103,7 +125,7 @@ def _redact(url: str) -> str:
 
 def run(settings: CloudSettings) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit status."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     problem = preflight(settings)
     if problem is not None:
         log.error("%s", problem)
@@ -125,7 +147,7 @@ def run(settings: CloudSettings) -> int:
     config = uvicorn.Config(
         app,
         log_config=None,
-        access_log=False,
+        access_log=settings.access_log,
         # uvloop and httptools where the platform has them (iotvideo[cloud] installs both
         # where they build), asyncio and h11 elsewhere.
         loop="auto",

@@ -47,6 +47,17 @@ class CloudSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="debug, info, warning or error."
     )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text, or as one JSON object each (time, level, logger, "
+        "message, exc) for a log collector.",
+    )
+    access_log: bool = Field(False, description="Log every HTTP request (uvicorn's access log).")
+    metrics_token: str | None = Field(
+        None,
+        description="Bearer token that lets non-loopback clients read /metrics (empty: "
+        "loopback clients only).",
+    )
     bus: str = Field(
         "memory",
         description="Bus between cloud instances: 'memory' (one process) or redis://HOST:PORT/DB.",

@@ -11,6 +11,7 @@ import httpx
 from iotvideo.cloud.db import Database
 from iotvideo.cloud.limits import Limits
 from iotvideo.cloud.link.hub import Hub
+from iotvideo.cloud.metrics import Metrics
 from iotvideo.cloud.outages import Outages
 from iotvideo.cloud.settings import CloudSettings
 from iotvideo.cloud.things import Things
@@ -32,6 +33,7 @@ class LinkContext:
     clock: Callable[[], float]
     limits: Limits
     outages: Outages = field(default_factory=Outages)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def now(self) -> int:
         return int(self.clock())

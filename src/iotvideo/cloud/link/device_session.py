@@ -220,6 +220,7 @@ class DeviceSession(LinkSession):
         fresh = await self.ctx.messaging.event(
             self.tid, field(request.data, "path", str), request.data.get("value"), event_id=event_id
         )
+        self.ctx.metrics.device_events.labels("stored" if fresh else "duplicate").inc()
         return {} if fresh else {"duplicate": True}
 
     async def _status(self, request: Request) -> dict[str, Any]:

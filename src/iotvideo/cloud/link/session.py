@@ -230,6 +230,16 @@ class LinkSession:
 
     async def _answer(self, handlers: dict[str, OpHandler], request: Request) -> None:
         handler = handlers.get(request.op)
+        started = time.perf_counter()
+        code = 0
+        try:
+            code = await self._answer_with(handler, request)
+        finally:
+            op = request.op if handler is not None else "unknown"
+            self.ctx.metrics.link_request(self.kind, op, code, time.perf_counter() - started)
+
+    async def _answer_with(self, handler: OpHandler | None, request: Request) -> int:
+        """Answer ``request``; the code answered."""
         try:
             if handler is None:
                 raise IVError.of(
@@ -238,8 +248,10 @@ class LinkSession:
             data = await handler(request)
             self.ctx.outages.up("the database")
             await self.send(Reply(request.id, 0, data))
+            return 0
         except IVError as exc:
             await self.send(Reply(request.id, int(exc.code), msg=exc.message))
+            return int(exc.code)
         except Exception as exc:
             if database_unavailable(exc):
                 self.ctx.outages.down("the database", exc)
@@ -250,7 +262,7 @@ class LinkSession:
                         msg="the cloud's database is unavailable; retry shortly",
                     )
                 )
-                return
+                return int(ErrorCode.IVTermErr_msg_calling_no_srv_addr)
             log.exception("%s op %s failed", self.kind, request.op)
             await self.send(
                 Reply(
@@ -259,6 +271,7 @@ class LinkSession:
                     msg="internal error",
                 )
             )
+            return int(ErrorCode.IVTermErr_msg_user_cmd_internal_error)
 
     def on_reply(self, reply: Reply) -> None:
         """A reply to a request the cloud sent; sessions that send requests override this."""

@@ -48,12 +48,15 @@ async def forward(
     try:
         response = await ctx.http.post(webhook, json=body, timeout=timeout or DEFAULT_TIMEOUT)
     except httpx.TimeoutException:
+        ctx.metrics.webhook_failures.inc()
         raise IVError.of(
             ErrorCode.IVMessageError_timeout, "the vendor's webhook did not answer in time"
         ) from None
     except httpx.HTTPError as exc:
+        ctx.metrics.webhook_failures.inc()
         raise _failed(f"the vendor's webhook could not be reached: {type(exc).__name__}") from None
     if response.status_code >= 300:
+        ctx.metrics.webhook_failures.inc()
         raise _failed(f"the vendor's webhook answered HTTP {response.status_code}")
     if len(response.content) > link.MAX_DATA_SIZE:
         raise _failed("the vendor's webhook answered more than MAX_DATA_SIZE bytes")

@@ -33,6 +33,16 @@ router = APIRouter()
 )
 async def vendor_api(request: Request) -> JSONResponse:
     """Run one vendor-API action named by ``X-TC-Action``, signed with TC3-HMAC-SHA256."""
+    response = await _vendor_api(request)
+    action = request.headers.get("x-tc-action", "")
+    api: VendorApi = request.app.state.vendor_api
+    known = action if action in api.actions else "unknown"
+    code = response.headers.get("x-iotvideo-code", "0")
+    request.app.state.metrics.vendor_actions.labels(known, code).inc()
+    return response
+
+
+async def _vendor_api(request: Request) -> JSONResponse:
     api: VendorApi = request.app.state.vendor_api
     limit: int = request.app.state.settings.max_body_bytes
     request_id = str(uuid.uuid4())
@@ -95,6 +105,8 @@ def _reply(response: dict[str, Any]) -> JSONResponse:
 
 
 def _error(exc: VendorError, request_id: str) -> JSONResponse:
-    return _reply(
+    response = _reply(
         {"Error": {"Code": exc.code.value, "Message": exc.message}, "RequestId": request_id}
     )
+    response.headers["x-iotvideo-code"] = exc.code.value  # for the metrics; clients ignore it
+    return response
