@@ -39,6 +39,7 @@ from iotvideo.app.modules import (
     AudioDecodable,
     AudioDecoder,
     AudioEncodable,
+    AudioEncoder,
     AudioRender,
     AudioRenderable,
     AVRecordable,
@@ -47,6 +48,7 @@ from iotvideo.app.modules import (
     VideoDecodable,
     VideoDecoder,
     VideoEncodable,
+    VideoEncoder,
     VideoRender,
     VideoRenderable,
 )
@@ -445,7 +447,7 @@ class MonitorPlayer(Connection):
         self.audio_render: AudioRenderable = AudioRender()
         self.av_recorder: AVRecordable = MP4Recorder()
         self.audio_capture: AudioCapturable = AudioCapture()
-        self.audio_encoder: AudioEncodable | None = None
+        self.audio_encoder: AudioEncodable = AudioEncoder()
         self.mute = False
         #: The latest decoded frame and its size.
         self.last_frame: av.VideoFrame | None = None
@@ -495,6 +497,9 @@ class MonitorPlayer(Connection):
             with contextlib.suppress(IVError):
                 await self.stop_recording()
         self._talk.close()
+        close = getattr(self.audio_render, "close", None)
+        if callable(close):
+            close()
         await self.disconnect()
         for queue in self._frame_queues:
             with contextlib.suppress(asyncio.QueueFull):
@@ -743,11 +748,16 @@ class MonitorPlayer(Connection):
             return
         source = capture or self.audio_capture
         encoder = self.audio_encoder
+        codec = self._talk_codec()
+        if encoder.codec != codec:
+            if not isinstance(encoder, AudioEncoder):
+                raise _err(
+                    ErrorCode.IVPlayerError_EncoderNotAvailableNow,
+                    f"the audio encoder makes {encoder.codec}; the device talks {codec}",
+                )
+            encoder.audio_type = codec  # the built-in follows what was negotiated
         stream = AudioStream(
-            source.chunks,
-            self._talk_codec(),
-            f"talk-{self.device_id}",
-            encoder=(lambda: encoder) if encoder is not None else None,
+            source.chunks, codec, f"talk-{self.device_id}", encoder=lambda: encoder
         )
         self._talk.switch(stream)
         self._audio_sender.replaceTrack(self._talk.track("audio"))
@@ -780,9 +790,7 @@ class LivePlayer(MonitorPlayer):
     def __init__(self, device_id: str, **kwargs: Any) -> None:
         super().__init__(device_id, **kwargs)
         self.cameras: list[VideoCapturable] = [TestCamera(0), TestCamera(1)]
-        self.video_encoder: VideoEncodable | None = None
-        #: The definition the app's camera is sent at (the seed's videoCapture.definition).
-        self.capture_definition = "low"
+        self.video_encoder: VideoEncodable = VideoEncoder()
         self.capture_fps = 15.0
         self.on_preview: Callable[[np.ndarray], object] | None = None
         self.camera_index = 0
@@ -796,6 +804,20 @@ class LivePlayer(MonitorPlayer):
     @video_capture.setter
     def video_capture(self, capture: VideoCapturable) -> None:
         self.cameras[self.camera_index] = capture
+
+    @property
+    def capture_definition(self) -> str:
+        """The definition the app's camera is sent at (the seed's
+        videoCapture.definition): the capture module's ``definition``, low without one."""
+        return str(getattr(self.video_capture, "definition", "low"))
+
+    @capture_definition.setter
+    def capture_definition(self, value: str) -> None:
+        if value not in DEFINITIONS:
+            raise _err(ErrorCode.IVPlayerError_InvalidParameter, "definition: low, mid or high")
+        for camera in self.cameras:
+            if hasattr(camera, "definition"):
+                camera.definition = value
 
     def _video_direction(self) -> str:
         return "sendrecv"
@@ -811,7 +833,8 @@ class LivePlayer(MonitorPlayer):
     def _camera_stream(self) -> EncodedVideoStream:
         """The current camera's pictures, encoded once; on the clock of the previous
         camera's, so timestamps carry on across a switch."""
-        width, height = DEFINITIONS[self.capture_definition]
+        definition = self.capture_definition
+        width, height = DEFINITIONS[definition if definition in DEFINITIONS else "low"]
         encoder = self.video_encoder
         previous = self._camera.stream
         return EncodedVideoStream(
@@ -822,7 +845,7 @@ class LivePlayer(MonitorPlayer):
             bitrate=400_000,
             epoch=previous.epoch if isinstance(previous, EncodedVideoStream) else None,
             name=f"camera-{self.device_id}",
-            encoder=(lambda: encoder) if encoder is not None else None,
+            encoder=lambda: encoder,
             on_picture=self._preview,
         )
 

@@ -507,9 +507,15 @@ def _tone(frequency: float) -> Callable[[int, int], Iterator[np.ndarray]]:
     return chunks
 
 
-def _capture(fmt: str, device: str) -> Callable[[int, int], Iterator[np.ndarray]]:
+def capture(
+    fmt: str, device: str, sample_rate: int | None = None
+) -> Callable[[int, int], Iterator[np.ndarray]]:
+    """PCM from a capture device (``alsa``/``pulse``), recorded at ``sample_rate`` (the
+    device's default when None), in chunks of ``count`` samples resampled to ``rate``."""
+
     def chunks(rate: int, count: int) -> Iterator[np.ndarray]:
-        with av.open(device, format=fmt) as container:
+        options = {"sample_rate": str(sample_rate)} if sample_rate else {}
+        with av.open(device, format=fmt, options=options) as container:
             resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
             fifo = np.zeros(0, dtype=np.int16)
             for frame in container.decode(audio=0):
@@ -550,7 +556,7 @@ def open_audio(uri: str) -> AudioStream | None:
         return AudioStream(_looped(samples), codec, f"file-{file.name}")
     if scheme in ("alsa", "pulse"):
         device = path.split(":", 1)[1] or "default"
-        return AudioStream(_capture(scheme, device), codec, f"{scheme}-{device}")
+        return AudioStream(capture(scheme, device), codec, f"{scheme}-{device}")
     raise SourceError(
         f"unknown audio source {uri!r}: use tone:HZ, file:PATH, alsa:DEVICE, pulse:DEVICE or none"
     )
