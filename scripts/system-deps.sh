@@ -3,7 +3,7 @@
 #
 #   scripts/system-deps.sh demo   what the demo runs (ffmpeg's libraries come with PyAV's wheels)
 #   scripts/system-deps.sh test   what the suite talks to: ffprobe, coturn, GStreamer's RTSP
-#                                 server, avahi, iproute2, D-Bus; and it starts the
+#                                 server, avahi, iproute2, D-Bus, Chromium; and it starts the
 #                                 PostgreSQL and Redis servers of this machine when stopped
 #
 # As root it installs what is missing with apt-get; otherwise it prints the exact command
@@ -34,6 +34,8 @@ if [[ $what == test ]]; then
     /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null \
         || need+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
                   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly)
+    # A browser as a WebRTC viewer (WHEP), driven by Playwright with executable_path.
+    [[ -x /usr/bin/chromium ]] || need+=(chromium)
     # The database and bus the suite talks to (CI machines run both already).
     has pg_isready || need+=(postgresql-client)
     has redis-cli || need+=(redis-tools)

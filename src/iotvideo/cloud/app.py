@@ -37,6 +37,7 @@ from iotvideo.cloud.vas import router as vas_router
 from iotvideo.cloud.vas import url_secret
 from iotvideo.cloud.vendor import VendorApi, register_all
 from iotvideo.cloud.vendor.router import router as vendor_router
+from iotvideo.cloud.whep import router as whep_router
 
 __all__ = ["create_app"]
 
@@ -122,6 +123,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware)
     app.include_router(health.router)
     app.include_router(metrics_router)
+    app.include_router(whep_router)
     app.include_router(vendor_router)
     app.include_router(vas_router)
     app.include_router(firmware_router)

@@ -261,6 +261,12 @@ async def _app_token(request: Request, conn: AsyncConnection | None = None) -> A
 async def _app_grant(request: Request, tid: str) -> str:
     """What the request's bearer token may do with ``tid``: ``owner`` or ``guest`` (a
     binding), ``visitor`` (a device or anonymous token for it); refuses anything else."""
+    return (await app_access(request, tid))[1]
+
+
+async def app_access(request: Request, tid: str) -> tuple[str, str]:
+    """(access id, role) of the request's bearer token for ``tid``: 401 unknown token,
+    404 (8002) no such device, 403 (8003) no relation. Also used by WHEP."""
     state = _ctx(request)
     async with state.db.read() as conn:
         row = await _app_token(request, conn)
@@ -281,9 +287,9 @@ async def _app_grant(request: Request, tid: str) -> str:
                 )
             )
             if role is not None:
-                return str(role)
+                return str(row.access_id), str(role)
         elif row.tid == tid:
-            return "visitor"
+            return str(row.access_id), "visitor"
     raise Refused(403, ErrorCode.IVASrvErr_dst_error_relation, f"no access to device {tid}")
 
 

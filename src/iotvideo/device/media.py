@@ -408,6 +408,7 @@ class DeviceMedia:
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         device.add_op("media.offer", self._offer)
+        device.add_op("media.close", self._close_session)
         #: The memory card, the source it records and its recorder.
         self.card = card
         self.card_source = card_source or next(iter(self.channels))
@@ -595,6 +596,15 @@ class DeviceMedia:
             session._release()
             await pc.close()
             raise
+
+    async def _close_session(self, data: dict[str, Any]) -> dict[str, Any]:
+        """media.close: end one of the asker's sessions (a WHEP DELETE)."""
+        number, asker = data.get("session"), str(data.get("from", ""))
+        for session in list(self.sessions):
+            if session.id == number and session.peer == asker:
+                await session.close()
+                return {}
+        raise _bad(f"no session {number} of yours")
 
     async def _playback_stream(self, source_id: str, data: dict[str, Any]) -> PlaybackStream:
         """The stream of a playback offer (``at`` ms, ``speed``): 20137 when the card has
