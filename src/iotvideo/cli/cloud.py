@@ -354,6 +354,26 @@ def vendor_webhook(
     )
 
 
+@vendor_app.command("events")
+def vendor_events(
+    vendor: Annotated[str, typer.Argument(help="The vendor id (see `iotvideo keys list`).")],
+    url: Annotated[str, typer.Argument(help="http(s) URL; an empty string stops them.")],
+    data: DataOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Set where notifications about the vendor's devices are POSTed: online/offline,
+    events (with picture URLs), firmware results, net-config results. Signed the Standard
+    Webhooks way and retried for a day; prints the signing secret (whsec_...) to check
+    them with (the send-data webhook is signed with it too)."""
+    require_server()
+    from iotvideo.cloud.keys import set_events_url
+
+    if url and not url.startswith(("http://", "https://")):
+        die("the URL must be http:// or https://", 2)
+    secret = _with_db(data, db, lambda d: set_events_url(d, vendor, url))
+    print(json.dumps({"vendor": vendor, "events_url": url, "secret": secret}))
+
+
 @vendor_app.command("firmware")
 def vendor_firmware(
     file: Annotated[Path, typer.Argument(help="The firmware file.", exists=True, dir_okay=False)],

@@ -37,6 +37,7 @@ from iotvideo.cloud.vas import router as vas_router
 from iotvideo.cloud.vas import url_secret
 from iotvideo.cloud.vendor import VendorApi, register_all
 from iotvideo.cloud.vendor.router import router as vendor_router
+from iotvideo.cloud.webhooks import WebhookSender
 from iotvideo.cloud.whep import router as whep_router
 
 __all__ = ["create_app"]
@@ -93,6 +94,11 @@ def create_app(
                 run_janitor(db, clock=clock, interval=settings.purge_interval, outages=outages),
             )
             _background(stack, run_presence(link, sessions))
+            sender = WebhookSender(
+                db, link.http, clock=clock, metrics=app.state.metrics, outages=link.outages
+            )
+            app.state.webhooks = sender
+            _background(stack, sender.run())
             _background(
                 stack,
                 run_retention(

@@ -109,10 +109,38 @@ async def revoke_key(db: Database, secret_id: str, *, now: int) -> KeyInfo:
 
 
 async def set_webhook(db: Database, vendor_id: str, url: str) -> None:
-    """Where the vendor's apps' send-data-to-server messages go ("" for nowhere)."""
+    """Where the vendor's apps' send-data-to-server messages go ("" for nowhere); they are
+    signed with the vendor's webhook secret (made now when it has none)."""
+    from iotvideo.cloud.webhooks import new_secret
+
     async with db.begin() as conn:
+        secret = await conn.scalar(
+            select(vendors.c.webhook_secret).where(vendors.c.vendor_id == vendor_id)
+        )
         result = await conn.execute(
-            update(vendors).where(vendors.c.vendor_id == vendor_id).values(webhook_url=url)
+            update(vendors)
+            .where(vendors.c.vendor_id == vendor_id)
+            .values(webhook_url=url, webhook_secret=secret or new_secret())
         )
         if result.rowcount == 0:
             raise UnknownKeyError(f"no vendor {vendor_id!r}; see `iotvideo keys list`")
+
+
+async def set_events_url(db: Database, vendor_id: str, url: str) -> str:
+    """Where notifications about the vendor's devices go ("" for nowhere); returns the
+    signing secret (made now when the vendor has none yet)."""
+    from iotvideo.cloud.webhooks import new_secret
+
+    async with db.begin() as conn:
+        secret = await conn.scalar(
+            select(vendors.c.webhook_secret).where(vendors.c.vendor_id == vendor_id)
+        )
+        if secret is None:
+            raise UnknownKeyError(f"no vendor {vendor_id!r}; see `iotvideo keys list`")
+        secret = secret or new_secret()
+        await conn.execute(
+            update(vendors)
+            .where(vendors.c.vendor_id == vendor_id)
+            .values(events_url=url, webhook_secret=secret)
+        )
+        return str(secret)

@@ -41,6 +41,7 @@ from iotvideo.cloud.db.tables import (
     devices,
 )
 from iotvideo.cloud.storage import ServiceStatus, channel_view
+from iotvideo.cloud.webhooks import enqueue
 from iotvideo.media.recorder import encode_picture
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode
@@ -53,6 +54,9 @@ from iotvideo.protocol.vas import (
 )
 
 __all__ = ["router", "url_secret"]
+
+#: Seconds the picture URL of a notification stays valid (a week).
+WEBHOOK_URL_TTL = 7 * 86_400
 
 log = logging.getLogger("iotvideo.cloud.vas")
 
@@ -562,6 +566,21 @@ async def upload_event(request: Request) -> Response:
                 if body and small is not None:
                     await asyncio.to_thread(_write, folder / f"{event_id}.jpg", body)
                     await asyncio.to_thread(_write, folder / f"{event_id}.thumb.jpg", small)
+                image = ""
+                if picture:
+                    expires = now + WEBHOOK_URL_TTL
+                    path = f"/vas/img/{tid}/{event_id}.jpg"
+                    sig = sign_path(state.url_secret, path, expires)
+                    image = f"{_public_base(request)}{path}?exp={expires}&sig={sig}"
+                notice = {
+                    "chn": chn,
+                    "alarmId": event_id,
+                    "alarmType": alarm_type,
+                    "start": start,
+                    "end": end,
+                    "imgUrl": image,
+                }
+                await enqueue(conn, tid, "vas.event", notice, now=now)
         except IntegrityError:
             return _answer({"alarmId": event_id, "duplicate": True})
         except BaseException:

@@ -58,6 +58,10 @@ class Vendor(Base):
     created_at: Mapped[int]
     #: Where apps' send_data-to-server messages are POSTed (empty: not configured).
     webhook_url: Mapped[str] = mapped_column(String(512), default="", server_default="")
+    #: Where notifications about the vendor's devices are POSTed (cloud/webhooks.py).
+    events_url: Mapped[str] = mapped_column(String(512), default="", server_default="")
+    #: The Standard Webhooks secret (``whsec_...``) both webhooks are signed with.
+    webhook_secret: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class ApiKey(Base):
@@ -411,3 +415,24 @@ class DeviceEvent(Base):
     topic: Mapped[str] = mapped_column(String(64))
     value: Mapped[Any] = mapped_column(JSON, nullable=True)
     t: Mapped[int]
+
+
+class WebhookMessage(Base):
+    """A notification for a vendor's webhook, kept until it is taken (or given up)."""
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (Index("ix_webhook_outbox_due", "delivered_at", "failed_at", "next_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    vendor_id: Mapped[str] = mapped_column(ForeignKey("vendors.vendor_id", ondelete="CASCADE"))
+    msg_id: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    next_at: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(default=0)
+    delivered_at: Mapped[int | None] = mapped_column(BigInteger)
+    failed_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str] = mapped_column(String(200), default="")

@@ -34,6 +34,7 @@ __all__ = [
     "tasks",
     "terminals",
     "vendors",
+    "webhook_outbox",
 ]
 
 #: A result row of any width; columns are read as attributes (``row.tid``).
@@ -58,3 +59,4 @@ ota_versions = cast(Table, models.OtaVersion.__table__)
 cloud_segments = cast(Table, models.CloudSegment.__table__)
 cloud_events = cast(Table, models.CloudEvent.__table__)
 device_events = cast(Table, models.DeviceEvent.__table__)
+webhook_outbox = cast(Table, models.WebhookMessage.__table__)

@@ -16,6 +16,7 @@ from iotvideo.cloud.ota import find_offer
 from iotvideo.cloud.provisioning import present_bind_token
 from iotvideo.cloud.storage import channel_view
 from iotvideo.cloud.things import DeviceInfo
+from iotvideo.cloud.webhooks import enqueue
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.link import Push, Reply, Request
@@ -109,6 +110,7 @@ class DeviceSession(LinkSession):
             values["ota_version"] = sw
         async with self.ctx.db.begin() as conn:
             await conn.execute(update(devices).where(devices.c.tid == self.tid).values(values))
+            await enqueue(conn, self.tid, "device.online", {}, now=now)
 
         def come_online(
             _info: DeviceInfo, model: ThingModel, state: dict[str, Any]
@@ -190,6 +192,9 @@ class DeviceSession(LinkSession):
         """Record the bind token and tell its user's apps; False if it is unknown."""
         async with self.ctx.db.begin() as conn:
             outcome = await present_bind_token(conn, token, self.tid, now=self.ctx.now())
+            if outcome is not None:
+                notice = {"accessId": outcome.access_id, "code": outcome.code}
+                await enqueue(conn, self.tid, "netcfg.result", notice, now=self.ctx.now())
         if outcome is None:
             log.info("device %s presented an unknown bind token", self.tid)
             return False
@@ -206,9 +211,14 @@ class DeviceSession(LinkSession):
             sw = value.get("swVer")
             if _is_version(sw):
                 async with self.ctx.db.begin() as conn:
-                    await conn.execute(
-                        update(devices).where(devices.c.tid == self.tid).values(ota_version=sw)
+                    changed = await conn.execute(
+                        update(devices)
+                        .where(devices.c.tid == self.tid, devices.c.ota_version != sw)
+                        .values(ota_version=sw)
                     )
+                    if changed.rowcount:
+                        notice = {"version": sw}
+                        await enqueue(conn, self.tid, "ota.result", notice, now=self.ctx.now())
         return {}
 
     async def _event(self, request: Request) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from iotvideo.cloud.db.tables import device_events
 from iotvideo.cloud.link.hub import Hub
 from iotvideo.cloud.things import DeviceInfo, Things
+from iotvideo.cloud.webhooks import enqueue
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.thingmodel import Change, ThingModel, apply, parse_path, read
@@ -194,6 +195,8 @@ class Messaging:
             async with self.things.db.begin() as conn:
                 key = (await conn.execute(insert(device_events).values(**row))).inserted_primary_key
                 assert key is not None  # an INSERT of one row has one
+                notice = {"topic": topic, "value": value, "seq": key[0]}
+                await enqueue(conn, tid, "device.event", notice, now=now)
                 oldest_kept = await conn.scalar(
                     select(device_events.c.seq)
                     .where(device_events.c.tid == tid)

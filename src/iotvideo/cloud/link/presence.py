@@ -16,6 +16,7 @@ from sqlalchemy import delete, insert, select, update
 
 from iotvideo.cloud.db.tables import cloud_instances, devices
 from iotvideo.cloud.link.context import LinkContext
+from iotvideo.cloud.webhooks import enqueue
 from iotvideo.protocol.thingmodel import Change, apply
 
 __all__ = ["register", "run_presence", "unregister"]
@@ -83,6 +84,8 @@ async def _beat_and_reap(ctx: LinkContext, *, stale_after: float) -> None:
             .where(devices.c.online_instance.in_(dead))
             .values(online=0, online_instance="", online_session="")
         )
+        for tid in orphans:
+            await enqueue(conn, tid, "device.offline", {}, now=now)
         await conn.execute(delete(cloud_instances).where(cloud_instances.c.instance_id.in_(dead)))
     log.warning(
         "instances %s stopped beating; %d of their devices are now offline", dead, len(orphans)
@@ -126,6 +129,8 @@ async def mark_offline(ctx: LinkContext, tid: str, sid: str) -> bool:
             .where(devices.c.tid == tid, devices.c.online_session == sid)
             .values(online=0, online_instance="", online_session="")
         )
+        if result.rowcount:
+            await enqueue(conn, tid, "device.offline", {}, now=now)
     if result.rowcount == 0:
         return False
     await ctx.things.change(

@@ -7,6 +7,8 @@ to the app as it is. Configure it with ``iotvideo vendor webhook VENDOR_ID URL``
 
 from __future__ import annotations
 
+import json
+import secrets
 import time
 
 import httpx
@@ -14,6 +16,7 @@ from sqlalchemy import select
 
 from iotvideo.cloud.db.tables import vendors
 from iotvideo.cloud.link.context import LinkContext
+from iotvideo.cloud.webhooks import signed_headers
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
 
@@ -34,9 +37,14 @@ async def forward(
             ErrorCode.IVMessageError_ExceedsMaxLength, "data larger than MAX_DATA_SIZE"
         )
     async with ctx.db.read() as conn:
-        webhook = await conn.scalar(
-            select(vendors.c.webhook_url).where(vendors.c.vendor_id == vendor_id)
-        )
+        row = (
+            await conn.execute(
+                select(vendors.c.webhook_url, vendors.c.webhook_secret).where(
+                    vendors.c.vendor_id == vendor_id
+                )
+            )
+        ).first()
+    webhook = row.webhook_url if row is not None else ""
     if not webhook:
         raise _failed("the vendor has not configured a webhook for data sent to the server")
     body = {
@@ -45,8 +53,15 @@ async def forward(
         "Data": link.encode_data(data),
         "Time": int(time.time()),
     }
+    content = json.dumps(body, separators=(",", ":")).encode()
+    headers = {"content-type": "application/json"}
+    if row is not None and row.webhook_secret:  # signed the Standard Webhooks way
+        msg_id = "msg_" + secrets.token_hex(12)
+        headers = signed_headers(row.webhook_secret, msg_id, int(time.time()), content)
     try:
-        response = await ctx.http.post(webhook, json=body, timeout=timeout or DEFAULT_TIMEOUT)
+        response = await ctx.http.post(
+            webhook, content=content, headers=headers, timeout=timeout or DEFAULT_TIMEOUT
+        )
     except httpx.TimeoutException:
         ctx.metrics.webhook_failures.inc()
         raise IVError.of(

@@ -1,0 +1,228 @@
+"""The vendor's notification webhook: what happens to its devices, pushed to its backend
+(to send a phone notification, say), signed the Standard Webhooks way, retried until it
+is taken.
+
+Set with ``iotvideo cloud vendor events VENDOR URL`` (which prints the signing secret,
+``whsec_...``). Each notification is ``POST URL`` with JSON ``{"type", "timestamp",
+"data"}`` and the headers ``webhook-id`` (the same on every retry: deduplicate on it),
+``webhook-timestamp`` and ``webhook-signature: v1,<base64 HMAC-SHA256(key, id.timestamp.body)>``
+(key: the base64 after ``whsec_``), as every Standard Webhooks library checks them.
+
+Types: ``device.online`` / ``device.offline`` ``{"tid"}``; ``device.event`` ``{"tid",
+"topic", "value", "seq"}`` (thing-model events); ``vas.event`` ``{"tid", "chn", "alarmId",
+"alarmType", "start", "end", "imgUrl"}`` (cloud events with their picture); ``ota.result``
+``{"tid", "version"}`` (a device reporting a new firmware version); ``netcfg.result``
+``{"tid", "accessId", "code"}`` (a device presented a user's bind token: 0 joined, 21101
+token unusable, 21102 the device has another owner).
+
+Durable: a notification is written to the ``webhook_outbox`` table in the transaction of
+the change it reports, and a sender in every instance takes due ones (each claimed by one
+instance at a time), posts them, and retries failures with backoff (1 s doubling to an
+hour) for a day; then it is dropped, logged and counted. A 2xx answer within 10 s is
+taken; anything else is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from iotvideo.cloud.db import Database
+from iotvideo.cloud.db.tables import devices, vendors, webhook_outbox
+from iotvideo.cloud.metrics import Metrics
+from iotvideo.cloud.outages import Outages, database_unavailable
+
+__all__ = ["WebhookSender", "enqueue", "new_secret", "sign", "signed_headers"]
+
+log = logging.getLogger("iotvideo.cloud.webhooks")
+
+#: Seconds a notification is retried, the longest wait between tries, and the answer time.
+GIVE_UP_AFTER = 86_400
+MAX_BACKOFF = 3_600
+TIMEOUT = 10.0
+#: Seconds one instance holds a notification it is sending (others leave it alone).
+CLAIM = 60
+
+
+def new_secret() -> str:
+    """A signing secret in the Standard Webhooks form."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<signature>`` of a body, as Standard Webhooks defines it."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def signed_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
+    }
+
+
+async def enqueue(
+    conn: AsyncConnection, tid: str, kind: str, data: dict[str, Any], *, now: int
+) -> None:
+    """Queue a notification about ``tid`` for its vendor, in the caller's transaction
+    (nothing when the vendor has no notification URL)."""
+    row = (
+        await conn.execute(
+            select(vendors.c.vendor_id, vendors.c.events_url)
+            .select_from(vendors.join(devices, devices.c.vendor_id == vendors.c.vendor_id))
+            .where(devices.c.tid == tid)
+        )
+    ).first()
+    if row is None or not row.events_url:
+        return
+    await conn.execute(
+        insert(webhook_outbox).values(
+            vendor_id=row.vendor_id,
+            msg_id="msg_" + secrets.token_hex(12),
+            kind=kind,
+            payload={"tid": tid, **data},
+            created_at=now,
+            next_at=now,
+            attempts=0,
+        )
+    )
+
+
+class WebhookSender:
+    """Posts due notifications; one per instance (``wake()`` after queuing for speed)."""
+
+    def __init__(
+        self,
+        db: Database,
+        http: httpx.AsyncClient,
+        *,
+        clock: Callable[[], float],
+        metrics: Metrics,
+        outages: Outages,
+        poll: float = 1.0,
+    ) -> None:
+        self.db, self.http, self.clock = db, http, clock
+        self.metrics, self.outages, self.poll = metrics, outages, poll
+        self._wake = asyncio.Event()
+        self.sent = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                busy = await self.send_due()
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    log.exception("webhook sender failed; trying again")
+                busy = False
+            if not busy:
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(self.poll):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+
+    async def send_due(self, limit: int = 50) -> bool:
+        """Send what is due now; True if there may be more."""
+        now = int(self.clock())
+        async with self.db.read() as conn:
+            due = list(
+                await conn.execute(
+                    select(
+                        webhook_outbox,
+                        vendors.c.events_url,
+                        vendors.c.webhook_secret,
+                    )
+                    .select_from(
+                        webhook_outbox.join(
+                            vendors, vendors.c.vendor_id == webhook_outbox.c.vendor_id
+                        )
+                    )
+                    .where(
+                        webhook_outbox.c.delivered_at.is_(None),
+                        webhook_outbox.c.failed_at.is_(None),
+                        webhook_outbox.c.next_at <= now,
+                    )
+                    .order_by(webhook_outbox.c.id)
+                    .limit(limit)
+                )
+            )
+        if not due:
+            return False
+        await asyncio.gather(*(self._send(row, now) for row in due))
+        return len(due) == limit
+
+    async def _send(self, row: Any, now: int) -> None:
+        async with self.db.begin() as conn:  # claim it: no other instance sends it now
+            claimed = await conn.execute(
+                update(webhook_outbox)
+                .where(and_(webhook_outbox.c.id == row.id, webhook_outbox.c.next_at == row.next_at))
+                .values(next_at=now + CLAIM)
+            )
+        if claimed.rowcount != 1:
+            return
+        body = json.dumps(
+            {"type": row.kind, "timestamp": row.created_at, "data": row.payload},
+            separators=(",", ":"),
+        ).encode()
+        error = ""
+        if not row.events_url:
+            error = "the vendor removed its notification URL"
+        else:
+            headers = signed_headers(row.webhook_secret, row.msg_id, int(self.clock()), body)
+            try:
+                response = await self.http.post(
+                    row.events_url, content=body, headers=headers, timeout=TIMEOUT
+                )
+                if not 200 <= response.status_code < 300:
+                    error = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                error = type(exc).__name__
+        attempts = row.attempts + 1
+        values: dict[str, Any]
+        if not error:
+            values = {"delivered_at": int(self.clock()), "attempts": attempts}
+            self.sent += 1
+        else:
+            self.metrics.webhook_failures.inc()
+            later = int(self.clock()) + min(MAX_BACKOFF, 2 ** min(attempts - 1, 12))
+            values = {"attempts": attempts, "next_at": later, "last_error": error[:200]}
+            if later - row.created_at > GIVE_UP_AFTER or not row.events_url:
+                values["failed_at"] = int(self.clock())
+                log.warning(
+                    "webhook %s (%s) dropped after %d tries: %s",
+                    row.msg_id,
+                    row.kind,
+                    attempts,
+                    error,
+                )
+            else:
+                log.info(
+                    "webhook %s to %s failed (%s); retry in %d s",
+                    row.msg_id,
+                    row.events_url,
+                    error,
+                    later - int(self.clock()),
+                )
+        async with self.db.begin() as conn:
+            await conn.execute(
+                update(webhook_outbox).where(webhook_outbox.c.id == row.id).values(values)
+            )
