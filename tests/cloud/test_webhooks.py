@@ -109,6 +109,10 @@ async def test_device_notifications_arrive_signed_and_retried(
             event = await receiver.next("device.event")
             assert event["data"]["topic"] == "motion" and event["data"]["value"] == {"zone": 2}
             verify.verify(event["body"], event["headers"])
+            # An upgraded device reports its new version: the firmware result.
+            await device.report("ProConst._versionInfo", {"swVer": "9.9.9"})
+            upgraded = await receiver.next("ota.result")
+            assert upgraded["data"] == {"tid": tid, "version": "9.9.9"}
         offline = await receiver.next("device.offline")
         assert offline["data"] == {"tid": tid}
         # A forged or replayed signature does not verify.
