@@ -200,6 +200,13 @@ async def test_built_in_modules_have_settable_properties(world: World) -> None:
         await player.stop()
     camera = TestCamera()
     assert camera.definition == "low"
+    # A module that does not implement its protocol is refused before anything starts.
+    broken = MonitorPlayer(world.device.tid, sdk=lv.sdk)
+    broken.video_render = object()  # type: ignore[assignment]
+    with pytest.raises(IVError) as wrong:
+        await broken.play()
+    assert wrong.value.code == ErrorCode.IVPlayerError_NoRespondsToSelector
+    assert "video_render" in wrong.value.message
     live_player = LivePlayer(world.device.tid, sdk=lv.sdk)
     live_player.capture_definition = "high"
     assert all(getattr(c, "definition", "") == "high" for c in live_player.cameras)

@@ -468,9 +468,32 @@ class MonitorPlayer(Connection):
 
     # Play / stop
 
+    def _check_modules(self) -> None:
+        """21030 for a module that does not implement its protocol (the seed's
+        IVPlayerError_NoRespondsToSelector), before anything starts."""
+        wanted: dict[str, type] = {
+            "video_decoder": VideoDecodable,
+            "audio_decoder": AudioDecodable,
+            "video_render": VideoRenderable,
+            "audio_render": AudioRenderable,
+            "av_recorder": AVRecordable,
+            "audio_capture": AudioCapturable,
+            "audio_encoder": AudioEncodable,
+        }
+        for name, protocol in wanted.items():
+            module = getattr(self, name, None)
+            if not isinstance(module, protocol):
+                raise _err(
+                    ErrorCode.IVPlayerError_NoRespondsToSelector,
+                    f"{name} ({type(module).__name__}) does not implement "
+                    f"{protocol.__name__}; see iotvideo.app.modules",
+                )
+
     async def play(self, *, timeout: float = 10.0) -> None:
         """Connect and start receiving (the seed's play()); returns once connected.
-        ``await wait_playing()`` for the first picture."""
+        ``await wait_playing()`` for the first picture. 21030 when a module does not
+        implement its protocol."""
+        self._check_modules()
         self._need_keyframe = True
         self._first_frame.clear()
         self._video_worker = self._worker("video")
@@ -821,6 +844,18 @@ class LivePlayer(MonitorPlayer):
 
     def _video_direction(self) -> str:
         return "sendrecv"
+
+    def _check_modules(self) -> None:
+        super()._check_modules()
+        for name, module, protocol in (
+            ("video_capture", self.video_capture, VideoCapturable),
+            ("video_encoder", self.video_encoder, VideoEncodable),
+        ):
+            if not isinstance(module, protocol):
+                raise _err(
+                    ErrorCode.IVPlayerError_NoRespondsToSelector,
+                    f"{name} ({type(module).__name__}) does not implement {protocol.__name__}",
+                )
 
     async def open_camera(self) -> None:
         """Start sending the current camera's pictures to the device."""

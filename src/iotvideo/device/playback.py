@@ -498,6 +498,11 @@ class Download:
 
     def close(self) -> None:
         self._cancel_idle()
+        if self._task is not None and self.channel is not None:
+            if self.channel.readyState == "open":  # the device's program stops mid-file
+                stopped = {"code": int(ErrorCode.IVDownloadError_ProcessExited)}
+                self.channel.send(wire.control("error", msg="the device stopped", **stopped))
+            self._task.cancel()
         self._pause.set()
         if self.media.download_owner is self:
             self.media.download_owner = None
