@@ -34,6 +34,8 @@ if [[ $what == test ]]; then
     /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null \
         || need+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
                   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly)
+    # The load balancer of deploy/haproxy.cfg, in front of several cloud instances.
+    has haproxy || need+=(haproxy)
     # A browser as a WebRTC viewer (WHEP), driven by Playwright with executable_path.
     [[ -x /usr/bin/chromium ]] || need+=(chromium)
     # The database and bus the suite talks to (CI machines run both already).

@@ -23,10 +23,11 @@ def database_unavailable(error: BaseException) -> bool:
             return True
         if isinstance(cause, OSError | ConnectionError | TimeoutError):
             return True
-        # PostgreSQL's SQLSTATE classes 08 (connection exception) and 57P (operator
+        # PostgreSQL's SQLSTATE classes 08 (connection exception), 53 (insufficient
+        # resources: too many clients, out of memory or disk) and 57P (operator
         # intervention: shutting down, starting up), as asyncpg reports them.
         sqlstate = getattr(cause, "sqlstate", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith(("08", "57P")):
+        if isinstance(sqlstate, str) and sqlstate.startswith(("08", "53", "57P")):
             return True
     return False
 

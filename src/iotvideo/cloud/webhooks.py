@@ -167,7 +167,13 @@ class WebhookSender:
             )
         if not due:
             return False
-        await asyncio.gather(*(self._send(row, now) for row in due))
+        slots = asyncio.Semaphore(8)  # a few at a time: the database pool is shared
+
+        async def one(row: Any) -> None:
+            async with slots:
+                await self._send(row, now)
+
+        await asyncio.gather(*(one(row) for row in due))
         return len(due) == limit
 
     async def _send(self, row: Any, now: int) -> None:

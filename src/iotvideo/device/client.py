@@ -26,6 +26,7 @@ state it could not send while offline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -44,6 +45,12 @@ from iotvideo.protocol.link import Backoff, Push, Request
 from iotvideo.transport import EndpointState, LinkEndpoint
 
 __all__ = ["DeviceClient", "DeviceStatus", "VersionInfo"]
+
+#: Codes that mean "not now": the cloud is busy (20100) or cannot reach its database (20004).
+RETRY_LATER = (
+    ErrorCode.IVTermErr_msg_calling_no_srv_addr,
+    ErrorCode.IVTermErr_msg_gdm_handle_processing,
+)
 
 log = logging.getLogger("iotvideo.device")
 
@@ -145,6 +152,8 @@ class DeviceClient:
         self._outbox = _Outbox()
         #: Events raised and not yet acknowledged by the cloud (sent at least once).
         self.events = EventQueue(event_dir, limit=max_queued_events)
+        self._events_sent = asyncio.Event()
+        self._event_retry: asyncio.Future[None] | None = None
         self._sending = asyncio.Lock()
         self._flushes: set[asyncio.Task[None]] = set()
         self.link = LinkEndpoint(
@@ -364,10 +373,35 @@ class DeviceClient:
                     await self.link.request("event", data)
                 except ConnError:
                     raise
-                except IVError:
+                except IVError as exc:
+                    if exc.code in RETRY_LATER:  # the cloud is busy or its database away
+                        log.info("device %s: event kept, sent again shortly: %s", self.tid, exc)
+                        self._retry_events_soon()
+                        return
                     self.events.done(event)  # refused for good: sending again cannot help
                     raise
                 self.events.done(event)
+            self._events_sent.set()
+
+    def _retry_events_soon(self, delay: float = 1.0) -> None:
+        if self._event_retry is not None and not self._event_retry.done():
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            if self.link.online:
+                with contextlib.suppress(IVError):
+                    await self._send_events()
+
+        self._event_retry = asyncio.ensure_future(later())
+
+    async def events_sent(self, timeout: float | None = None) -> None:
+        """Wait until every queued event is acknowledged by the cloud (after a reconnect
+        too); TimeoutError after ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            while len(self.events):
+                self._events_sent.clear()
+                await self._events_sent.wait()
 
     # Requests from the cloud
 

@@ -1,0 +1,178 @@
+"""Three cloud instances behind HAProxy (deploy/haproxy.cfg, as shipped) on one PostgreSQL,
+one Redis and one shared data directory: a hundred devices and their apps connect through
+the balancer; one instance is killed (SIGKILL) while they send events and the apps write;
+every client is back through the balancer, and no acknowledged event or write is lost or
+doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from iotvideo.cloud.db import Database
+from iotvideo.cloud.db.tables import device_events, devices
+from iotvideo.device import DeviceClient, DeviceStatus
+from iotvideo.device.client import RETRY_LATER
+from iotvideo.protocol.errors import IVError
+from tests.link.world import World, app_sdk, fast_backoff, make_world
+from tests.support import Cloud, CloudAddress, LineWatcher, start_cloud
+
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS = "redis://127.0.0.1:6379/0"
+DEVICES = 100
+EVENTS = 5
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def fleet(pg_schema_url: str, tmp_path: Path) -> Iterator[tuple[list[Cloud], str]]:
+    shared = tmp_path / "shared"  # recordings, pictures, firmware, url.key: one for all
+    env = {"IOTVIDEO_URL_SECRET": "ab" * 32}
+    clouds = [start_cloud(shared, pg_schema_url, bus=REDIS, env=env) for _ in range(3)]
+    port = free_port()
+    backends = {
+        f"IOTVIDEO_CLOUD{n + 1}": c.url.removeprefix("http://") for n, c in enumerate(clouds)
+    }
+    haproxy = subprocess.Popen(
+        ["haproxy", "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")],
+        env={**os.environ, "IOTVIDEO_LISTEN": f"127.0.0.1:{port}", **backends},
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    watcher = LineWatcher(haproxy)
+    try:
+        yield clouds, f"http://127.0.0.1:{port}"
+    finally:
+        watcher.stop(signal.SIGTERM)
+        for cloud in clouds:
+            if cloud.proc.poll() is None:
+                cloud.stop()
+
+
+async def balanced(url: str) -> None:
+    """Until HAProxy has a healthy instance (its checks run every second)."""
+    async with httpx.AsyncClient() as http, asyncio.timeout(30):
+        # HAProxy says nothing when it listens and its first check passes: ask it, as a
+        # client would.
+        while True:
+            try:
+                if (await http.get(f"{url}/readyz")).status_code == 200:
+                    return
+            except httpx.ConnectError:
+                pass
+            await asyncio.sleep(0.2)
+
+
+async def online(devices_: list[DeviceClient], since: dict[str, int]) -> float:
+    """Seconds until every device has logged in again after ``since`` (its login count)."""
+    started = time.monotonic()
+    back = asyncio.Event()
+
+    def check(*_: object) -> None:
+        if all(d.logins > since[d.tid] and d.status is DeviceStatus.ONLINE for d in devices_):
+            back.set()
+
+    for device in devices_:
+        device.on_status = check
+    check()
+    async with asyncio.timeout(30):
+        await back.wait()
+    return time.monotonic() - started
+
+
+async def test_an_instance_killed_under_load_behind_haproxy(
+    fleet: tuple[list[Cloud], str],
+) -> None:
+    clouds, url = fleet
+    await balanced(url)
+    through = CloudAddress(clouds[0].data, clouds[0].db, url)  # the vendor API via HAProxy
+    world: World = await asyncio.to_thread(make_world, through, devices=DEVICES)
+    async with AsyncExitStack() as stack:
+        clients = []
+        for device in world.devices:
+            dc = DeviceClient(device.certificate, url, backoff=fast_backoff())
+            dc.on_write("nightMode")(lambda v: v)
+            await dc.start(timeout=30)
+            stack.push_async_callback(dc.stop)
+            clients.append(dc)
+        sdk = await stack.enter_async_context(app_sdk(url, world.owner))
+        # Spread over the three instances by the balancer.
+        db = Database(clouds[0].db)
+        stack.push_async_callback(db.close)
+        async with db.read() as conn:
+            spread = dict(
+                (
+                    await conn.execute(
+                        select(devices.c.online_instance, func.count()).group_by(
+                            devices.c.online_instance
+                        )
+                    )
+                ).all()
+            )
+        assert len(spread) == 3, spread
+
+        logins = {d.tid: d.logins for d in clients}
+
+        async def raise_events(dc: DeviceClient) -> None:
+            for n in range(EVENTS):
+                await dc.event("motion", {"n": n})
+                await asyncio.sleep(0.05)
+
+        load = [asyncio.ensure_future(raise_events(dc)) for dc in clients]
+        writes = 0
+        for n in range(3):  # the owner's writes before and across the kill
+            for _ in range(50):  # as an app does with "retry shortly" (20004, 20100)
+                try:
+                    await sdk.message.write_property(
+                        world.device.tid, "ProWritable.nightMode", f'{{"setVal": {n % 3}}}'
+                    )
+                    break
+                except IVError as exc:
+                    if exc.code not in RETRY_LATER:
+                        raise
+                    await asyncio.sleep(0.2)
+            writes += 1
+            if n == 1:
+                victim = clouds[0]
+                victim.proc.send_signal(signal.SIGKILL)
+                await asyncio.to_thread(victim.proc.wait)
+        await asyncio.gather(*load)
+        moved = [
+            d for d in clients if d.logins > logins[d.tid] or d.status is not DeviceStatus.ONLINE
+        ]
+        took = await online(moved, {d.tid: logins[d.tid] for d in moved}) if moved else 0.0
+        assert took < 10, f"{len(moved)} devices took {took:.1f} s to be back"
+        for dc in clients:
+            await dc.events_sent(timeout=30)
+        # Every acknowledged event is kept once: none lost, none doubled.
+        async with db.read() as conn:
+            counts = dict(
+                (
+                    await conn.execute(
+                        select(device_events.c.tid, func.count()).group_by(device_events.c.tid)
+                    )
+                ).all()
+            )
+        assert counts == {d.tid: EVENTS for d in clients}
+        # The last acknowledged write is what the device has and the cloud keeps.
+        value = await sdk.message.read_property(world.device.tid, "ProWritable.nightMode")
+        assert value["setVal"] == value["stVal"] == 2 and writes == 3
