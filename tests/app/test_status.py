@@ -31,3 +31,25 @@ def test_illegal_moves(start: list[LinkStatus], to: LinkStatus) -> None:
         machine.move(status)
     with pytest.raises(IllegalTransition):
         machine.move(to)
+
+
+def test_a_player_moves_only_along_its_table() -> None:
+    from iotvideo.app.player import PLAYER_MOVES, PlayerStatus
+    from iotvideo.protocol.states import IllegalTransition, StateMachine
+
+    machine = StateMachine("player status", PLAYER_MOVES, PlayerStatus.IDLE)
+    for step in (PlayerStatus.CONNECTING, PlayerStatus.LOADING, PlayerStatus.PLAYING):
+        assert machine.move(step)
+    assert not machine.move(PlayerStatus.PLAYING)  # already there
+    assert machine.move(PlayerStatus.PAUSED) and machine.move(PlayerStatus.PLAYING)
+    with pytest.raises(IllegalTransition, match="from playing to loading"):
+        machine.move(PlayerStatus.LOADING)
+    assert machine.state is PlayerStatus.PLAYING  # an illegal move changes nothing
+    # Every status has a row, and a stopped or failed player can play again.
+    assert set(PLAYER_MOVES) == set(PlayerStatus)
+    assert PlayerStatus.CONNECTING in PLAYER_MOVES[PlayerStatus.STOPPED]
+    assert PlayerStatus.CONNECTING in PLAYER_MOVES[PlayerStatus.FAILED]
+    with pytest.raises(ValueError, match="without a row"):
+        StateMachine(
+            "broken", {PlayerStatus.IDLE: frozenset({PlayerStatus.PLAYING})}, PlayerStatus.IDLE
+        )

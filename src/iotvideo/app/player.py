@@ -67,11 +67,13 @@ from iotvideo.media.webrtc import (
 from iotvideo.media.worker import SerialWorker
 from iotvideo.protocol import media as wire
 from iotvideo.protocol.errors import ErrorCode, IVError
+from iotvideo.protocol.states import StateMachine
 
 if TYPE_CHECKING:
     from iotvideo.app.sdk import IoTVideo
 
 __all__ = [
+    "PLAYER_MOVES",
     "Connection",
     "ConnectionDelegate",
     "LivePlayer",
@@ -92,6 +94,27 @@ class PlayerStatus(Enum):
     PAUSED = "paused"  # playback only
     STOPPED = "stopped"
     FAILED = "failed"
+
+
+#: Where a player may go from each status (the one table; anything else is a bug and
+#: raises IllegalTransition).
+PLAYER_MOVES: dict[PlayerStatus, frozenset[PlayerStatus]] = {
+    PlayerStatus.IDLE: frozenset({PlayerStatus.CONNECTING, PlayerStatus.STOPPED}),
+    PlayerStatus.CONNECTING: frozenset(
+        {PlayerStatus.LOADING, PlayerStatus.PLAYING, PlayerStatus.FAILED, PlayerStatus.STOPPED}
+    ),
+    PlayerStatus.LOADING: frozenset(
+        {PlayerStatus.PLAYING, PlayerStatus.FAILED, PlayerStatus.STOPPED}
+    ),
+    PlayerStatus.PLAYING: frozenset(
+        {PlayerStatus.PAUSED, PlayerStatus.FAILED, PlayerStatus.STOPPED}
+    ),
+    PlayerStatus.PAUSED: frozenset(
+        {PlayerStatus.PLAYING, PlayerStatus.FAILED, PlayerStatus.STOPPED}
+    ),
+    PlayerStatus.STOPPED: frozenset({PlayerStatus.CONNECTING}),
+    PlayerStatus.FAILED: frozenset({PlayerStatus.CONNECTING, PlayerStatus.STOPPED}),
+}
 
 
 class ConnectionDelegate(Protocol):
@@ -138,7 +161,7 @@ class Connection:
         self.source_id = "" if source_id is None else str(source_id)
         self.relay_only = relay_only
         self.delegate: Any = None
-        self.status = PlayerStatus.IDLE
+        self._status = StateMachine("player status", PLAYER_MOVES, PlayerStatus.IDLE)
         self.error: IVError | None = None
         #: Milliseconds from connect()/play() to each start-up stage reached.
         self.trace: dict[str, float] = {}
@@ -162,10 +185,14 @@ class Connection:
     def connected(self) -> bool:
         return self._pc is not None and self._connected.is_set() and not self._ended.is_set()
 
+    @property
+    def status(self) -> PlayerStatus:
+        """Where the player stands (moves only along PLAYER_MOVES)."""
+        return self._status.state
+
     def _set_status(self, status: PlayerStatus) -> None:
-        if status is self.status:
+        if not self._status.move(status):
             return
-        self.status = status
         log.debug("%s %s: %s", self.kind, self.device_id, status.value)
         self._tell("player_did_update_status", self, status)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from iotvideo.protocol.states import IllegalTransition, StateMachine
+
 __all__ = ["IllegalTransition", "LinkStatus", "LinkStatusMachine"]
 
 
@@ -35,22 +37,10 @@ _MOVES: dict[LinkStatus, frozenset[LinkStatus]] = {
 }
 
 
-class IllegalTransition(RuntimeError):
-    """A move the link status machine does not allow (a bug in the SDK)."""
-
-
-class LinkStatusMachine:
+class LinkStatusMachine(StateMachine[LinkStatus]):
     def __init__(self) -> None:
-        self.status = LinkStatus.UNREGISTERED
+        super().__init__("link status", _MOVES, LinkStatus.UNREGISTERED)
 
-    def can(self, to: LinkStatus) -> bool:
-        return to is self.status or to in _MOVES[self.status]
-
-    def move(self, to: LinkStatus) -> bool:
-        """Move to ``to``; True if the status changed. Raise on an illegal move."""
-        if to is self.status:
-            return False
-        if to not in _MOVES[self.status]:
-            raise IllegalTransition(f"link status cannot go from {self.status.value} to {to.value}")
-        self.status = to
-        return True
+    @property
+    def status(self) -> LinkStatus:
+        return self.state
