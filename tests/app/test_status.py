@@ -53,3 +53,17 @@ def test_a_player_moves_only_along_its_table() -> None:
         StateMachine(
             "broken", {PlayerStatus.IDLE: frozenset({PlayerStatus.PLAYING})}, PlayerStatus.IDLE
         )
+
+
+def test_the_device_link_moves_only_along_its_table() -> None:
+    from iotvideo.device.client import _STATUS, DEVICE_MOVES, DeviceStatus
+    from iotvideo.protocol.states import IllegalTransition, StateMachine
+
+    assert set(DEVICE_MOVES) == set(DeviceStatus)
+    assert set(_STATUS.values()) <= set(DeviceStatus)  # every endpoint state has a reading
+    machine = StateMachine("device link", DEVICE_MOVES, DeviceStatus.OFFLINE)
+    for step in (DeviceStatus.CONNECTING, DeviceStatus.ONLINE, DeviceStatus.OFFLINE):
+        assert machine.move(step)
+    machine.move(DeviceStatus.STOPPED)
+    with pytest.raises(IllegalTransition, match="from stopped to online"):
+        machine.move(DeviceStatus.ONLINE)

@@ -42,6 +42,7 @@ from iotvideo.protocol import link
 from iotvideo.protocol.certificate import DeviceCertificate
 from iotvideo.protocol.errors import ConnError, ErrorCode, IVError
 from iotvideo.protocol.link import Backoff, Push, Request
+from iotvideo.protocol.states import StateMachine
 from iotvideo.transport import EndpointState, LinkEndpoint
 
 __all__ = ["DeviceClient", "DeviceStatus", "VersionInfo"]
@@ -65,6 +66,22 @@ class DeviceStatus(Enum):
     STOPPED = "stopped"
 
 
+#: Where the device's link may go from each status (the one table; anything else raises
+#: IllegalTransition). A stopped client may be started again.
+DEVICE_MOVES: dict[DeviceStatus, frozenset[DeviceStatus]] = {
+    DeviceStatus.OFFLINE: frozenset(
+        {DeviceStatus.CONNECTING, DeviceStatus.ONLINE, DeviceStatus.STOPPED}
+    ),
+    DeviceStatus.CONNECTING: frozenset(
+        {DeviceStatus.ONLINE, DeviceStatus.OFFLINE, DeviceStatus.STOPPED}
+    ),
+    DeviceStatus.ONLINE: frozenset(
+        {DeviceStatus.OFFLINE, DeviceStatus.CONNECTING, DeviceStatus.STOPPED}
+    ),
+    DeviceStatus.STOPPED: frozenset({DeviceStatus.CONNECTING, DeviceStatus.OFFLINE}),
+}
+
+#: How the link endpoint's states read as the device's (the one mapping).
 _STATUS = {
     EndpointState.CONNECTING: DeviceStatus.CONNECTING,
     EndpointState.ONLINE: DeviceStatus.ONLINE,
@@ -135,7 +152,7 @@ class DeviceClient:
         self.on_status = on_status
         #: The ProWritable values in effect (applied by handlers or accepted as they are).
         self.writable: dict[str, Any] = {}
-        self.status = DeviceStatus.OFFLINE
+        self._status = StateMachine("device link", DEVICE_MOVES, DeviceStatus.OFFLINE)
         #: Whether the device has no owner (the cloud says so at login and on changes).
         self.bindable = True
         #: Called with the new ``bindable`` whenever it changes.
@@ -309,8 +326,7 @@ class DeviceClient:
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
         status = _STATUS[state]
-        changed = status is not self.status
-        self.status = status
+        changed = self._status.move(status)
         if changed and self.on_status is not None:
             self.on_status(status, error)
 
@@ -394,6 +410,11 @@ class DeviceClient:
                     await self._send_events()
 
         self._event_retry = asyncio.ensure_future(later())
+
+    @property
+    def status(self) -> DeviceStatus:
+        """Where the device's link stands (moves only along DEVICE_MOVES)."""
+        return self._status.state
 
     async def events_sent(self, timeout: float | None = None) -> None:
         """Wait until every queued event is acknowledged by the cloud (after a reconnect
