@@ -505,3 +505,48 @@ async def test_the_blocking_face_lists_and_downloads(
     assert time.localtime(recorded.start / 1000).tm_mday in days
     assert page.total == 10 and result.complete
     assert out.read_bytes() == (card.root / f"{page.items[0].start_time}.ts").read_bytes()
+
+
+async def test_the_seed_callback_form_of_a_download(
+    world: World, recorded: Recorded, tmp_path: Path
+) -> None:
+    card = card_copy(recorded, tmp_path)
+    async with camera(world, card) as lv:
+        found = await items(lv, world, recorded)
+        original = (card.root / f"{found[4].start_time}.ts").read_bytes()
+        downloader = FileDownloader(world.device.tid, sdk=lv.sdk)
+        calls: list[str] = []
+        got = bytearray()
+        finished = asyncio.Event()
+
+        def ended(what: str) -> None:
+            calls.append(what)
+            finished.set()
+
+        downloader.download_playback_file(
+            found[4].start_time,
+            0,
+            ready=lambda size: calls.append(f"ready {size}"),
+            progress=got.extend,
+            paused=lambda: ended("paused"),
+            success=lambda: ended("success"),
+            failure=lambda error: ended(f"failure {error.code}"),
+        )
+        async with asyncio.timeout(30):
+            await finished.wait()
+        assert calls == [f"ready {len(original)}", "success"] and bytes(got) == original
+        # A failure reaches the failure callback with the seed's code.
+        finished.clear()
+        downloader.download_playback_file(
+            found[4].start_time,
+            len(original) + 1,
+            calls.append,
+            got.extend,
+            lambda: ended("paused"),
+            lambda: ended("success"),
+            lambda error: ended(f"failure {error.code}"),
+        )
+        async with asyncio.timeout(30):
+            await finished.wait()
+        assert calls[-1] == f"failure {int(ErrorCode.IVDownloadError_IncorrectOffset)}"
+        await downloader.stop()
