@@ -71,9 +71,11 @@ def card_copy(recorded: Recorded, tmp_path: Path) -> Card:
 async def camera(world: World, card: Card, **options: Any) -> AsyncIterator[Live]:
     """The camera serving ``card`` (not recording onto it unless asked)."""
     options.setdefault("card_recording", False)
-    async with live(world, card=card, **options) as lv:
-        yield lv
-    card.close()
+    try:
+        async with live(world, card=card, **options) as lv:
+            yield lv
+    finally:
+        card.close()
 
 
 async def items(lv: Live, world: World, recorded: Recorded) -> list[PlaybackItem]:
@@ -160,10 +162,11 @@ async def test_seek_lands_on_the_keyframe_at_or_before_the_time(
             seen.clear()
             landed = await player.seek(target, item)
             assert target - GOP_MS <= landed <= target
-            await take_frames(player, 3)
-            assert landed in seen, (landed, seen)  # what was in flight, then it
+            async with asyncio.timeout(10):  # what was in flight, then it and what follows
+                while landed not in seen or len(seen) - seen.index(landed) < 3:
+                    await take_frames(player, 1)
             after = seen[seen.index(landed) :]
-            assert after == sorted(after) and len(after) >= 3
+            assert after == sorted(after)
             assert player.playback_item == item
             assert item.start_time <= player.position <= item.end_time
         with pytest.raises(IVError) as nothing:
