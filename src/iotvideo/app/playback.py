@@ -279,7 +279,8 @@ class PlaybackPlayer(MonitorPlayer):
     # Control
 
     def _need_playing(self) -> None:
-        if not self.connected or self.status not in (PlayerStatus.PLAYING, PlayerStatus.PAUSED):
+        playing = (PlayerStatus.LOADING, PlayerStatus.PLAYING, PlayerStatus.PAUSED)
+        if not self.connected or self.status not in playing:
             raise IVError.of(
                 ErrorCode.IVPlayerError_OperationNotAllowedNow,
                 f"the player is {self.status.value}; play() first",

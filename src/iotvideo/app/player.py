@@ -104,7 +104,7 @@ PLAYER_MOVES: dict[PlayerStatus, frozenset[PlayerStatus]] = {
         {PlayerStatus.LOADING, PlayerStatus.PLAYING, PlayerStatus.FAILED, PlayerStatus.STOPPED}
     ),
     PlayerStatus.LOADING: frozenset(
-        {PlayerStatus.PLAYING, PlayerStatus.FAILED, PlayerStatus.STOPPED}
+        {PlayerStatus.PLAYING, PlayerStatus.PAUSED, PlayerStatus.FAILED, PlayerStatus.STOPPED}
     ),
     PlayerStatus.PLAYING: frozenset(
         {PlayerStatus.PAUSED, PlayerStatus.FAILED, PlayerStatus.STOPPED}
@@ -636,7 +636,8 @@ class MonitorPlayer(Connection):
         self.last_frame = frame
         if not self._first_frame.is_set():
             self._first_frame.set()
-            self._set_status(PlayerStatus.PLAYING)
+            if self.status is not PlayerStatus.PAUSED:  # paused before its first picture
+                self._set_status(PlayerStatus.PLAYING)
         try:
             self.video_render.render(frame)
         except Exception:
