@@ -75,6 +75,13 @@ async def test_metrics_are_for_loopback_or_the_token(tmp_path: Path) -> None:
         right = {"Authorization": "Bearer s3cret-token"}
         allowed = await http.get("/metrics", headers=right)
         assert allowed.status_code == 200 and "iotvideo_http_requests_total" in allowed.text
+    # Through a proxy on this host (X-Forwarded-For), loopback is not enough.
+    local = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=local, base_url="http://cloud") as http:
+        assert (await http.get("/metrics")).status_code == 200
+        relayed = {"X-Forwarded-For": "203.0.113.9"}
+        assert (await http.get("/metrics", headers=relayed)).status_code == 403
+        assert (await http.get("/metrics", headers=relayed | right)).status_code == 200
     # Without a token only loopback clients may read.
     closed = create_app(CloudSettings(data=tmp_path))
     remote = httpx.ASGITransport(app=closed, client=("198.51.100.7", 40000))

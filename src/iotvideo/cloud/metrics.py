@@ -16,8 +16,9 @@ What is counted (every series is this instance's; sum them over instances):
   instance), ``iotvideo_bus_up`` (1 when the bus between instances works) and
   ``iotvideo_dependency_up{dependency}`` (the database, from the last request that used it).
 
-Who may read it: loopback clients, or anyone sending ``Authorization: Bearer <token>``
-when ``IOTVIDEO_METRICS_TOKEN`` is set (scrapes through a balancer need it).
+Who may read it: loopback clients that no proxy relayed (a request carrying
+``X-Forwarded-For`` or ``Forwarded`` came through a balancer), or anyone sending
+``Authorization: Bearer <token>`` when ``IOTVIDEO_METRICS_TOKEN`` is set.
 """
 
 from __future__ import annotations
@@ -130,6 +131,10 @@ class _Gauges(Collector):
 
 
 def _loopback(request: Request) -> bool:
+    """A client on this host, not one relayed by a proxy on this host (HAProxy or nginx
+    add X-Forwarded-For: deploy/haproxy.cfg does)."""
+    if "x-forwarded-for" in request.headers or "forwarded" in request.headers:
+        return False
     host = request.client.host if request.client else ""
     try:
         return ipaddress.ip_address(host).is_loopback
