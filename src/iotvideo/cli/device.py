@@ -97,8 +97,9 @@ def run(
     sd_max_bytes: Annotated[
         int | None,
         typer.Option(
-            min=1_000_000,
-            help="Bytes the card's recordings may take; the oldest files go first (default: "
+            min=1,
+            help="Bytes the card's recordings may take; the oldest files go first, the one "
+            "being written stays (default: "
             "the card's file system, less 5%).",
         ),
     ] = None,
