@@ -229,7 +229,15 @@ async def test_speed_change_pause_and_resume(
                         break
         held, count = player.last_frame, player.frames_decoded
         assert held is not None
-        await asyncio.sleep(1.0)  # a second of pause: nothing new is shown
+        # A second of pause by the camera's own clock (15 frames of its live stream):
+        # nothing new is shown.
+        live_stream = lv.media.channels["1"].video.stream("low")
+        ticks = live_stream.add_viewer()
+        try:
+            for _ in range(15):
+                assert await ticks.get() is not None
+        finally:
+            live_stream.remove_viewer(ticks)
         assert player.frames_decoded == count and player.last_frame is held
         await player.resume()
         assert player.status is PlayerStatus.PLAYING

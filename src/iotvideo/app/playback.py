@@ -360,16 +360,12 @@ class PlaybackPlayer(MonitorPlayer):
         if at is not None and not self._ended.is_set():
             self._tell("player_did_update_position", self, at)
 
-    def _on_control(self, message: str | bytes) -> None:
-        try:
-            msg = wire.parse_control(message)
-        except ValueError:
-            return
-        if msg["op"] == "end":
-            self.reached_end = True
-            self._tell("player_did_reach_end", self, msg.get("time"))
-            return
-        super()._on_control(message)
+    def _on_device_says(self, op: str, message: dict[str, Any]) -> bool:
+        if op != "end":
+            return False
+        self.reached_end = True
+        self._tell("player_did_reach_end", self, message.get("time"))
+        return True
 
 
 @dataclass(frozen=True)

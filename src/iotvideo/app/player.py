@@ -407,6 +407,8 @@ class Connection:
         except ValueError:
             return
         op = msg["op"]
+        if self._on_device_says(op, msg):
+            return
         if op == "bye":
             code = int(msg.get("code") or ErrorCode.IVTermErr_msg_calling_dev_hangup)
             self._lost(IVError.of(code, str(msg.get("msg") or "the device hung up")))
@@ -417,6 +419,11 @@ class Connection:
             self._control_waiters.clear()
         if waiter is not None and not waiter.done():
             waiter.set_result(msg)
+
+    def _on_device_says(self, op: str, message: dict[str, Any]) -> bool:
+        """A control message the device sends on its own (not a reply); True if handled
+        (subclasses: playback's ``end``)."""
+        return False
 
     async def _control_request(self, op: str, done: str, timeout: float, **fields: Any) -> Any:
         if not self.connected or self._ctl is None:

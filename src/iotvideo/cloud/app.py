@@ -58,7 +58,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.db_url)
+        db = Database(settings.db_url, pool_size=settings.db_pool)
         bus = make_bus(settings.bus)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(db.close)

@@ -58,6 +58,13 @@ class CloudSettings(BaseSettings):
         description="Bearer token that lets non-loopback clients read /metrics (empty: "
         "loopback clients only).",
     )
+    db_pool: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="PostgreSQL connections an instance keeps (and as many more at a peak): "
+        "instances x 2 x db_pool must stay under the server's max_connections.",
+    )
     bus: str = Field(
         "memory",
         description="Bus between cloud instances: 'memory' (one process) or redis://HOST:PORT/DB.",

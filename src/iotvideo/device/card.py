@@ -48,6 +48,7 @@ import av
 from iotvideo.media.audio import AudioDecoder, AudioEncoder
 from iotvideo.media.fanout import MediaPacket, Viewer
 from iotvideo.media.h264 import CLOCK_RATE
+from iotvideo.media.recorder import mux_packet
 from iotvideo.media.sources import AudioStream, MediaStream
 from iotvideo.media.worker import SerialWorker
 from iotvideo.protocol.errors import ErrorCode, IVError
@@ -337,48 +338,49 @@ class Card:
 
     # Reading
 
+    def _select(
+        self,
+        where: str,
+        args: tuple[Any, ...],
+        *,
+        code: ErrorCode = ErrorCode.IVTermErr_msg_find_record_file_fail,
+    ) -> list[CardFile]:
+        """Files matching ``where`` (SQL after WHERE, with ``args``), as CardFile."""
+        rows = self._conn(code).execute(
+            # ``where`` is one of this class's own constant fragments; values go in ``args``.
+            "SELECT start_ms, end_ms, bytes, complete, pts0 FROM files WHERE " + where,  # noqa: S608
+            args,
+        )
+        return [CardFile(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
+
     def files(self, start_ms: int = 0, end_ms: int = 1 << 62) -> list[CardFile]:
         """The files overlapping ``start_ms``..``end_ms``, oldest first."""
-        with self._lock:
-            rows = self._conn().execute(
-                "SELECT start_ms, end_ms, bytes, complete, pts0 FROM files"
-                " WHERE end_ms > ? AND start_ms < ? AND end_ms > start_ms ORDER BY start_ms",
-                (start_ms, end_ms),
-            )
-            return [CardFile(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
+        return self.page(start_ms, end_ms, 0, -1)[0]
 
     def page(
         self, start_ms: int, end_ms: int, offset: int, limit: int
     ) -> tuple[list[CardFile], int]:
-        """One page of :meth:`files` (``limit`` from ``offset``) and how many there are."""
+        """One page of :meth:`files` (``limit`` from ``offset``; -1: all) and how many
+        there are."""
+        overlapping = "end_ms > ? AND start_ms < ? AND end_ms > start_ms"
         with self._lock:
-            db = self._conn()
-            total = db.execute(
-                "SELECT count(*) FROM files"
-                " WHERE end_ms > ? AND start_ms < ? AND end_ms > start_ms",
+            total = self._conn().execute(
+                "SELECT count(*) FROM files WHERE " + overlapping,  # noqa: S608 - a constant
                 (start_ms, end_ms),
             )
-            rows = db.execute(
-                "SELECT start_ms, end_ms, bytes, complete, pts0 FROM files"
-                " WHERE end_ms > ? AND start_ms < ? AND end_ms > start_ms"
-                " ORDER BY start_ms LIMIT ? OFFSET ?",
+            count = int(total.fetchone()[0])
+            found = self._select(
+                overlapping + " ORDER BY start_ms LIMIT ? OFFSET ?",
                 (start_ms, end_ms, limit, offset),
             )
-            return [CardFile(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows], int(
-                total.fetchone()[0]
-            )
+            return found, count
 
     def file(self, start_ms: int) -> CardFile | None:
         with self._lock:
-            row = (
-                self._conn(ErrorCode.IVDownloadError_FileNotFound)
-                .execute(
-                    "SELECT start_ms, end_ms, bytes, complete, pts0 FROM files WHERE start_ms = ?",
-                    (start_ms,),
-                )
-                .fetchone()
+            found = self._select(
+                "start_ms = ?", (start_ms,), code=ErrorCode.IVDownloadError_FileNotFound
             )
-            return CardFile(row[0], row[1], row[2], bool(row[3]), row[4]) if row else None
+            return found[0] if found else None
 
     def path(self, file: CardFile) -> Path:
         return self.root / file.name
@@ -402,38 +404,29 @@ class Card:
         a gap), and the time and byte offset of the keyframe at or before it. 20137 when
         there is nothing at or after ``at_ms``."""
         with self._lock:
-            db = self._conn()
-            row = db.execute(
-                "SELECT start_ms, end_ms, bytes, complete, pts0 FROM files"
-                " WHERE end_ms > ? ORDER BY start_ms LIMIT 1",
-                (at_ms,),
-            ).fetchone()
-            if row is None:
+            found = self._select("end_ms > ? ORDER BY start_ms LIMIT 1", (at_ms,))
+            if not found:
                 raise IVError.of(
                     ErrorCode.IVTermErr_msg_find_record_file_fail,
                     "no recording at or after that time",
                 )
-            file = CardFile(row[0], row[1], row[2], bool(row[3]), row[4])
+            file = found[0]
             at_ms = max(at_ms, file.start_ms)
-            key = db.execute(
-                "SELECT time_ms, pos FROM keyframes WHERE file_ms = ? AND time_ms <= ?"
-                " ORDER BY time_ms DESC LIMIT 1",
-                (file.start_ms, at_ms),
-            ).fetchone()
+            key = (
+                self._conn()
+                .execute(
+                    "SELECT time_ms, pos FROM keyframes WHERE file_ms = ? AND time_ms <= ?"
+                    " ORDER BY time_ms DESC LIMIT 1",
+                    (file.start_ms, at_ms),
+                )
+                .fetchone()
+            )
             return (file, key[0], key[1]) if key else (file, file.start_ms, 0)
 
     def next_file(self, after: CardFile) -> CardFile | None:
         with self._lock:
-            row = (
-                self._conn()
-                .execute(
-                    "SELECT start_ms, end_ms, bytes, complete, pts0 FROM files"
-                    " WHERE start_ms > ? ORDER BY start_ms LIMIT 1",
-                    (after.start_ms,),
-                )
-                .fetchone()
-            )
-            return CardFile(row[0], row[1], row[2], bool(row[3]), row[4]) if row else None
+            found = self._select("start_ms > ? ORDER BY start_ms LIMIT 1", (after.start_ms,))
+            return found[0] if found else None
 
     def read(self, at_ms: int) -> Iterator[CardPacket]:
         """Packets from the keyframe at or before ``at_ms`` on, across files, in recording
@@ -634,6 +627,10 @@ class _Writer:
             self._open(int(at), packet.pts)
         elif at - self._extended >= 1000:  # the index follows the file being written
             self.card.extend_file(self._start_ms, int(at))
+            if self._extended == self._start_ms:  # once a file: it is really on the card
+                log.info(
+                    "card: recording %s.ts, %d ms on the card", self._start_ms, at - self._start_ms
+                )
             self._extended = at
         self._mux(self._video, packet.data, packet.pts - self._pts0, packet.keyframe)
         self._last_ms = at
@@ -705,13 +702,7 @@ class _Writer:
         keyframe: bool,
         time_base: Fraction = Fraction(1, CLOCK_RATE),
     ) -> None:
-        out = av.Packet(data)
-        out.pts = out.dts = pts
-        out.time_base = time_base
-        out.stream = stream
-        out.is_keyframe = keyframe
-        with contextlib.suppress(av.FFmpegError):
-            self._container.mux(out)
+        mux_packet(self._container, stream, data, pts, time_base, keyframe)
 
     def _close(self, end_ms: int) -> None:
         container, self._container = self._container, None

@@ -42,7 +42,7 @@ from iotvideo.device.media import DeviceMedia
 from iotvideo.media.audio import AudioDecoder
 from iotvideo.media.fanout import MediaPacket, Viewer
 from iotvideo.media.h264 import CLOCK_RATE
-from iotvideo.media.recorder import stream_snapshot
+from iotvideo.media.recorder import mux_packet, stream_snapshot
 from iotvideo.media.sources import AudioStream, MediaStream
 from iotvideo.media.worker import SerialWorker
 from iotvideo.protocol import link
@@ -93,13 +93,14 @@ class _Segmenter:
         elif packet.keyframe and at_ms - self._start_ms >= self.seconds * 1000:
             self._close(at_ms)
             self._open(at_ms)
-        out = av.Packet(packet.data)
-        out.pts = out.dts = packet.pts - self._pts0
-        out.time_base = Fraction(1, CLOCK_RATE)
-        out.stream = self._stream
-        out.is_keyframe = packet.keyframe
-        with contextlib.suppress(av.FFmpegError):  # a pts going backwards: skip it
-            self._container.mux(out)
+        mux_packet(
+            self._container,
+            self._stream,
+            packet.data,
+            packet.pts - self._pts0,
+            Fraction(1, CLOCK_RATE),
+            packet.keyframe,
+        )
         self._last_ms = at_ms
 
     def add_audio(self, data: bytes, wall_ms: int) -> None:

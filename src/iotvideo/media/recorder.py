@@ -22,7 +22,7 @@ import numpy as np
 from iotvideo.media.audio import AudioDecoder
 from iotvideo.media.h264 import CLOCK_RATE, parameter_sets
 
-__all__ = ["MP4Recorder", "encode_picture"]
+__all__ = ["MP4Recorder", "encode_picture", "mux_packet"]
 
 VIDEO_TB = Fraction(1, CLOCK_RATE)
 
@@ -119,14 +119,7 @@ class MP4Recorder:
             self._container.mux(packet)
 
     def _mux(self, stream: Any, data: bytes, pts: int, tb: Fraction, key: bool) -> None:
-        packet = av.Packet(data)
-        packet.pts = packet.dts = pts
-        packet.time_base = tb
-        packet.stream = stream
-        packet.is_keyframe = key
-        # A timestamp going backwards (after a loss) is skipped, not fatal.
-        with contextlib.suppress(av.FFmpegError):
-            self._container.mux(packet)
+        mux_packet(self._container, stream, data, pts, tb, key)
 
     def stop(self) -> Path | None:
         """Finish the file; its path (None if nothing was recorded)."""
@@ -142,6 +135,20 @@ class MP4Recorder:
             self.path.unlink(missing_ok=True)
             return None
         return self.path
+
+
+def mux_packet(
+    container: Any, stream: Any, data: bytes, pts: int, time_base: Fraction, keyframe: bool
+) -> None:
+    """Mux one encoded frame (pts = dts: no B-frames) into ``stream`` of ``container``.
+    A timestamp going backwards (after a loss) is skipped, not fatal."""
+    packet = av.Packet(data)
+    packet.pts = packet.dts = pts
+    packet.time_base = time_base
+    packet.stream = stream
+    packet.is_keyframe = keyframe
+    with contextlib.suppress(av.FFmpegError):
+        container.mux(packet)
 
 
 def encode_picture(frame: av.VideoFrame, fmt: str = "jpeg") -> bytes:
