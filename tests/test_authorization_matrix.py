@@ -44,6 +44,7 @@ OK = 0
 LINK: dict[str, dict[str, int]] = {
     #                  owner  guest  devtok anon  stranger other_vendor
     "prop.read": dict(zip(ROLES, (OK, OK, OK, OK, 8003, 8002), strict=True)),
+    "model.get": dict(zip(ROLES, (OK, OK, OK, OK, 8003, 8002), strict=True)),
     "prop.write": dict(zip(ROLES, (OK, 8003, 8003, 8003, 8003, 8002), strict=True)),
     "prop.add": dict(zip(ROLES, (OK, 8003, 8003, 8003, 8003, 8002), strict=True)),
     "prop.delete": dict(zip(ROLES, (20101, 8003, 8003, 8003, 8003, 8002), strict=True)),
@@ -74,6 +75,7 @@ LINK_ELSEWHERE = {"subscribe", "unsubscribe"}
 def link_request(op: str, tid: str) -> tuple[str, dict[str, Any]]:
     data = {
         "prop.read": {"tid": tid, "path": ""},
+        "model.get": {"tid": tid},
         "prop.write": {"tid": tid, "path": "ProWritable.led.setVal", "json": "false"},
         "prop.add": {"tid": tid, "path": "ProUser.matrix", "json": "1"},
         "prop.delete": {"tid": tid, "path": "ProUser.nothing"},
@@ -253,6 +255,7 @@ APP_ROUTES = {
 DEVICE_ROUTES = {("POST", "/vas/device/segment"), ("POST", "/vas/device/event")}
 SIGNED_ROUTES = {
     ("GET", "/vas/hls/{exp}/{sig}/{tid}/{chn}/{window}.m3u8"),
+    ("GET", "/vas/hls/{exp}/{sig}/{tid}/{chn}/{window}.mp4"),
     ("GET", "/vas/hls/{exp}/{sig}/{tid}/{chn}/{window}/{segment_id}.ts"),
     ("GET", "/vas/img/{tid}/{alarm_id}.jpg"),
 }

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from playwright.async_api import Browser
 
 from tests.link.world import World, make_world
+from tests.live.browser import chromium_browser
 from tests.support import Cloud, loopback_ice
 
 
@@ -20,3 +22,10 @@ def ice_on_loopback() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def world(sqlite_cloud: Cloud) -> World:
     return make_world(sqlite_cloud, devices=2)
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's Chromium, for a test's pages (closed after it)."""
+    async with chromium_browser() as browser:
+        yield browser

@@ -4,26 +4,13 @@ then ends the session with DELETE; refusals carry the seed's codes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from tests.link.world import World
 from tests.live.helpers import live
-
-CHROMIUM_ARGS = [
-    "--allow-loopback-in-peer-connection",  # ICE on loopback (the test's only network)
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # A WHEP client as any page would write it: complete offer, POST, answer, first frame.
 WATCH = """
@@ -77,16 +64,6 @@ async ({base, token}) => {
   return res.status;
 }
 """
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def test_a_browser_watches_a_camera_over_whep(world: World, chromium: Browser) -> None:

@@ -18,6 +18,9 @@ from iotvideo import __version__
 from iotvideo.cloud import health
 from iotvideo.cloud.bus import Bus, make_bus
 from iotvideo.cloud.db import Database
+from iotvideo.cloud.console import FILES as CONSOLE_FILES
+from iotvideo.cloud.console import ConsoleFiles
+from iotvideo.cloud.console import router as console_router
 from iotvideo.cloud.firmware import router as firmware_router
 from iotvideo.cloud.janitor import run_janitor
 from iotvideo.cloud.limits import Limits, RateLimiter
@@ -130,9 +133,11 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(whep_router)
+    app.include_router(console_router)
     app.include_router(vendor_router)
     app.include_router(vas_router)
     app.include_router(firmware_router)
+    app.mount("/console", ConsoleFiles(directory=CONSOLE_FILES, html=True), name="console")
     app.add_middleware(LinkEndpoints)
     return app
 

@@ -26,6 +26,7 @@ from typing import Any
 import av
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.background import BackgroundTask
 from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -42,9 +43,9 @@ from iotvideo.cloud.db.tables import (
 )
 from iotvideo.cloud.storage import ServiceStatus, channel_view
 from iotvideo.cloud.webhooks import enqueue
-from iotvideo.media.recorder import encode_picture
+from iotvideo.media.recorder import concat_mp4, encode_picture
 from iotvideo.protocol import link
-from iotvideo.protocol.errors import ErrorCode
+from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.vas import (
     build_m3u8,
     merge_ranges,
@@ -72,6 +73,8 @@ MAX_NUMBER = 1 << 53
 MAX_JSON_BYTES = 64 << 10
 #: The most a play address covers; a longer range is played in several requests.
 MAX_PLAY_MS = DAY * 1000
+#: The longest range one MP4 download covers (seconds).
+MAX_MP4_SECONDS = 3600
 
 
 class Refused(Exception):
@@ -245,7 +248,7 @@ async def read_capped(request: Request, cap: int) -> bytes:
 # Apps
 
 
-async def _app_token(request: Request, conn: AsyncConnection | None = None) -> AnyRow:
+async def app_token(request: Request, conn: AsyncConnection | None = None) -> AnyRow:
     """The live access token of the request's ``Authorization: Bearer``, or 401."""
     token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
     if conn is None:
@@ -273,7 +276,7 @@ async def app_access(request: Request, tid: str) -> tuple[str, str]:
     404 (8002) no such device, 403 (8003) no relation. Also used by WHEP."""
     state = _ctx(request)
     async with state.db.read() as conn:
-        row = await _app_token(request, conn)
+        row = await app_token(request, conn)
         device = (
             await conn.execute(select(devices.c.vendor_id).where(devices.c.tid == tid))
         ).first()
@@ -331,8 +334,11 @@ async def service_detail(request: Request) -> Response:
         return _refusal(exc)
 
 
-async def _pieces(request: Request, tid: str, chn: int, start_ms: int, end_ms: int) -> list[Any]:
-    """The channel's segments overlapping [start, end) that the service still shows."""
+async def _pieces(
+    request: Request, tid: str, chn: int, start_ms: int, end_ms: int, *, paths: bool = False
+) -> list[Any]:
+    """The channel's segments overlapping [start, end) that the service still shows:
+    (segment id, start ms, end ms) rows, and each one's file with ``paths``."""
     state = _ctx(request)
     now = _now(request)
     async with state.db.read() as conn:
@@ -340,8 +346,11 @@ async def _pieces(request: Request, tid: str, chn: int, start_ms: int, end_ms: i
         if view.status is ServiceStatus.EXPIRED:
             return []
         lower = max(start_ms, view.playback_start * 1000)
+        columns = [cloud_segments.c.segment_id, cloud_segments.c.start_ms, cloud_segments.c.end_ms]
+        if paths:
+            columns.append(cloud_segments.c.path)
         rows = await conn.execute(
-            select(cloud_segments.c.segment_id, cloud_segments.c.start_ms, cloud_segments.c.end_ms)
+            select(*columns)
             .where(
                 cloud_segments.c.tid == tid,
                 cloud_segments.c.chn_num == chn,
@@ -458,6 +467,52 @@ async def hls_playlist(
         segments = [(start_ms, end_ms, f"{window}/{sid}.ts") for sid, start_ms, end_ms in rows]
         body = build_m3u8(segments, complete=end <= _now(request))
         return Response(body, media_type="application/vnd.apple.mpegurl")
+    except Refused as exc:
+        return _refusal(exc)
+
+
+@router.get("/hls/{exp}/{sig}/{tid}/{chn}/{window}.mp4")
+async def mp4_export(
+    request: Request, exp: int, sig: str, tid: str, chn: int, window: str
+) -> Response:
+    """A play address's range as one MP4 file to download (the playlist's signature and
+    window, ``.mp4`` for ``.m3u8``): the segments remuxed, nothing re-encoded; a gap in
+    the recording is a jump in time. At most an hour per file."""
+    try:
+        _check(request, f"/vas/hls/{tid}/{chn}/{window}.m3u8", exp, sig)
+        start, end = _window(window)
+        if end - start > MAX_MP4_SECONDS:
+            raise Refused(
+                400,
+                ErrorCode.IVTermErr_msg_user_cmd_param_error,
+                f"an MP4 covers at most {MAX_MP4_SECONDS // 60} minutes: ask for a shorter range",
+            )
+        state = _ctx(request)
+        rows = await _pieces(request, tid, chn, start * 1000, end * 1000, paths=True)
+        pieces = [(row[1], state.settings.data / row[3]) for row in rows]
+        pieces = [(at, path) for at, path in pieces if path.exists()]
+        if not pieces:
+            raise Refused(404, ErrorCode.IVTermErr_msg_find_record_file_fail, "nothing recorded")
+        folder = state.settings.data / "tmp"
+        folder.mkdir(exist_ok=True)
+        out = folder / f"{secrets.token_hex(8)}.mp4"
+        try:
+            await asyncio.to_thread(concat_mp4, pieces, out)
+        except av.FFmpegError as exc:
+            out.unlink(missing_ok=True)
+            log.warning("MP4 of %s %s failed: %s", tid, window, exc)
+            raise Refused(
+                500, ErrorCode.IVDownloadError_FileOpenFailed, "a recorded segment is unreadable"
+            ) from None
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+        return FileResponse(
+            out,
+            media_type="video/mp4",
+            filename=f"{tid}-{chn}-{start}.mp4",
+            background=BackgroundTask(out.unlink, missing_ok=True),
+        )
     except Refused as exc:
         return _refusal(exc)
 
@@ -588,6 +643,11 @@ async def upload_event(request: Request) -> Response:
                 if rel:
                     await asyncio.to_thread((state.settings.data / rel).unlink, missing_ok=True)
             raise
+        # Apps watching the device learn of it at once (a console's event feed); the
+        # picture's URL comes with the event list (signed for the asker).
+        live = {k: v for k, v in notice.items() if k != "imgUrl"}
+        with contextlib.suppress(IVError):  # the bus is down: the list still has it
+            await state.link.hub.push(tid, "vas.event", {**live, "picture": bool(picture)})
         return _answer({"alarmId": event_id, "duplicate": False})
     except Refused as exc:
         return _refusal(exc)
@@ -703,7 +763,7 @@ async def event_list(request: Request) -> Response:
 async def delete_events(request: Request) -> Response:
     """deleteEvents: ``{"deviceId", "eventIds": [...]}``; their pictures go too."""
     try:
-        await _app_token(request)  # before reading a body from anyone
+        await app_token(request)  # before reading a body from anyone
         raw = await read_capped(request, MAX_JSON_BYTES)
         try:
             body = json.loads(raw)

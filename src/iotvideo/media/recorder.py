@@ -151,6 +151,40 @@ def mux_packet(
         container.mux(packet)
 
 
+def concat_mp4(pieces: list[tuple[int, Path]], out: Path) -> None:
+    """Remux MPEG-TS files (``(start ms, path)``, in order) into one MP4 at ``out``, each
+    placed at its start time relative to the first (a gap is a jump in time); the streams
+    are copied, not re-encoded. The first file names the streams (a recording's files all
+    hold the same ones). Blocking: run it on a worker thread."""
+    t0 = pieces[0][0]
+    with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
+        outs: dict[str, Any] = {}
+        last: dict[str, int] = {}
+        for start_ms, path in pieces:
+            with av.open(str(path)) as src:
+                wanted = [s for s in src.streams if s.type in ("video", "audio")]
+                if not outs:
+                    # Every stream before the first packet: the muxer writes its header
+                    # then, and a stream added later crashes it (SIGFPE).
+                    for stream in wanted:
+                        outs[stream.type] = dst.add_stream_from_template(stream)
+                        outs[stream.type].time_base = stream.time_base
+                origin = (src.start_time or 0) / 1_000_000  # the file's first timestamp
+                shift = (start_ms - t0) / 1000 - origin
+                for packet in src.demux([s for s in wanted if s.type in outs]):
+                    kind = packet.stream.type
+                    if packet.dts is None or packet.pts is None or not packet.size:
+                        continue
+                    moved = round(shift / packet.time_base)
+                    dts = packet.dts + moved
+                    if dts <= last.get(kind, -(1 << 62)):
+                        continue  # overlaps what the previous file held
+                    last[kind] = dts
+                    packet.dts, packet.pts = dts, packet.pts + moved
+                    packet.stream = outs[kind]
+                    dst.mux(packet)
+
+
 def encode_picture(frame: av.VideoFrame, fmt: str = "jpeg") -> bytes:
     """A decoded frame as a JPEG or PNG file's bytes."""
     fmt = fmt.lower().lstrip(".")

@@ -162,6 +162,8 @@ class Definition:
     max_length: int = 64
     fields: Mapping[str, Definition] = field(default_factory=dict)
     default: Any = None
+    #: What the number measures ("C", "%"), for people reading it; no effect on checks.
+    unit: str | None = None
 
     @classmethod
     def parse(cls, spec: Any, where: str, depth: int = 0) -> Definition:
@@ -210,6 +212,7 @@ class Definition:
             enum=tuple(enum) if enum is not None else None,
             max_length=max_length,
             fields=fields,
+            unit=spec["unit"][:16] if isinstance(spec.get("unit"), str) else None,
         )
         if "default" in spec:
             try:
@@ -218,6 +221,25 @@ class Definition:
                 raise ValueError(exc.message) from None
             definition = replace(definition, default=spec["default"])
         return definition
+
+    def describe(self) -> dict[str, Any]:
+        """This type in the model's own JSON form (what a console builds its controls from)."""
+        out: dict[str, Any] = {"type": self.type}
+        if self.type == "string":
+            out["max"] = self.max_length
+        if self.minimum is not None:
+            out["min"] = self.minimum
+        if self.maximum is not None:
+            out["max"] = self.maximum
+        if self.enum is not None:
+            out["enum"] = list(self.enum)
+        if self.fields:
+            out["fields"] = {name: sub.describe() for name, sub in self.fields.items()}
+        if self.default is not None:
+            out["default"] = copy.deepcopy(self.default)
+        if self.unit is not None:
+            out["unit"] = self.unit
+        return out
 
     def check(self, value: Any, where: str) -> Any:
         """Return ``value`` if it fits this type; raise 20143 saying why not."""
@@ -372,6 +394,13 @@ class ThingModel:
                     )
                 sections.setdefault(section, {})[name] = Definition.parse(spec, f"{section}.{name}")
         return cls(sections, source=json.dumps(raw, sort_keys=True, separators=(",", ":")))
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Every section's definitions, built-ins included, as JSON (``model.get``)."""
+        return {
+            section: {name: d.describe() for name, d in objects.items()}
+            for section, objects in self.sections.items()
+        }
 
     def definition(self, section: str, name: str) -> Definition:
         found = self.sections[section].get(name)

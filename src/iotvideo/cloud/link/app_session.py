@@ -247,6 +247,7 @@ class AppSession(LinkSession):
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe_op,
             "prop.read": self._read,
+            "model.get": self._model,
             "prop.write": self._write,
             "prop.add": self._add,
             "prop.delete": self._delete,
@@ -316,6 +317,13 @@ class AppSession(LinkSession):
         path = field(request.data, "path", str, required=False, default="")
         await self.grant(tid)
         return {"value": await self.ctx.messaging.read(tid, path)}
+
+    async def _model(self, request: Request) -> dict[str, Any]:
+        """The device's product model with the built-ins: what each object's type is."""
+        tid = field(request.data, "tid", str)
+        await self.grant(tid)
+        _, model, _ = await self.ctx.things.snapshot(tid)
+        return {"model": model.describe()}
 
     async def _write(self, request: Request) -> dict[str, Any]:
         tid = field(request.data, "tid", str)
