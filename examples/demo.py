@@ -22,6 +22,8 @@
 8. The memory card: the first camera also records around the clock to its card
    (`.demo/sd-<tid>`); the app lists the days and files, plays a file at 4x with a
    seek, and downloads one (`.demo/card-file.ts`).
+9. Prints the web console's URL and the demo user's AccessId and AccessToken to paste
+   into its sign-in form.
 
 Then it keeps the cloud and the cameras running until Ctrl-C. `--once` stops after step 8
 (the test suite runs it so).
@@ -455,6 +457,10 @@ def main() -> int:
         console.print(
             f"\nThe cloud runs at [bold]{url}[/] with its data in {args.data};"
             f" cameras {tid} and {second} are online."
+        )
+        show(
+            "Web console: open it in a browser on this machine and sign in",
+            [("console", f"{url}/console/"), ("AccessId", access_id), ("AccessToken", token)],
         )
         if args.once:
             return 0

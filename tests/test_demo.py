@@ -40,6 +40,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         "days with recordings",
         "seek landed on",
         "complete: True",
+        "Web console",
+        "/console/",
     ):
         assert shown in out.stdout
     # The second camera was read after it was provisioned and bound by QR code.

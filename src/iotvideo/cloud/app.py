@@ -17,10 +17,10 @@ from fastapi import FastAPI
 from iotvideo import __version__
 from iotvideo.cloud import health
 from iotvideo.cloud.bus import Bus, make_bus
-from iotvideo.cloud.db import Database
 from iotvideo.cloud.console import FILES as CONSOLE_FILES
 from iotvideo.cloud.console import ConsoleFiles
 from iotvideo.cloud.console import router as console_router
+from iotvideo.cloud.db import Database
 from iotvideo.cloud.firmware import router as firmware_router
 from iotvideo.cloud.janitor import run_janitor
 from iotvideo.cloud.limits import Limits, RateLimiter

@@ -96,4 +96,6 @@ async def provisioning_qr(request: Request) -> Response:
     out = io.BytesIO()
     segno.make(qr_payload(config), error="m").save(out, kind="svg", scale=6, border=4)
     # The code holds the Wi-Fi password: never cached.
-    return Response(out.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+    return Response(
+        out.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
+    )

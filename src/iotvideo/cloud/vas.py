@@ -26,10 +26,10 @@ from typing import Any
 import av
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from starlette.background import BackgroundTask
 from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.background import BackgroundTask
 
 from iotvideo.cloud import ids
 from iotvideo.cloud.access import TokenKind, find_token
