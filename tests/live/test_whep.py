@@ -7,53 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from playwright.async_api import Browser
 
-from tests.link.world import World
+from iotvideo.app.player import MonitorPlayer
+from iotvideo.protocol.errors import ErrorCode, IVError
+from tests.link.world import World, app_sdk
+from tests.live.browser import WHEP_WATCH
 from tests.live.helpers import live
-
-# A WHEP client as any page would write it: complete offer, POST, answer, first frame.
-WATCH = """
-async ({url, token}) => {
-  const pc = new RTCPeerConnection();
-  pc.addTransceiver("video", {direction: "recvonly"});
-  pc.addTransceiver("audio", {direction: "recvonly"});
-  const video = document.createElement("video");
-  video.muted = true; video.autoplay = true; video.playsInline = true;
-  document.body.appendChild(video);
-  pc.ontrack = (e) => {
-    if (e.track.kind === "video") video.srcObject = new MediaStream([e.track]);
-  };
-  const t0 = performance.now();
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((resolve) => {
-    if (pc.iceGatheringState === "complete") return resolve();
-    pc.addEventListener("icegatheringstatechange", () => {
-      if (pc.iceGatheringState === "complete") resolve();
-    });
-  });
-  const res = await fetch(url, {
-    method: "POST",
-    headers: {"Content-Type": "application/sdp", "Authorization": "Bearer " + token},
-    body: pc.localDescription.sdp,
-  });
-  if (res.status !== 201) return {status: res.status, body: await res.json()};
-  const location = res.headers.get("Location");
-  await pc.setRemoteDescription({type: "answer", sdp: await res.text()});
-  await new Promise((resolve, reject) => {
-    video.requestVideoFrameCallback(() => resolve());
-    setTimeout(() => reject(new Error("no video in 10 s")), 10000);
-  });
-  const stats = [...(await pc.getStats()).values()];
-  const inbound = stats.find((s) => s.type === "inbound-rtp" && s.kind === "video");
-  const codec = stats.find((s) => s.id === inbound.codecId);
-  window.whep = {pc, location};
-  return {
-    status: 201, location, first_ms: performance.now() - t0,
-    width: video.videoWidth, height: video.videoHeight, codec: codec.mimeType,
-  };
-}
-"""
 
 END = """
 async ({base, token}) => {
@@ -66,18 +27,25 @@ async ({base, token}) => {
 """
 
 
-async def test_a_browser_watches_a_camera_over_whep(world: World, chromium: Browser) -> None:
+@pytest.mark.parametrize("trickle", [True, False], ids=["trickle", "complete-offer"])
+async def test_a_browser_watches_a_camera_over_whep(
+    world: World, chromium: Browser, trickle: bool
+) -> None:
     tid = world.device.tid
     url = f"{world.cloud.url}/whep/{tid}?definition=mid"
     async with live(world) as lv:
         page = await chromium.new_page()  # about:blank: every request is cross-origin
         watched: dict[str, Any] = await page.evaluate(
-            WATCH, {"url": url, "token": world.owner.token}
+            WHEP_WATCH, {"url": url, "token": world.owner.token, "trickle": trickle}
         )
         assert watched["status"] == 201, watched
         assert (watched["width"], watched["height"]) == (640, 360)
         assert watched["codec"] == "video/H264"
         assert watched["location"].startswith(f"/whep/{tid}/")
+        if trickle:  # the candidates went as PATCHes, each taken
+            assert watched["patches"] and set(watched["patches"]) == {204}
+        else:
+            assert watched["patches"] == []
         assert len(lv.media.sessions) == 1  # a viewing channel, like any player
         status = await page.evaluate(END, {"base": world.cloud.url, "token": world.owner.token})
         assert status == 200
@@ -111,8 +79,44 @@ async def test_whep_refusals_carry_the_seed_codes(world: World) -> None:
         preflight = await http.options(f"/whep/{tid}")
         assert preflight.status_code == 204
         assert "Authorization" in preflight.headers["access-control-allow-headers"]
-        assert (await http.patch(f"/whep/{tid}/1/x")).status_code == 405
+        frag = {"Content-Type": "application/trickle-ice-sdpfrag"}
+        owner = {"Authorization": f"Bearer {world.owner.token}"}
+        patch = await http.patch(f"/whep/{tid}/1/x", content="a=end-of-candidates\r\n")
+        assert patch.status_code == 415  # not an SDP fragment
+        forged_patch = await http.patch(
+            f"/whep/{tid}/1/{'0' * 32}", content="a=end-of-candidates\r\n", headers=frag | owner
+        )
+        assert (forged_patch.status_code, forged_patch.json()["code"]) == (404, 20143)
         forged = await http.delete(
             f"/whep/{tid}/1/{'0' * 32}", headers={"Authorization": f"Bearer {world.owner.token}"}
         )
         assert forged.status_code == 404
+
+
+async def test_trickled_candidates_over_the_link(world: World) -> None:
+    """media.candidate reaches the asker's own session only; what cannot be read is refused
+    with 20143 and the session goes on."""
+    tid = world.device.tid
+    async with live(world) as lv:
+        player = MonitorPlayer(tid, sdk=lv.sdk)
+        await player.play()
+        (session,) = lv.media.sessions
+        ok = {"tid": tid, "session": session.id, "mid": "0"}
+        host = "candidate:1 1 udp 2122260223 127.0.0.1 9 typ host"
+        assert await lv.sdk.request("media.candidate", ok | {"candidate": host}) == {}
+        for bad in (
+            ok | {"candidate": "candidate:1 x"},  # not a candidate
+            ok | {"candidate": "x" * 600},  # too long
+            ok | {"session": session.id + 1, "candidate": host},  # no such session
+            {"tid": tid, "session": session.id, "candidate": host},  # no mid nor index
+        ):
+            with pytest.raises(IVError) as refused:
+                await lv.sdk.request("media.candidate", bad)
+            assert refused.value.code == ErrorCode.IVTermErr_msg_user_cmd_param_error
+        # The guest may reach the device, but the session is the owner's.
+        async with app_sdk(world.cloud.url, world.guest) as guest:
+            with pytest.raises(IVError) as refused:
+                await guest.request("media.candidate", ok | {"candidate": host})
+            assert refused.value.code == ErrorCode.IVTermErr_msg_user_cmd_param_error
+        assert lv.media.sessions == {session}
+        await player.stop()

@@ -7,8 +7,8 @@ GStreamer's whepsrc, Home Assistant) watches a camera live with a bearer token.
     Authorization: Bearer <AccessToken>      (a user's, a device token or an anonymous one)
       -> 201 Created, the device's SDP answer, Location: /whep/<tid>/<session>/<sig>
     DELETE <Location>                        -> 200: the device ends the session
-    PATCH <Location>                         -> 405: this server takes complete offers
-                                                (gather ICE candidates before posting)
+    PATCH <Location>                         -> 204: trickled ICE candidates (an SDP
+                                                fragment, application/trickle-ice-sdpfrag)
 
 The cloud only relays the offer and the answer, exactly as ``media.offer`` on the link
 (the same access rules, the same device op): media flows peer to peer, or through the
@@ -47,7 +47,7 @@ CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, PATCH, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
-    "Access-Control-Expose-Headers": "Location, Link, ETag",
+    "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Patch",
     "Access-Control-Max-Age": "600",
 }
 #: The device's and the cloud's codes, as HTTP statuses.
@@ -80,8 +80,9 @@ async def preflight(tid: str, session: str = "", sig: str = "") -> Response:
 
 @router.post("/whep/{tid}", summary="WHEP: watch a device live (SDP offer in, answer out)")
 async def offer(request: Request, tid: str) -> Response:
-    """A complete SDP offer (ICE candidates gathered) to receive ``tid``'s video and
-    audio; ``source`` (an NVR channel) and ``definition`` (low, mid, high) in the query."""
+    """An SDP offer to receive ``tid``'s video and audio, with its ICE candidates or
+    without them (trickle them with PATCH); ``source`` (an NVR channel) and ``definition``
+    (low, mid, high) in the query."""
     try:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/sdp":
             raise Refused(
@@ -121,24 +122,89 @@ async def offer(request: Request, tid: str) -> Response:
         str(answer.get("sdp", "")),
         status_code=201,
         media_type="application/sdp",
-        headers={**CORS, "Location": location, "ETag": f'"{session}"'},
+        headers={
+            **CORS,
+            "Location": location,
+            "ETag": f'"{session}"',
+            "Accept-Patch": "application/trickle-ice-sdpfrag",
+        },
     )
 
 
-@router.patch("/whep/{tid}/{session}/{sig}", include_in_schema=False)
-async def trickle(tid: str, session: str, sig: str) -> Response:
-    """Trickle ICE is not taken: offers come with their candidates."""
-    return Response(status_code=405, headers={**CORS, "Allow": "DELETE"})
+#: An SDP fragment of trickled candidates is small: a few lines per candidate.
+MAX_FRAGMENT = 16_000
+MAX_CANDIDATES = 64
+
+
+def fragment_candidates(text: str) -> list[tuple[str, str | None, int]]:
+    """The candidates of an ``application/trickle-ice-sdpfrag`` body (RFC 8840) as
+    ``(candidate line, mid, m-line index)``; ``a=end-of-candidates`` gives ``""``."""
+    found: list[tuple[str, str | None, int]] = []
+    mid: str | None = None
+    index = -1
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("m="):
+            index += 1
+            mid = None
+        elif line.startswith("a=mid:"):
+            mid = line.removeprefix("a=mid:").strip()
+        elif line.startswith("a=candidate:"):
+            found.append((line.removeprefix("a="), mid, max(index, 0)))
+        elif line == "a=end-of-candidates":
+            found.append(("", mid, max(index, 0)))
+    return found
+
+
+async def _session_of(request: Request, tid: str, session: str, sig: str) -> str:
+    """The asker's access id when it may reach ``tid`` and the URL is this session's."""
+    access_id, _ = await app_access(request, tid)
+    if not hmac.compare_digest(sig, _signature(request, tid, session, access_id)):
+        raise Refused(404, ErrorCode.IVTermErr_msg_user_cmd_param_error, "no such session")
+    return access_id
+
+
+@router.patch("/whep/{tid}/{session}/{sig}", summary="WHEP: trickle ICE candidates")
+async def trickle(request: Request, tid: str, session: str, sig: str) -> Response:
+    """Candidates gathered after the offer was posted, as an SDP fragment
+    (``Content-Type: application/trickle-ice-sdpfrag``; ``a=end-of-candidates`` ends
+    them): relayed to the device, 204. ICE restarts are not offered (a fragment asking
+    for one is answered with its candidates taken for the running session)."""
+    try:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip()
+        if content_type != "application/trickle-ice-sdpfrag":
+            raise Refused(
+                415,
+                ErrorCode.IVTermErr_msg_user_cmd_param_error,
+                "send Content-Type: application/trickle-ice-sdpfrag",
+            )
+        access_id = await _session_of(request, tid, session, sig)
+        text = (await read_capped(request, MAX_FRAGMENT)).decode("utf-8", "replace")
+        candidates = fragment_candidates(text)
+        if len(candidates) > MAX_CANDIDATES:
+            raise Refused(
+                400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "too many candidates at once"
+            )
+    except Refused as exc:
+        return _problem(exc.status, exc.code, exc.msg)
+    link = request.app.state.link
+    number = int(session) if session.isdigit() else -1
+    for line, mid, index in candidates:
+        body = {"session": number, "from": access_id, "candidate": line, "index": index}
+        if mid is not None:
+            body["mid"] = mid
+        outcome = await link.hub.ask(tid, "media.candidate", body, link.settings.device_timeout)
+        if outcome.code:
+            return _problem(STATUS.get(outcome.code, 502), outcome.code, outcome.msg or "refused")
+    return Response(status_code=204, headers=CORS)
 
 
 @router.delete("/whep/{tid}/{session}/{sig}", summary="WHEP: end a session")
 async def end(request: Request, tid: str, session: str, sig: str) -> Response:
     try:
-        access_id, _ = await app_access(request, tid)
+        access_id = await _session_of(request, tid, session, sig)
     except Refused as exc:
         return _problem(exc.status, exc.code, exc.msg)
-    if not hmac.compare_digest(sig, _signature(request, tid, session, access_id)):
-        return _problem(404, int(ErrorCode.IVTermErr_msg_user_cmd_param_error), "no such session")
     link = request.app.state.link
     outcome = await link.hub.ask(
         tid,

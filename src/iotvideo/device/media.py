@@ -47,6 +47,7 @@ from iotvideo.media.webrtc import (
     RTCSessionDescription,
     answer_with,
     ice_servers,
+    parse_candidate,
     rtc_configuration,
     tap_receiver,
 )
@@ -409,6 +410,7 @@ class DeviceMedia:
         self._tasks: set[asyncio.Task[Any]] = set()
         device.add_op("media.offer", self._offer)
         device.add_op("media.close", self._close_session)
+        device.add_op("media.candidate", self._add_candidate)
         #: The memory card, the source it records and its recorder.
         self.card = card
         self.card_source = card_source or next(iter(self.channels))
@@ -605,6 +607,37 @@ class DeviceMedia:
                 await session.close()
                 return {}
         raise _bad(f"no session {number} of yours")
+
+    async def _add_candidate(self, data: dict[str, Any]) -> dict[str, Any]:
+        """media.candidate: an ICE candidate the asker trickled after its offer (``""``
+        ends them). Answered at once: an mDNS name (``xxxx.local``) resolves meanwhile."""
+        number, asker = data.get("session"), str(data.get("from", ""))
+        session = next((s for s in self.sessions if s.id == number and s.peer == asker), None)
+        if session is None:
+            raise _bad(f"no session {number} of yours")
+        line, mid, index = data.get("candidate"), data.get("mid"), data.get("index")
+        if (
+            not isinstance(line, str)
+            or len(line) > 512
+            or not (mid is None or isinstance(mid, str))
+            or not (index is None or (isinstance(index, int) and not isinstance(index, bool)))
+        ):
+            raise _bad("a candidate is text (at most 512 characters) with a mid or an index")
+        try:
+            candidate = parse_candidate(line, mid, index)
+        except ValueError as exc:
+            raise _bad(f"bad candidate: {exc}") from None
+        if candidate is not None and candidate.protocol.lower() != "udp":
+            return {}  # ICE over TCP is not spoken here; the UDP candidates serve
+
+        async def add() -> None:
+            try:
+                await session.pc.addIceCandidate(candidate)
+            except Exception as exc:  # the session closed meanwhile, or candidates ended
+                log.info("session %s: candidate not added: %s", session.id, exc)
+
+        self._spawn(add())
+        return {}
 
     async def _playback_stream(self, source_id: str, data: dict[str, Any]) -> PlaybackStream:
         """The stream of a playback offer (``at`` ms, ``speed``): 20137 when the card has

@@ -19,9 +19,11 @@ from typing import Any
 
 import aioice.ice
 import av
+from aioice.candidate import Candidate
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
+    RTCIceCandidate,
     RTCIceServer,
     RTCIceTransportPolicy,
     RTCPeerConnection,
@@ -31,6 +33,7 @@ from aiortc import (
 )
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcicetransport import candidate_from_aioice
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "host_addresses",
     "ice_servers",
     "make_packet",
+    "parse_candidate",
     "rtc_configuration",
     "set_host_addresses",
     "tap_receiver",
@@ -171,6 +175,25 @@ def codecs_of(kind: str, mime: str) -> list[Any]:
     return [
         c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType.lower() == mime.lower()
     ]
+
+
+def parse_candidate(line: str, mid: str | None, index: int | None) -> RTCIceCandidate | None:
+    """A trickled ICE candidate as a browser sends it (``candidate:...``, as in
+    ``RTCIceCandidate.candidate`` or an SDP fragment's ``a=candidate:`` line) for the media
+    section ``mid`` (or the m-line ``index``); None for ``""``, the end of candidates.
+    Raise ValueError when it cannot be read. Host names ending in ``.local`` are kept:
+    aioice resolves them with mDNS (browsers hide their addresses behind them)."""
+    text = line.strip().removeprefix("a=").removeprefix("candidate:")
+    if not text:
+        return None
+    if mid is None and index is None:
+        raise ValueError("a candidate needs its media section (mid or index)")
+    parsed = Candidate.from_sdp(text)  # ValueError for what it cannot read
+    if parsed.component not in (1, 2) or parsed.type not in ("host", "srflx", "prflx", "relay"):
+        raise ValueError("not an ICE candidate this agent can use")
+    candidate = candidate_from_aioice(parsed)
+    candidate.sdpMid, candidate.sdpMLineIndex = mid, index
+    return candidate
 
 
 def ice_servers(servers: Sequence[dict[str, Any]]) -> list[RTCIceServer]:

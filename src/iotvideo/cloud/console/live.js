@@ -96,10 +96,30 @@ export class LiveSession extends EventTarget {
   }
 }
 
-/** Start watching ``tid`` into ``video``; resolves with a LiveSession. */
-export async function watch(link, tid, video, definition = "low") {
+/**
+ * Start watching ``tid`` into ``video``; resolves with a LiveSession. With ``trickle``
+ * (the default) the offer goes out at once and the browser's ICE candidates follow with
+ * media.candidate as it finds them; without it, the offer waits for all of them.
+ */
+export async function watch(link, tid, video, definition = "low", { trickle = true } = {}) {
   const ice = await link.request("media.ice", { tid });
   const pc = new RTCPeerConnection({ iceServers: ice.ice_servers || [] });
+  let session = null;
+  const early = [];
+  const send = (candidate) =>
+    link.request("media.candidate", { tid, session, ...candidate }).catch((error) => {
+      console.warn("candidate not taken", error);
+    });
+  if (trickle) {
+    pc.onicecandidate = (event) => {
+      const c = event.candidate;
+      const candidate = c && c.candidate
+        ? { candidate: c.candidate, mid: c.sdpMid, index: c.sdpMLineIndex }
+        : { candidate: "", mid: pc.getTransceivers()[0]?.mid ?? "0", index: 0 };
+      if (session === null) early.push(candidate);
+      else send(candidate);
+    };
+  }
   try {
     pc.addTransceiver("video", { direction: "recvonly" });
     const audio = pc.addTransceiver("audio", { direction: "sendrecv" });
@@ -111,13 +131,15 @@ export async function watch(link, tid, video, definition = "low") {
       video.srcObject = stream;
     };
     await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc);
+    if (!trickle) await gathered(pc);
     const answer = await link.request(
       "media.offer",
       { tid, sdp: pc.localDescription.sdp, kind: "monitor", definition },
       20000,
     );
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    session = answer.session;
+    early.splice(0).forEach(send);
     return new LiveSession(pc, ctl, audio, answer);
   } catch (error) {
     pc.close();

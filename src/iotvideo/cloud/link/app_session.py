@@ -259,6 +259,7 @@ class AppSession(LinkSession):
             "media.ice": self._media_ice,
             "ota.query": self._ota_query,
             "media.offer": self._media_offer,
+            "media.candidate": self._media_candidate,
             "ping": self._ping,
             "card.days": self._card,
             "card.list": self._card,
@@ -437,6 +438,25 @@ class AppSession(LinkSession):
             body["speed"] = speed
         outcome = await self.ctx.hub.ask(
             tid, "media.offer", body, _timeout(request.data) or self.ctx.settings.device_timeout
+        )
+        return outcome.raise_for_code()
+
+    async def _media_candidate(self, request: Request) -> dict[str, Any]:
+        """An ICE candidate trickled after ``media.offer`` (``""`` ends them), for the
+        session the device's answer named; relayed to the device."""
+        tid = field(request.data, "tid", str)
+        body: dict[str, Any] = {
+            "session": field(request.data, "session", int),
+            "candidate": field(request.data, "candidate", str),
+            "from": self.access_id,
+        }
+        if "mid" in request.data:
+            body["mid"] = field(request.data, "mid", str)
+        if "index" in request.data:
+            body["index"] = field(request.data, "index", int)
+        await self.grant(tid)
+        outcome = await self.ctx.hub.ask(
+            tid, "media.candidate", body, self.ctx.settings.device_timeout
         )
         return outcome.raise_for_code()
 
