@@ -2,7 +2,8 @@
 
     python -m tests.provision.lan_scenario run --cloud URL --db DB --tid TID --mode wired|ap
 
-(``setup`` makes the product and devices, ``user`` a fresh app user.)
+(``setup`` makes the product and devices, ``user`` a fresh app user, ``owner`` one bound
+to ``--tid`` as its owner.)
 
 Registers a user, gets a bind token, finds the camera with DNS-SD, sends it the settings
 sealed for it (Wi-Fi and token for AP, the token alone for a wired camera), waits for the
@@ -106,7 +107,7 @@ def setup(args: argparse.Namespace) -> list[dict[str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("step", choices=["setup", "user", "run"])
+    parser.add_argument("step", choices=["setup", "user", "owner", "run"])
     parser.add_argument("--cloud", required=True)
     parser.add_argument("--db", required=True)
     parser.add_argument("--secret-id", required=True)
@@ -119,8 +120,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.step == "setup":
         print(json.dumps(setup(args)), flush=True)
-    elif args.step == "user":
-        user = new_user(_api(args))
+    elif args.step in ("user", "owner"):
+        api = _api(args)
+        user = new_user(api)
+        if args.step == "owner":  # bound to --tid as its owner
+            call(api, "CreateBinding", AccessId=user.access_id, Tid=args.tid, Role="owner")
         print(json.dumps({"access_id": user.access_id, "token": user.token}), flush=True)
     else:
         print(
