@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/link.py
 	$(BIN)/python benchmarks/live.py
 	$(BIN)/python benchmarks/playback.py
+	$(BIN)/python benchmarks/browser.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

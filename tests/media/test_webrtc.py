@@ -8,7 +8,15 @@ from collections.abc import Iterator
 import pytest
 from aiortc import RTCPeerConnection
 
-from iotvideo.media.webrtc import rtc_configuration
+from iotvideo.media.webrtc import (
+    host_addresses,
+    is_mdns_candidate,
+    parse_candidate,
+    remote_sdp,
+    resolves_mdns,
+    rtc_configuration,
+    set_host_addresses,
+)
 from tests.support import loopback_ice
 
 
@@ -49,3 +57,38 @@ async def test_peers_connect_over_loopback(loopback: None) -> None:
 
 def test_no_default_stun_server() -> None:
     assert rtc_configuration().iceServers == []
+
+
+OFFER_WITH_MDNS = "\r\n".join(
+    [
+        "v=0",
+        "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        "a=mid:0",
+        "a=candidate:1 1 udp 2113937151 9e4192c9-e8f5-4776-92e9-d1fdd9aca579.local 52687 typ host",
+        "a=candidate:2 1 udp 2113937151 127.0.0.1 52688 typ host",
+        "a=end-of-candidates",
+        "",
+    ]
+)
+
+
+def test_mdns_candidates_are_resolved_only_off_loopback() -> None:
+    """A device whose ICE is held to loopback never asks the LAN for a browser's mDNS name
+    (the query would leave the machine): the name is dropped, the peer's checks make the
+    pair; on a LAN the name stays for aioice to resolve."""
+    before = host_addresses()
+    try:
+        set_host_addresses(["127.0.0.1"])
+        assert not resolves_mdns()
+        kept = remote_sdp(OFFER_WITH_MDNS)
+        assert ".local" not in kept and "127.0.0.1 52688" in kept and kept.endswith("\r\n")
+        trickled = parse_candidate(
+            "candidate:1 1 udp 2113937151 AB-cd.local 52687 typ host", "0", None
+        )
+        assert is_mdns_candidate(trickled) and not is_mdns_candidate(None)
+        set_host_addresses(["127.0.0.1", "198.51.100.2"])
+        assert resolves_mdns() and remote_sdp(OFFER_WITH_MDNS) == OFFER_WITH_MDNS
+        set_host_addresses(None)
+        assert resolves_mdns()
+    finally:
+        set_host_addresses(before)

@@ -47,7 +47,10 @@ from iotvideo.media.webrtc import (
     RTCSessionDescription,
     answer_with,
     ice_servers,
+    is_mdns_candidate,
     parse_candidate,
+    remote_sdp,
+    resolves_mdns,
     rtc_configuration,
     tap_receiver,
 )
@@ -629,6 +632,8 @@ class DeviceMedia:
             raise _bad(f"bad candidate: {exc}") from None
         if candidate is not None and candidate.protocol.lower() != "udp":
             return {}  # ICE over TCP is not spoken here; the UDP candidates serve
+        if is_mdns_candidate(candidate) and not resolves_mdns():
+            return {}  # ICE held to loopback: the peer's own checks make the pair
 
         async def add() -> None:
             try:
@@ -678,7 +683,7 @@ class DeviceMedia:
                 await session.close()
 
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+            await pc.setRemoteDescription(RTCSessionDescription(remote_sdp(sdp), "offer"))
         except ValueError as exc:
             raise _bad(f"bad offer: {exc}") from None
         _check_media(session.kind, pc)

@@ -12,6 +12,7 @@ Import WebRTC things from here, not from aiortc directly, so the adaptations are
 
 from __future__ import annotations
 
+import ipaddress
 import queue
 from collections.abc import Callable, Sequence
 from fractions import Fraction
@@ -47,8 +48,11 @@ __all__ = [
     "codecs_of",
     "host_addresses",
     "ice_servers",
+    "is_mdns_candidate",
     "make_packet",
     "parse_candidate",
+    "remote_sdp",
+    "resolves_mdns",
     "rtc_configuration",
     "set_host_addresses",
     "tap_receiver",
@@ -134,6 +138,39 @@ def set_host_addresses(addresses: Sequence[str] | None) -> None:
 def host_addresses() -> list[str] | None:
     """The host candidates in force (None: aioice's default)."""
     return None if _host_addresses is None else list(_host_addresses)
+
+
+def resolves_mdns() -> bool:
+    """Whether remote ``.local`` candidates are resolved (multicast DNS on the LAN): not
+    when ICE is held to loopback (a LAN name is unreachable from there, and the query
+    would go out on the LAN)."""
+    if _host_addresses is None:
+        return True
+    return any(not ipaddress.ip_address(a).is_loopback for a in _host_addresses)
+
+
+def is_mdns_candidate(candidate: RTCIceCandidate | None) -> bool:
+    return candidate is not None and candidate.ip.lower().rstrip(".").endswith(".local")
+
+
+def remote_sdp(sdp: str) -> str:
+    """A peer's description as this agent should take it: its mDNS candidates dropped when
+    they are not resolved here (:func:`resolves_mdns`); the peer's connectivity checks
+    still reach us and make the pair."""
+    if resolves_mdns():
+        return sdp
+    lines = sdp.split("\r\n") if "\r\n" in sdp else sdp.split("\n")
+    sep = "\r\n" if "\r\n" in sdp else "\n"
+    kept = [
+        line
+        for line in lines
+        if not (
+            line.startswith("a=candidate:")
+            and len(line.split()) > 4
+            and line.split()[4].lower().rstrip(".").endswith(".local")
+        )
+    ]
+    return sep.join(kept)
 
 
 def rtc_configuration(
