@@ -480,3 +480,27 @@ def _revoked_key(cloud: CloudAddress) -> tuple[str, str]:
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     return key
+
+
+async def test_whep_and_console_routes(matrix: Matrix) -> None:
+    """WHEP and the console's QR code take the same bearer tokens as the link and VAS:
+    wrong, expired or revoked tokens get 401 (20010) and nothing reaches the device."""
+    tid = matrix.a.device.tid
+    parties = {**matrix.parties, "expired": matrix.expired, "revoked": matrix.revoked}
+    offer = {"content": "v=0\r\n", "headers": {"content-type": "application/sdp"}}
+    whep = dict(zip(ROLES, [(409, 8000)] * 4 + [(403, 8003), (404, 8002)], strict=True))
+    whep |= {"expired": (401, 20010), "revoked": (401, 20010)}
+    async with httpx.AsyncClient(base_url=matrix.cloud.url, timeout=30) as http:
+        for role, party in parties.items():
+            auth = {"authorization": f"Bearer {party.bearer}"}
+            response = await http.post(
+                f"/whep/{tid}", content=offer["content"], headers=offer["headers"] | auth
+            )
+            assert response.headers["content-type"] == "application/json", (role, response.text)
+            got = (response.status_code, response.json()["code"])
+            assert got == whep[role], (role, response.text)
+            qr = await http.post(
+                "/console/qr", json={"ssid": "s", "password": "p", "token": "t"}, headers=auth
+            )
+            wanted = 401 if role in ("expired", "revoked") else 200
+            assert qr.status_code == wanted, (role, qr.text)

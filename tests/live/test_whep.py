@@ -56,7 +56,7 @@ async def test_a_browser_watches_a_camera_over_whep(
 async def test_whep_refusals_carry_the_seed_codes(world: World) -> None:
     offer = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
     sdp = {"Content-Type": "application/sdp"}
-    async with live(world), httpx.AsyncClient(base_url=world.cloud.url) as http:
+    async with live(world) as lv, httpx.AsyncClient(base_url=world.cloud.url) as http:
         tid = world.device.tid
 
         async def post(tid: str, token: str, headers: dict[str, str] = sdp) -> httpx.Response:
@@ -87,6 +87,7 @@ async def test_whep_refusals_carry_the_seed_codes(world: World) -> None:
             f"/whep/{tid}/1/{'0' * 32}", content="a=end-of-candidates\r\n", headers=frag | owner
         )
         assert (forged_patch.status_code, forged_patch.json()["code"]) == (404, 20143)
+        assert not lv.media.sessions  # nothing refused was started on the device
         forged = await http.delete(
             f"/whep/{tid}/1/{'0' * 32}", headers={"Authorization": f"Bearer {world.owner.token}"}
         )

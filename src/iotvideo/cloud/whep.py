@@ -32,9 +32,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from iotvideo.cloud.link.hub import Outcome
 from iotvideo.cloud.turn import ice_servers
 from iotvideo.cloud.vas import Refused, app_access, read_capped
-from iotvideo.protocol.errors import ErrorCode
+from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.media import DEFINITIONS
 
 __all__ = ["router"]
@@ -56,10 +57,24 @@ STATUS = {
     int(ErrorCode.IVASrvErr_dst_notexsit): 404,
     int(ErrorCode.IVASrvErr_dst_error_relation): 403,
     int(ErrorCode.IVTermErr_msg_calling_all_chn_busy): 503,
+    int(ErrorCode.IVAckErr_DeviceBusy): 503,
+    int(ErrorCode.IVTermErr_msg_calling_no_srv_addr): 503,
+    int(ErrorCode.IVAckErr_NoResponse): 504,
     int(ErrorCode.IVTermErr_msg_user_cmd_param_error): 400,
     int(ErrorCode.IVPlayerError_InvalidParameter): 400,
     int(ErrorCode.IVPlayerError_AVInformationAbnormal): 400,
 }
+
+
+async def _ask(request: Request, tid: str, op: str, body: dict[str, Any]) -> Outcome:
+    """The device's answer to ``op``; the cloud's own refusals (offline, busy, an outage)
+    as an answer with their code, so every path ends in a problem response."""
+    link = request.app.state.link
+    try:
+        outcome: Outcome = await link.hub.ask(tid, op, body, link.settings.device_timeout)
+    except IVError as exc:
+        return Outcome(int(exc.code), msg=exc.message)
+    return outcome
 
 
 def _problem(status: int, code: int, msg: str) -> JSONResponse:
@@ -111,7 +126,7 @@ async def offer(request: Request, tid: str) -> Response:
         "role": role,
         "ice_servers": ice_servers(link.settings, tid, now=link.now()),
     }
-    outcome = await link.hub.ask(tid, "media.offer", body, link.settings.device_timeout)
+    outcome = await _ask(request, tid, "media.offer", body)
     if outcome.code:
         return _problem(STATUS.get(outcome.code, 502), outcome.code, outcome.msg or "refused")
     answer = outcome.data or {}
@@ -187,13 +202,12 @@ async def trickle(request: Request, tid: str, session: str, sig: str) -> Respons
             )
     except Refused as exc:
         return _problem(exc.status, exc.code, exc.msg)
-    link = request.app.state.link
     number = int(session) if session.isdigit() else -1
     for line, mid, index in candidates:
         body = {"session": number, "from": access_id, "candidate": line, "index": index}
         if mid is not None:
             body["mid"] = mid
-        outcome = await link.hub.ask(tid, "media.candidate", body, link.settings.device_timeout)
+        outcome = await _ask(request, tid, "media.candidate", body)
         if outcome.code:
             return _problem(STATUS.get(outcome.code, 502), outcome.code, outcome.msg or "refused")
     return Response(status_code=204, headers=CORS)
@@ -205,12 +219,11 @@ async def end(request: Request, tid: str, session: str, sig: str) -> Response:
         access_id = await _session_of(request, tid, session, sig)
     except Refused as exc:
         return _problem(exc.status, exc.code, exc.msg)
-    link = request.app.state.link
-    outcome = await link.hub.ask(
+    outcome = await _ask(
+        request,
         tid,
         "media.close",
         {"session": int(session) if session.isdigit() else -1, "from": access_id},
-        link.settings.device_timeout,
     )
     if outcome.code:
         return _problem(STATUS.get(outcome.code, 502), outcome.code, outcome.msg or "refused")
