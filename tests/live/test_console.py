@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import io
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,11 +21,13 @@ import zxingcpp
 from PIL import Image
 from playwright.async_api import Browser, Page, expect
 
+from iotvideo.device.card import Card, fill_test_recording
 from iotvideo.device.cloudrec import CloudRecorder
 from iotvideo.device.media import DeviceMedia
 from iotvideo.media.testsrc import read_stamp
 from iotvideo.protocol.provision import parse_qr_payload
 from tests.link.world import World, device_client
+from tests.live.helpers import live
 from tests.support import ffprobe
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "console"
@@ -55,9 +59,9 @@ async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-async def stamp_on_screen(page: Page) -> int:
-    """The test pattern's clock (ms) in the picture the live video shows."""
-    png = base64.b64decode(await page.evaluate(GRAB, "#live-video"))
+async def stamp_on_screen(page: Page, selector: str = "#live-video") -> int:
+    """The test pattern's clock (ms) in the picture a video element shows."""
+    png = base64.b64decode(await page.evaluate(GRAB, selector))
     stamp = read_stamp(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")))
     assert stamp is not None, "the live picture carries no test-pattern stamp"
     return stamp.time_ms
@@ -174,6 +178,11 @@ async def test_the_console_end_to_end(world: World, chromium: Browser, tmp_path:
         probed = await asyncio.to_thread(ffprobe, str(saved))
         assert {s["codec_name"] for s in probed["streams"]} == {"h264", "aac"}
         assert float(probed["format"]["duration"]) >= 2
+    # The camera went away: the list follows the link's push, without a reload.
+    await page.get_by_role("link", name="Devices", exact=True).click()
+    await expect(page.locator(f'#device-list li[data-tid="{tid}"]')).to_have_attribute(
+        "data-online", "0"
+    )
     assert not problems, problems
     await context.close()
 
@@ -228,3 +237,45 @@ async def test_console_provisioning_qr(world: World, chromium: Browser) -> None:
     assert (config.ssid, config.password) == ("home", "secret-pass")
     assert config.bind_token.startswith("bt_")
     await context.close()
+
+
+async def test_console_plays_the_memory_card(
+    world: World, chromium: Browser, tmp_path: Path
+) -> None:
+    """The day's files from the camera's card; one plays from its start (the pictures'
+    burned-in clock is their recording time), pauses, and seeks."""
+    start = (int(time.time()) - 300) * 1000
+    card = Card(tmp_path / "card", file_seconds=10)
+    card.mount()
+    await asyncio.to_thread(fill_test_recording, card, start, 30)
+    page = await chromium.new_page()
+    try:
+        async with live(world, card=card, card_recording=False):
+            await sign_in(page, world.cloud.url, world.owner.access_id, world.owner.token)
+            await page.locator(f'#device-list li[data-tid="{world.device.tid}"] a').click()
+            day = datetime.datetime.fromtimestamp(start / 1000).strftime("%Y-%m-%d")
+            await page.locator("#card-day").fill(day)  # the recording's local day
+            files = page.locator("#card-files .play-file")
+            await expect(files).to_have_count(3)
+            await files.nth(1).click()
+            await expect(page.locator("#card .status")).to_have_text(
+                "Playing from the card.", timeout=15_000
+            )
+            await page.evaluate(COUNT_FRAMES, "#card-video")
+            await page.wait_for_function("() => window.frameCount >= 5")
+            shown = await stamp_on_screen(page, "#card-video")
+            assert start + 10_000 <= shown <= start + 20_000  # the second file's pictures
+            await page.get_by_role("button", name="Pause").click()
+            await expect(page.get_by_role("button", name="Resume")).to_be_visible()
+            seek_to = datetime.datetime.fromtimestamp((start + 25_000) / 1000)
+            await page.locator("#card-seek").fill(seek_to.strftime("%H:%M:%S"))
+            await page.get_by_role("button", name="Go").click()
+            await expect(page.locator("#card .status")).to_contain_text("Landed on")
+            landed = datetime.datetime.fromtimestamp((start + 24_000) / 1000)  # a keyframe
+            await expect(page.locator("#card-position")).to_have_text(
+                landed.strftime("%-I:%M:%S %p")
+            )
+            await shot(page, "card")
+    finally:
+        card.close()
+        await page.close()

@@ -48,7 +48,7 @@ const HINTS = {
   20101: "The thing model has no such object.",
   20103: "The camera could not do it: try again, or check the camera.",
   20104: "The camera does not handle this action.",
-  20137: "Nothing is recorded there.",
+  20137: "Nothing is recorded there, or the camera has no memory card.",
   20143: "The camera refused the value: check its type and range.",
   21031: "The camera does not offer this resolution.",
   21036: "Allow the microphone in the browser to talk.",
@@ -264,12 +264,19 @@ function deviceView(tid) {
   const modelBox = section("model", "Settings and actions");
   const eventsBox = section("events", "Events");
   const cloudBox = section("cloud", "Cloud recordings");
+  const cardBox = section("card", "Memory card");
   main.replaceChildren(
     h("p", {}, h("a", { href: "#/devices" }, "← Devices")),
     h("h1", {}, device.name),
-    h("div", { class: "grid" }, liveBox, modelBox, eventsBox, cloudBox),
+    h("div", { class: "grid" }, liveBox, modelBox, eventsBox, cloudBox, cardBox),
   );
-  const stops = [liveSection(tid, liveBox), modelSection(tid, modelBox), eventsSection(tid, eventsBox), cloudSection(tid, cloudBox)];
+  const stops = [
+    liveSection(tid, liveBox),
+    modelSection(tid, modelBox),
+    eventsSection(tid, eventsBox),
+    cloudSection(tid, cloudBox),
+    cardSection(tid, cardBox),
+  ];
   return () => stops.forEach((stop) => stop && stop());
 }
 
@@ -702,6 +709,157 @@ function cloudSection(tid, box) {
   load();
   return () => {
     if (hls) hls.destroy();
+  };
+}
+
+// The memory card: a day's files (card.list over the link), played peer to peer from the
+// camera (media.offer kind playback) with pause, speed and seek on the ctl channel.
+
+const SPEEDS = [0.5, 1, 2, 4, 8, 16, 32];
+
+function cardSection(tid, box) {
+  const today = new Date();
+  const pad = (n) => String(n).padStart(2, "0");
+  const day = h("input", {
+    type: "date",
+    id: "card-day",
+    value: `${today.getFullYear()}-${pad(today.getMonth() + 1)}-${pad(today.getDate())}`,
+  });
+  const show = h("button", { type: "button", id: "card-show" }, "Show files");
+  const files = h("ul", { class: "ranges", id: "card-files" });
+  const video = h("video", { id: "card-video", autoplay: true, playsInline: true, muted: true, "aria-label": "Memory card playback" });
+  video.muted = true;
+  const pause = h("button", { id: "card-pause", disabled: true }, "Pause");
+  const speed = h("select", { id: "card-speed", disabled: true }, SPEEDS.map((v) => h("option", { value: String(v), selected: v === 1 }, `${v}×`)));
+  const seekAt = h("input", { type: "time", id: "card-seek", step: 1, disabled: true });
+  const seek = h("button", { id: "card-seek-go", disabled: true }, "Go");
+  const status = h("p", { class: "status", role: "status", "aria-live": "polite" });
+  const position = h("output", { id: "card-position" });
+  let session = null;
+  let paused = false;
+  // The position: where the device said it was, moved on by the clock while playing.
+  let base = 0;
+  let since = 0;
+  let rate = 1;
+  const now = () => (paused ? base : base + (performance.now() - since) * rate);
+  const showPosition = () => {
+    if (session) position.textContent = new Date(now()).toLocaleTimeString();
+  };
+  const setPosition = (ms) => {
+    base = ms;
+    since = performance.now();
+    showPosition();
+  };
+  const ticker = setInterval(showPosition, 250);
+  const controls = [pause, speed, seekAt, seek];
+  const dayStart = () => new Date(`${day.value}T00:00:00`).getTime();
+  const stop = () => {
+    if (session) session.close();
+    session = null;
+    video.srcObject = null;
+    controls.forEach((c) => (c.disabled = true));
+  };
+  const list = async () => {
+    const start = dayStart();
+    try {
+      const reply = await link.request("card.list", { tid, start, end: start + 86400000, page: 0, size: 500 });
+      files.replaceChildren(
+        ...reply.items.map((f) =>
+          h("li", {}, h("button", { class: "play-file", onclick: () => play(f.start) },
+            `${new Date(f.start).toLocaleTimeString()} (${Math.round(f.duration / 1000)} s)`)),
+        ),
+      );
+      status.textContent = reply.items.length ? "" : "Nothing recorded on the card that day.";
+    } catch (error) {
+      files.replaceChildren();
+      status.textContent = describe(error);
+    }
+  };
+  const play = async (at) => {
+    stop();
+    status.textContent = "Connecting…";
+    try {
+      rate = Number(speed.value);
+      session = await watch(link, tid, video, "low", { kind: "playback", at, speed: rate });
+      paused = false;
+      pause.textContent = "Pause";
+      setPosition(at);
+      session.addEventListener("end", (e) => {
+        setPosition(e.detail.time);
+        paused = true;
+        status.textContent = "The recordings end here.";
+      });
+      session.addEventListener("ended", (e) => {
+        if (e.detail.code) status.textContent = describe(new LinkError(e.detail.code, "playback ended"));
+      });
+      controls.forEach((c) => (c.disabled = false));
+      video.requestVideoFrameCallback(() => (status.textContent = "Playing from the card."));
+    } catch (error) {
+      stop();
+      status.textContent = describe(error);
+    }
+  };
+  show.addEventListener("click", list);
+  day.addEventListener("change", list);
+  pause.addEventListener("click", async () => {
+    try {
+      if (paused) {
+        await session.control("resume");
+        setPosition(base);
+        paused = false;
+        pause.textContent = "Pause";
+      } else {
+        const done = await session.control("pause");
+        setPosition(done.time);
+        paused = true;
+        pause.textContent = "Resume";
+      }
+    } catch (error) {
+      status.textContent = describe(error);
+    }
+  });
+  speed.addEventListener("change", async () => {
+    if (!session) return;
+    try {
+      const done = await session.control("speed", { value: Number(speed.value) });
+      setPosition(now());
+      rate = done.value;
+    } catch (error) {
+      status.textContent = describe(error);
+    }
+  });
+  seek.addEventListener("click", async () => {
+    if (!session || !seekAt.value) return;
+    const [hh, mm, ss = "0"] = seekAt.value.split(":");
+    const target = dayStart() + ((Number(hh) * 60 + Number(mm)) * 60 + Number(ss)) * 1000;
+    try {
+      const done = await session.control("seek", { time: target });
+      setPosition(done.time);
+      status.textContent = `Landed on ${new Date(done.time).toLocaleTimeString()} (the keyframe at or before it).`;
+    } catch (error) {
+      status.textContent = describe(error);
+    }
+  });
+  box.append(
+    h("div", { class: "row" }, h("label", { for: "card-day" }, "Day"), day, show),
+    files,
+    h("div", { class: "video" }, video),
+    h(
+      "div",
+      { class: "row" },
+      pause,
+      h("label", { for: "card-speed" }, "Speed"),
+      speed,
+      h("label", { for: "card-seek" }, "Go to"),
+      seekAt,
+      seek,
+      h("span", {}, "Position: ", position),
+    ),
+    status,
+  );
+  return () => {
+    clearInterval(ticker);
+    stop();
   };
 }
 

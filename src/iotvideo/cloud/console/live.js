@@ -47,8 +47,9 @@ export class LiveSession extends EventTarget {
     this.dispatchEvent(new CustomEvent("ended", { detail: { code } }));
   }
 
-  /** Switch resolution; resolves with {value, width, height}. */
-  setDefinition(value) {
+  /** Send a control message on ctl; resolves with the device's ``<op>.done`` answer,
+   * rejects with its ``error``. */
+  control(op, fields = {}) {
     return new Promise((resolve, reject) => {
       const done = (e) => {
         cleanup();
@@ -59,13 +60,18 @@ export class LiveSession extends EventTarget {
         reject(new LinkError(e.detail.code, e.detail.msg || "refused"));
       };
       const cleanup = () => {
-        this.removeEventListener("definition.done", done);
+        this.removeEventListener(`${op}.done`, done);
         this.removeEventListener("error", failed);
       };
-      this.addEventListener("definition.done", done);
+      this.addEventListener(`${op}.done`, done);
       this.addEventListener("error", failed);
-      this.ctl.send(JSON.stringify({ op: "definition", value }));
+      this.ctl.send(JSON.stringify({ op, ...fields }));
     });
+  }
+
+  /** Switch resolution; resolves with {value, width, height}. */
+  setDefinition(value) {
+    return this.control("definition", { value });
   }
 
   /** Talk: the microphone goes to the camera on the negotiated audio (no renegotiation). */
@@ -97,11 +103,18 @@ export class LiveSession extends EventTarget {
 }
 
 /**
- * Start watching ``tid`` into ``video``; resolves with a LiveSession. With ``trickle``
+ * Start watching ``tid`` into ``video`` (``kind`` monitor, or playback of the memory card
+ * from ``at`` ms at ``speed``); resolves with a LiveSession. With ``trickle``
  * (the default) the offer goes out at once and the browser's ICE candidates follow with
  * media.candidate as it finds them; without it, the offer waits for all of them.
  */
-export async function watch(link, tid, video, definition = "low", { trickle = true } = {}) {
+export async function watch(
+  link,
+  tid,
+  video,
+  definition = "low",
+  { trickle = true, kind = "monitor", at = undefined, speed = undefined } = {},
+) {
   const ice = await link.request("media.ice", { tid });
   const pc = new RTCPeerConnection({ iceServers: ice.ice_servers || [] });
   let session = null;
@@ -122,7 +135,10 @@ export async function watch(link, tid, video, definition = "low", { trickle = tr
   }
   try {
     pc.addTransceiver("video", { direction: "recvonly" });
-    const audio = pc.addTransceiver("audio", { direction: "sendrecv" });
+    // Talk goes back on the live audio; a recording is only listened to.
+    const audio = pc.addTransceiver("audio", {
+      direction: kind === "playback" ? "recvonly" : "sendrecv",
+    });
     const ctl = pc.createDataChannel("ctl");
     pc.createDataChannel("data");
     const stream = new MediaStream();
@@ -134,7 +150,7 @@ export async function watch(link, tid, video, definition = "low", { trickle = tr
     if (!trickle) await gathered(pc);
     const answer = await link.request(
       "media.offer",
-      { tid, sdp: pc.localDescription.sdp, kind: "monitor", definition },
+      { tid, sdp: pc.localDescription.sdp, kind, definition, ...(kind === "playback" ? { at, speed } : {}) },
       20000,
     );
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
