@@ -22,6 +22,7 @@ from PIL import Image
 from playwright.async_api import Browser, Page, expect
 
 from iotvideo.device.card import Card, fill_test_recording
+from iotvideo.device.client import DeviceClient
 from iotvideo.device.cloudrec import CloudRecorder
 from iotvideo.device.media import DeviceMedia
 from iotvideo.media.testsrc import read_stamp
@@ -131,6 +132,19 @@ async def test_the_console_end_to_end(world: World, chromium: Browser, tmp_path:
         await page.wait_for_function("() => window.frameCount >= 20", timeout=10_000)
         assert await stamp_on_screen(page) > first  # the picture moves on
 
+        # A snapshot downloads as a JPEG of the picture; sound can be turned on.
+        async with page.expect_download() as snap:
+            await page.get_by_role("button", name="Snapshot").click()
+        jpeg = tmp_path / "snapshot.jpg"
+        await (await snap.value).save_as(jpeg)
+        with Image.open(jpeg) as picture:
+            assert (picture.format, picture.size) == ("JPEG", (320, 180))
+        await page.get_by_role("button", name="Unmute").click()
+        assert await page.evaluate("() => document.querySelector('#live-video').muted") is False
+        await expect(page.get_by_role("button", name="Mute")).to_have_attribute(
+            "aria-pressed", "false"
+        )
+
         # Resolution switch without reconnecting.
         await page.get_by_label("Resolution").select_option("mid")
         await expect(status).to_contain_text("640×360")
@@ -162,6 +176,19 @@ async def test_the_console_end_to_end(world: World, chromium: Browser, tmp_path:
         await page.wait_for_function(
             "(img) => img.complete && img.naturalWidth === 160", arg=await picture.element_handle()
         )
+
+        # Type filters (typeMasks) and delete.
+        sound = await recorder.event(2)
+        noise = page.locator(f'#event-list li[data-alarm="{sound}"]')
+        await expect(noise).to_contain_text("Sound", timeout=20_000)
+        await page.get_by_label("Motion").check()
+        await expect(noise).to_have_count(0)
+        await expect(event).to_be_visible()
+        await page.get_by_role("button", name=f"Delete event {alarm}").click()
+        await expect(event).to_have_count(0)
+        await page.get_by_label("Motion").uncheck()
+        await expect(noise).to_be_visible()
+        await expect(event).to_have_count(0)  # gone from the cloud, not only the page
 
         # A cloud range plays in the timeline (hls.js), and downloads as MP4.
         await recorder.wait_uploaded(3)
@@ -236,6 +263,14 @@ async def test_console_provisioning_qr(world: World, chromium: Browser) -> None:
     config = parse_qr_payload(found[0].text)
     assert (config.ssid, config.password) == ("home", "secret-pass")
     assert config.bind_token.startswith("bt_")
+    # A new camera joins with the code's token: the page tells the user it is online.
+    newcomer = world.devices[1]
+
+    def with_token(dc: DeviceClient) -> None:
+        dc.bind_token = config.bind_token
+
+    async with device_client(world.cloud.url, newcomer, setup=with_token):
+        await expect(page.get_by_role("status")).to_contain_text(f"Camera {newcomer.tid} is online")
     await context.close()
 
 
