@@ -69,6 +69,8 @@ async def test_the_readme_snippets_run_as_written(
             try:
                 for source in snippets():
                     await run(source, names)
+                # The blocking face, called as a script would: on a thread of its own.
+                await asyncio.to_thread(names["script"])
             finally:
                 sdk = names.get("sdk")
                 for connection in list(getattr(sdk, "connections", ())):
@@ -81,5 +83,6 @@ async def test_the_readme_snippets_run_as_written(
                 card.close()
     assert (tmp_path / "qr.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "now.jpg").read_bytes().startswith(b"\xff\xd8")
+    assert (tmp_path / "sync.jpg").read_bytes().startswith(b"\xff\xd8")
     assert (tmp_path / "clip.ts").read_bytes()[:1] == b"\x47"
     assert isinstance(names["days"], list) and names["page"].total == 4

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import av
 
+from iotvideo.app.calls import Completion, operation
 from iotvideo.app.modules import VideoRender, VideoRenderable
 from iotvideo.media.recorder import encode_picture
 from iotvideo.protocol.errors import ErrorCode, IVError
@@ -53,7 +54,7 @@ class CloudPlayer:
     ) -> None:
         from iotvideo.app.sdk import IoTVideo
 
-        self.sdk = sdk or IoTVideo.shared()
+        self.sdk = sdk or IoTVideo.default()
         self.device_id, self.source_id = device_id, source_id
         self.start_time, self.end_time = start_time, end_time
         self.speed = speed
@@ -66,7 +67,8 @@ class CloudPlayer:
         self._stop = threading.Event()
         self._queues: list[asyncio.Queue[av.VideoFrame | None]] = []
 
-    async def urls(self) -> list[str]:
+    @operation()
+    async def urls(self, *, completion: Completion | None = None) -> list[str]:
         """The play addresses covering the range (one per day at most)."""
         urls, start = [], self.start_time
         while True:
@@ -78,7 +80,8 @@ class CloudPlayer:
                 return urls
             start = int(address["endTime"])
 
-    async def play(self) -> None:
+    @operation()
+    async def play(self, *, completion: Completion | None = None) -> None:
         """Play the range through the renderer; returns at its end (or :meth:`stop`)."""
         if not self.sdk.access_token and self.token is None:
             raise _err(ErrorCode.IVConnError_NotAvailableNow, "register() first")
@@ -136,7 +139,14 @@ class CloudPlayer:
         finally:
             self._queues.remove(queue)
 
-    async def snapshot(self, path: str | Path | None = None, *, fmt: str = "jpeg") -> bytes:
+    @operation()
+    async def snapshot(
+        self,
+        path: str | Path | None = None,
+        *,
+        fmt: str = "jpeg",
+        completion: Completion | None = None,
+    ) -> bytes:
         """The current picture as JPEG or PNG (21040 before the first)."""
         if self.last_frame is None:
             raise _err(ErrorCode.IVPlayerError_OperationNotAllowedNow, "no picture yet")
@@ -147,8 +157,13 @@ class CloudPlayer:
             await asyncio.to_thread(Path(path).write_bytes, data)
         return data
 
+    @operation()
     async def download(
-        self, path: str | Path, *, progress: Callable[[float, float], object] | None = None
+        self,
+        path: str | Path,
+        *,
+        progress: Callable[[float, float], object] | None = None,
+        completion: Completion | None = None,
     ) -> Path:
         """The range as an MP4 (the recording's H.264 as it is, no re-encoding);
         ``progress(seconds_done, seconds_total)`` as it goes."""

@@ -18,10 +18,11 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from iotvideo.app.calls import Completion, call
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.link import Push
@@ -36,7 +37,6 @@ log = logging.getLogger("iotvideo.app")
 T = TypeVar("T")
 #: Largest passthrough message (send_data), bytes.
 MAX_DATA_SIZE = link.MAX_DATA_SIZE
-Completion = Callable[[Any, IVError | None], object]
 
 
 class MessageDelegate(Protocol):
@@ -268,25 +268,13 @@ class MessageMgr:
     async def _value(self, op: str, data: dict[str, Any], timeout: float | None = None) -> Any:
         return (await self._request(op, data, timeout)).get("value")
 
-    def _call(self, work: Awaitable[T], completion: Completion | None) -> asyncio.Task[T]:
-        task: asyncio.Task[T] = asyncio.ensure_future(work)
-        if completion is not None:
-            task.add_done_callback(lambda t: _complete(t, completion))
-        return task
+    def _call(self, work: Coroutine[Any, Any, T], completion: Completion | None) -> asyncio.Task[T]:
+        return call(work, completion, shape=_as_text)
 
 
-def _complete(task: asyncio.Task[Any], completion: Completion) -> None:
-    if task.cancelled():
-        completion(None, IVError.of(ErrorCode.IVMessageError_NotFoundCallback, "cancelled"))
-        return
-    error = task.exception()
-    if error is not None and not isinstance(error, IVError):
-        error = IVError.of(ErrorCode.IVMessageError_sendFailed, str(error))
-    if error is not None:
-        completion(None, error)
-        return
-    result = task.result()
-    completion(result if isinstance(result, bytes) else json.dumps(result), None)
+def _as_text(result: Any) -> Any:
+    """What the seed's message callbacks get: JSON text, or the bytes of passthrough data."""
+    return result if isinstance(result, bytes) else json.dumps(result)
 
 
 def _check_size(data: bytes) -> None:

@@ -35,6 +35,7 @@ import segno
 from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from iotvideo.app.calls import Completion, call, operation
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.link import Push
 from iotvideo.protocol.provision import (
@@ -91,10 +92,7 @@ class NetConfig:
                 ) from None
             return str(reply["token"])
 
-        task = asyncio.ensure_future(get())
-        if completion is not None:
-            task.add_done_callback(lambda t: _complete(t, completion))
-        return task
+        return call(get(), completion, fallback=ErrorCode.IVNetCfgErr_ServerErr)
 
     def observe_net_cfg_result(self, callback: NetCfgObserver) -> None:
         """Be told when a device logs in carrying one of this user's bind tokens."""
@@ -157,12 +155,13 @@ class NetConfig:
             self._subscriptions[device_id] = access_token
             return reply
 
-        task = asyncio.ensure_future(subscribe())
-        if completion is not None:
-            task.add_done_callback(lambda t: _complete(t, completion))
-        return task
+        return call(subscribe(), completion, fallback=ErrorCode.IVNetCfgErr_ServerErr)
 
-    async def unsubscribe_device(self, device_id: str) -> None:
+    @operation(fallback=ErrorCode.IVNetCfgErr_ServerErr)
+    async def unsubscribe_device(
+        self, device_id: str, *, completion: Completion | None = None
+    ) -> None:
+        """Stop reaching a device reached with :meth:`subscribe_device`."""
         self._subscriptions.pop(device_id, None)
         await self._sdk.request("unsubscribe", {"tid": device_id})
 
@@ -173,22 +172,6 @@ class NetConfig:
             except IVError as exc:
                 log.warning("could not renew the subscription to %s: %s", device_id, exc)
                 self._subscriptions.pop(device_id, None)
-
-
-def _complete(task: asyncio.Task[Any], completion: Callable[[Any, IVError | None], object]) -> None:
-    if task.cancelled():
-        completion(None, IVError.of(ErrorCode.IVMessageError_NotFoundCallback, "cancelled"))
-        return
-    error = task.exception()
-    if error is None:
-        completion(task.result(), None)
-    else:
-        completion(
-            None,
-            error
-            if isinstance(error, IVError)
-            else IVError.of(ErrorCode.IVNetCfgErr_ServerErr, str(error)),
-        )
 
 
 @dataclass(frozen=True)
@@ -216,7 +199,10 @@ class LanConfig:
         self.interfaces = interfaces
         self._found: dict[str, LANDevice] = {}
 
-    async def get_device_list(self, timeout: float = 2.0) -> list[LANDevice]:
+    @operation(fallback=ErrorCode.IVNetCfgErr_ServerErr)
+    async def get_device_list(
+        self, timeout: float = 2.0, *, completion: Completion | None = None
+    ) -> list[LANDevice]:
         """The devices announcing themselves on the LAN within ``timeout`` seconds."""
         choice = self.interfaces or InterfaceChoice.All
         zc = AsyncZeroconf(interfaces=choice, ip_version=IPVersion.V4Only)
@@ -257,6 +243,7 @@ class LanConfig:
             mode=props.get("mode", ""),
         )
 
+    @operation(fallback=ErrorCode.IVNetCfgErr_ServerErr)
     async def send_wifi(
         self,
         ssid: str,
@@ -266,6 +253,7 @@ class LanConfig:
         *,
         device: LANDevice | None = None,
         timeout: float = 10.0,
+        completion: Completion | None = None,
     ) -> None:
         """Send Wi-Fi settings and the bind token to a device on the LAN, sealed for it.
 

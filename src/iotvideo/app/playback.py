@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from iotvideo.app.calls import Completion, operation
 from iotvideo.app.player import Connection, MonitorPlayer, PlayerStatus
 from iotvideo.media.h264 import recording_time
 from iotvideo.media.webrtc import RTCPeerConnection, codecs_of, tap_receiver
@@ -94,7 +95,7 @@ class PlaybackPage:
 def _sdk(sdk: IoTVideo | None) -> IoTVideo:
     from iotvideo.app.sdk import IoTVideo
 
-    return sdk or IoTVideo.shared()
+    return sdk or IoTVideo.default()
 
 
 def _malformed(what: str) -> IVError:
@@ -270,7 +271,10 @@ class PlaybackPlayer(MonitorPlayer):
         else:
             self._speed = value
 
-    async def set_speed(self, speed: float, *, timeout: float = 5.0) -> None:
+    @operation()
+    async def set_speed(
+        self, speed: float, *, timeout: float = 5.0, completion: Completion | None = None
+    ) -> None:
         speed = _check_speed(speed)
         if self.connected:
             await self._control_request("speed", "speed.done", timeout, value=speed)
@@ -286,7 +290,10 @@ class PlaybackPlayer(MonitorPlayer):
                 f"the player is {self.status.value}; play() first",
             )
 
-    async def pause(self, *, timeout: float = 5.0) -> int | None:
+    @operation()
+    async def pause(
+        self, *, timeout: float = 5.0, completion: Completion | None = None
+    ) -> int | None:
         """Hold the picture shown; 21040 unless playing. Returns the recording time of
         the last frame the device sent (the picture held once it arrives)."""
         self._need_playing()
@@ -298,7 +305,8 @@ class PlaybackPlayer(MonitorPlayer):
         held = reply.get("time")
         return int(held) if isinstance(held, int | float) else None
 
-    async def resume(self, *, timeout: float = 5.0) -> None:
+    @operation()
+    async def resume(self, *, timeout: float = 5.0, completion: Completion | None = None) -> None:
         """Go on from the picture shown; 21040 unless paused."""
         self._need_playing()
         if not self.paused:
@@ -307,8 +315,14 @@ class PlaybackPlayer(MonitorPlayer):
         self.paused = False
         self._set_status(PlayerStatus.PLAYING)
 
+    @operation()
     async def seek(
-        self, time_ms: int, playback_item: PlaybackItem | None = None, *, timeout: float = 10.0
+        self,
+        time_ms: int,
+        playback_item: PlaybackItem | None = None,
+        *,
+        timeout: float = 10.0,
+        completion: Completion | None = None,
     ) -> int:
         """Play from ``time_ms`` (of ``playback_item``, any file); returns the time of the
         keyframe at or before it, where playback starts. While paused, that picture is
@@ -322,10 +336,16 @@ class PlaybackPlayer(MonitorPlayer):
         self.reached_end = False
         return int(reply.get("time", time_ms))
 
-    async def start_talking(self, capture: Any = None) -> None:
+    @operation()
+    async def start_talking(
+        self, capture: Any = None, *, completion: Completion | None = None
+    ) -> None:
         raise IVError.of(ErrorCode.IVPlayerError_OperationNotAllowedNow, "playback has no talk")
 
-    async def switch_definition(self, definition: str, *, timeout: float = 5.0) -> tuple[int, int]:
+    @operation()
+    async def switch_definition(
+        self, definition: str, *, timeout: float = 5.0, completion: Completion | None = None
+    ) -> tuple[int, int]:
         raise IVError.of(
             ErrorCode.IVPlayerError_OperationNotAllowedNow,
             "playback plays the definition the card recorded",
@@ -442,6 +462,7 @@ class FileDownloader(Connection):
         super()._lost(error)
         self._finish_with(error)
 
+    @operation()
     async def download(
         self,
         file_time: int,
@@ -450,6 +471,7 @@ class FileDownloader(Connection):
         on_ready: Callable[[int], object] | None = None,
         on_data: Callable[[bytes], object] | None = None,
         timeout: float = 10.0,
+        completion: Completion | None = None,
     ) -> DownloadResult:
         """Download the file that starts at ``file_time`` (an item's ``start_time``) from
         ``offset``; ``on_ready(size)`` first, then ``on_data(bytes)`` for each piece.
@@ -567,11 +589,13 @@ class FileDownloader(Connection):
         if self.connected and self._ctl is not None and self._ctl.readyState == "open":
             self._ctl.send(wire.control("download.pause"))
 
-    async def stop(self) -> None:
+    @operation()
+    async def stop(self, *, completion: Completion | None = None) -> None:
         """Stop downloading and disconnect."""
         self._finish_with(IVError.of(ErrorCode.IVConnError_Disconnected, "stopped"))
         await self.disconnect()
 
+    @operation()
     async def download_to(
         self,
         path: str | Path,
@@ -579,6 +603,7 @@ class FileDownloader(Connection):
         *,
         progress: Callable[[int, int], object] | None = None,
         timeout: float = 10.0,
+        completion: Completion | None = None,
     ) -> DownloadResult:
         """Download into ``path``, resuming from its size when it already holds part of
         the file; ``progress(bytes_held, size)`` as pieces arrive. Writes happen off the

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import av
 import numpy as np
 
+from iotvideo.app.calls import Completion, operation
 from iotvideo.app.messages import DeviceMessage
 from iotvideo.app.modules import (
     AudioCapturable,
@@ -156,7 +157,7 @@ class Connection:
     ) -> None:
         from iotvideo.app.sdk import IoTVideo
 
-        self.sdk = sdk or IoTVideo.shared()
+        self.sdk = sdk or IoTVideo.default()
         self.device_id = device_id
         self.source_id = "" if source_id is None else str(source_id)
         self.relay_only = relay_only
@@ -210,7 +211,8 @@ class Connection:
 
     # Connecting
 
-    async def connect(self, *, timeout: float = 10.0) -> None:
+    @operation()
+    async def connect(self, *, timeout: float = 10.0, completion: Completion | None = None) -> None:
         """Connect to the device; raise IVError (21020 too many connections, 21021
         already connected, 20007 device busy, 21022 failed, ...)."""
         if self._pc is not None:
@@ -312,7 +314,8 @@ class Connection:
     def _on_connected(self) -> None:
         self._set_status(PlayerStatus.PLAYING)
 
-    async def disconnect(self) -> None:
+    @operation()
+    async def disconnect(self, *, completion: Completion | None = None) -> None:
         """Close the connection (the seed's disconnect)."""
         if self._teardown_task is not None:
             await self._teardown_task
@@ -365,7 +368,8 @@ class Connection:
         self._tell("player_did_receive_error", self, error)
         self._teardown_task = asyncio.ensure_future(self._teardown())
 
-    async def wait_ended(self) -> IVError | None:
+    @operation()
+    async def wait_ended(self, *, completion: Completion | None = None) -> IVError | None:
         """Wait until the connection ends (and is released); the error that ended it
         (None if it was stopped)."""
         await self._ended.wait()
@@ -523,7 +527,8 @@ class MonitorPlayer(Connection):
                     f"{protocol.__name__}; see iotvideo.app.modules",
                 )
 
-    async def play(self, *, timeout: float = 10.0) -> None:
+    @operation()
+    async def play(self, *, timeout: float = 10.0, completion: Completion | None = None) -> None:
         """Connect and start receiving (the seed's play()); returns once connected.
         ``await wait_playing()`` for the first picture. 21030 when a module does not
         implement its protocol."""
@@ -534,7 +539,10 @@ class MonitorPlayer(Connection):
         self._audio_worker = self._worker("audio")
         await self.connect(timeout=timeout)
 
-    async def wait_playing(self, timeout: float = 10.0) -> None:
+    @operation()
+    async def wait_playing(
+        self, timeout: float = 10.0, *, completion: Completion | None = None
+    ) -> None:
         """Wait for the first decoded frame; raise the error if the connection ends."""
         ended = asyncio.ensure_future(self._ended.wait())
         first = asyncio.ensure_future(self._first_frame.wait())
@@ -548,7 +556,8 @@ class MonitorPlayer(Connection):
                 ErrorCode.IVPlayerError_AVInformationAbnormal, f"no picture in {timeout:g} s"
             )
 
-    async def stop(self) -> None:
+    @operation()
+    async def stop(self, *, completion: Completion | None = None) -> None:
         """Stop playing, talking and recording; disconnect (the seed's stop())."""
         if self._recording:
             with contextlib.suppress(IVError):
@@ -693,7 +702,14 @@ class MonitorPlayer(Connection):
 
     # Snapshot and recording
 
-    async def snapshot(self, path: str | Path | None = None, *, fmt: str = "jpeg") -> bytes:
+    @operation()
+    async def snapshot(
+        self,
+        path: str | Path | None = None,
+        *,
+        fmt: str = "jpeg",
+        completion: Completion | None = None,
+    ) -> bytes:
         """The current picture as JPEG or PNG bytes (the format from ``path``'s suffix when
         given), written to ``path`` too. 21040 before the first picture."""
         frame = self.last_frame
@@ -710,7 +726,10 @@ class MonitorPlayer(Connection):
     def recording(self) -> bool:
         return self._recording
 
-    async def start_recording(self, path: str | Path) -> None:
+    @operation()
+    async def start_recording(
+        self, path: str | Path, *, completion: Completion | None = None
+    ) -> None:
         """Record what arrives to an MP4 at ``path`` (no re-encoding); 21034 when already
         recording, 21040 before the connection is up."""
         if self._recording:
@@ -758,7 +777,8 @@ class MonitorPlayer(Connection):
             log.warning("recorder of %s fell behind; skipping to the next keyframe", self.device_id)
         self._rec_skipping = True
 
-    async def stop_recording(self) -> Path | None:
+    @operation()
+    async def stop_recording(self, *, completion: Completion | None = None) -> Path | None:
         """Finish the recording; the file's path (None if nothing was recorded)."""
         if not self._recording or self._rec_worker is None:
             raise _err(ErrorCode.IVPlayerError_RecorderNotAvailableNow, "not recording")
@@ -780,7 +800,10 @@ class MonitorPlayer(Connection):
 
     # Resolution
 
-    async def switch_definition(self, definition: str, *, timeout: float = 5.0) -> tuple[int, int]:
+    @operation()
+    async def switch_definition(
+        self, definition: str, *, timeout: float = 5.0, completion: Completion | None = None
+    ) -> tuple[int, int]:
         """Ask the device for another definition (low, mid, high) without reconnecting;
         the new size. Frames of the new size follow."""
         if definition not in DEFINITIONS:
@@ -797,7 +820,10 @@ class MonitorPlayer(Connection):
     def talking(self) -> bool:
         return self._talk.stream is not None
 
-    async def start_talking(self, capture: AudioCapturable | None = None) -> None:
+    @operation()
+    async def start_talking(
+        self, capture: AudioCapturable | None = None, *, completion: Completion | None = None
+    ) -> None:
         """Send audio to the device's speaker from ``capture`` (default: the
         ``audio_capture`` module, a microphone)."""
         if not self.connected or self._audio_sender is None:
@@ -829,7 +855,8 @@ class MonitorPlayer(Connection):
                     return codec_of_mime(transceiver._codecs[0].mimeType)
         return str(self.answer.get("audio", {}).get("codec", "opus"))
 
-    async def stop_talking(self) -> None:
+    @operation()
+    async def stop_talking(self, *, completion: Completion | None = None) -> None:
         """Stop sending audio."""
         if self._audio_sender is not None and self.talking:
             self._audio_sender.replaceTrack(None)
@@ -892,7 +919,8 @@ class LivePlayer(MonitorPlayer):
                     f"{name} ({type(module).__name__}) does not implement {protocol.__name__}",
                 )
 
-    async def open_camera(self) -> None:
+    @operation()
+    async def open_camera(self, *, completion: Completion | None = None) -> None:
         """Start sending the current camera's pictures to the device."""
         if not self.connected or self._video_sender is None:
             raise _err(ErrorCode.IVPlayerError_OperationNotAllowedNow, "play() first")
@@ -926,18 +954,21 @@ class LivePlayer(MonitorPlayer):
             except Exception:
                 log.exception("preview callback failed")
 
-    async def switch_camera(self) -> None:
+    @operation()
+    async def switch_camera(self, *, completion: Completion | None = None) -> None:
         """Switch to the next camera in ``cameras`` (front/back)."""
         self.camera_index = (self.camera_index + 1) % len(self.cameras)
         if self._camera.stream is not None:
             self._camera.switch(self._camera_stream())
 
-    async def close_camera(self) -> None:
+    @operation()
+    async def close_camera(self, *, completion: Completion | None = None) -> None:
         """Stop sending pictures."""
         if self._video_sender is not None and self._camera.stream is not None:
             self._video_sender.replaceTrack(None)
         self._camera.close()
 
-    async def stop(self) -> None:
+    @operation()
+    async def stop(self, *, completion: Completion | None = None) -> None:
         await self.close_camera()
         await super().stop()

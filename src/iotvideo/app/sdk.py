@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from enum import IntEnum
 from typing import Any, ClassVar, Protocol
 
+from iotvideo.app.calls import Completion, operation
 from iotvideo.app.status import LinkStatus, LinkStatusMachine
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.link import Backoff, Push, Request
@@ -90,6 +91,7 @@ class IoTVideo:
     """
 
     _shared: ClassVar[IoTVideo | None] = None
+    _latest: ClassVar[weakref.ref[IoTVideo] | None] = None
 
     def __init__(self) -> None:
         from iotvideo.app.devicemgr import DeviceMgr
@@ -124,6 +126,14 @@ class IoTVideo:
         if cls._shared is None:
             cls._shared = cls()
         return cls._shared
+
+    @classmethod
+    def default(cls) -> IoTVideo:
+        """The instance a player or a list call made without ``sdk=`` uses: the one
+        registered most recently and still registered (``IoTVideo()`` as the README makes
+        it), else :meth:`shared`."""
+        latest = cls._latest() if cls._latest is not None else None
+        return latest if latest is not None and latest._endpoint is not None else cls.shared()
 
     def setup(
         self,
@@ -172,6 +182,7 @@ class IoTVideo:
     def last_error(self) -> IVError | None:
         return self._endpoint.last_error if self._endpoint else None
 
+    @operation()
     async def register(
         self,
         access_id: str,
@@ -180,6 +191,7 @@ class IoTVideo:
         wait: bool = True,
         timeout: float = 30.0,
         fail_fast: bool = False,
+        completion: Completion | None = None,
     ) -> None:
         """Log in with the AccessId and AccessToken from the vendor's cloud.
 
@@ -210,10 +222,12 @@ class IoTVideo:
             await self._endpoint.start()  # its tasks log for this instance
         finally:
             _current.reset(token)
+        IoTVideo._latest = weakref.ref(self)
         if wait:
             await self._endpoint.wait_online(timeout, fail_fast=fail_fast)
 
-    async def unregister(self) -> None:
+    @operation()
+    async def unregister(self, *, completion: Completion | None = None) -> None:
         """Log out; the SDK is unusable until the next register()."""
         endpoint, self._endpoint = self._endpoint, None
         if endpoint is not None:

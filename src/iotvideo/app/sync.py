@@ -1,4 +1,4 @@
-"""A blocking face of the app SDK, for scripts and notebooks.
+"""A blocking face of the whole app SDK, for scripts and notebooks: no asyncio in sight.
 
 ::
 
@@ -6,62 +6,88 @@
 
     with SyncIoTVideo("http://cloud.example:8080") as sdk:
         sdk.register(access_id, access_token)
-        print(sdk.read_property(device_id, "ProReadonly.temperature"))
+        print(sdk.message.read_property(device_id, "ProReadonly.temperature"))
+        ranges = sdk.vas.get_video_play_list(device_id, start, end)
+        player = sdk.monitor_player(device_id)
+        player.play()
+        player.snapshot("now.jpg")
+        for frame in player.frames():  # a plain iterator of decoded frames
+            break
+        player.stop()
 
-The asynchronous SDK runs on an event loop in a background thread; each method waits
-for its result. Everything else (callbacks, delegates) runs on that thread.
+The asynchronous SDK runs on an event loop in a background thread. Every manager
+(``message``, ``net_config`` and its ``lan`` and ``qrcode``, ``vas``, ``device_mgr``)
+and every player, ``Transmission``, ``FileDownloader`` and ``CloudPlayer`` made here is
+wrapped: each call runs on that thread and waits for its result (raising
+:class:`IVError` as the awaited call would); async iterators (``frames()``,
+``received()``, ``messages()``) become plain iterators; attributes read and set as on
+the object. Callbacks (``completion=``, delegates, observers) run on the SDK's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
 from iotvideo.app.sdk import IoTVideo
 from iotvideo.app.status import LinkStatus
 
-__all__ = ["SyncIoTVideo"]
+__all__ = ["Blocking", "SyncIoTVideo"]
 
 T = TypeVar("T")
 
 
 class SyncIoTVideo:
-    def __init__(self, cloud: str | list[str], *, timeout: float = 30.0) -> None:
+    """The app SDK with blocking calls. ``timeout``: the longest any call waits (None: as
+    long as the operation's own timeouts allow; downloads can take minutes)."""
+
+    def __init__(self, cloud: str | list[str], *, timeout: float | None = None) -> None:
         self.timeout = timeout
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="iotvideo-sdk", daemon=True
         )
         self._thread.start()
-        self.sdk: IoTVideo = self._run(self._make(cloud))
+        self.sdk: IoTVideo = self.invoke(_make, cloud)
 
-    @staticmethod
-    async def _make(cloud: str | list[str]) -> IoTVideo:
-        sdk = IoTVideo()
-        sdk.setup(cloud)
-        return sdk
+    # Running things on the SDK's thread
 
-    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return future.result(timeout or self.timeout)
-
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call an SDK method on the loop's thread (its tasks need that loop) and wait."""
+    def invoke(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn`` on the SDK's thread and wait for it (and for what it returns, when
+        that is awaitable: an SDK task or coroutine)."""
 
         async def go() -> Any:
-            return await fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
 
-        return self._run(go())
+        return self.wait(go())
+
+    def wait(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("a blocking call from the SDK's own thread would never return")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.timeout)
+
+    def wrap(self, target: Any) -> Any:
+        """``target``'s blocking face (SDK objects), or ``target`` itself (plain values)."""
+        if isinstance(target, AsyncIterator):
+            return _Iterator(target, self)
+        if _is_sdk_object(target):
+            return Blocking(target, self)
+        return target
 
     def close(self) -> None:
         """Log out and stop the background loop."""
         if self._loop.is_running():
-            self._run(self.sdk.unregister())
+            self.invoke(self.sdk.unregister)
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(self.timeout)
+            self._thread.join(30)
         self._loop.close()
 
     def __enter__(self) -> SyncIoTVideo:
@@ -72,62 +98,98 @@ class SyncIoTVideo:
     ) -> None:
         self.close()
 
+    # The SDK
+
     @property
     def link_status(self) -> LinkStatus:
         return self.sdk.link_status
 
-    def register(self, access_id: str, access_token: str) -> None:
-        self._run(self.sdk.register(access_id, access_token, timeout=self.timeout))
+    def register(self, access_id: str, access_token: str, **options: Any) -> None:
+        """Log in (see ``IoTVideo.register``); returns once online."""
+        options.setdefault("timeout", self.timeout or 30.0)
+        self.invoke(self.sdk.register, access_id, access_token, **options)
+
+    def unregister(self) -> None:
+        self.invoke(self.sdk.unregister)
+
+    def __getattr__(self, name: str) -> Any:
+        # Managers and anything else of the SDK object: sdk.message, sdk.vas, ...
+        return self.wrap(getattr(self.sdk, name))
+
+    # Players and connections, made on the SDK's thread
+
+    def monitor_player(self, device_id: str, **options: Any) -> Any:
+        from iotvideo.app.player import MonitorPlayer
+
+        return self._make_player(MonitorPlayer, device_id, options)
+
+    def live_player(self, device_id: str, **options: Any) -> Any:
+        from iotvideo.app.player import LivePlayer
+
+        return self._make_player(LivePlayer, device_id, options)
+
+    def playback_player(self, device_id: str, **options: Any) -> Any:
+        from iotvideo.app.playback import PlaybackPlayer
+
+        return self._make_player(PlaybackPlayer, device_id, options)
+
+    def transmission(self, device_id: str, **options: Any) -> Any:
+        from iotvideo.app.player import Transmission
+
+        return self._make_player(Transmission, device_id, options)
+
+    def file_downloader(self, device_id: str, **options: Any) -> Any:
+        from iotvideo.app.playback import FileDownloader
+
+        return self._make_player(FileDownloader, device_id, options)
+
+    def cloud_player(self, url: str, **options: Any) -> Any:
+        from iotvideo.app.cloudplayer import CloudPlayer
+
+        return Blocking(self.invoke(CloudPlayer, url, **options), self)
+
+    def _make_player(self, cls: type[Any], device_id: str, options: dict[str, Any]) -> Any:
+        return Blocking(self.invoke(cls, device_id, sdk=self.sdk, **options), self)
+
+    # Shortcuts kept from the first version of this facade
 
     def subscribe_device(self, access_token: str, device_id: str) -> dict[str, Any]:
-        return dict(self._call(self.sdk.net_config.subscribe_device, access_token, device_id))
+        return dict(self.invoke(self.sdk.net_config.subscribe_device, access_token, device_id))
 
     def read_property(self, device_id: str, path: str = "") -> Any:
-        return self._call(self.sdk.message.read_property, device_id, path)
+        return self.invoke(self.sdk.message.read_property, device_id, path)
 
     def write_property(self, device_id: str, path: str, json_value: Any) -> Any:
-        return self._call(self.sdk.message.write_property, device_id, path, json_value)
+        return self.invoke(self.sdk.message.write_property, device_id, path, json_value)
 
     def take_action(
         self, device_id: str, path: str, json_value: Any, *, timeout: float | None = None
     ) -> Any:
-        return self._call(
+        return self.invoke(
             self.sdk.message.take_action, device_id, path, json_value, timeout=timeout
         )
 
     def add_property(self, device_id: str, path: str, json_value: Any) -> Any:
-        return self._call(self.sdk.message.add_property, device_id, path, json_value)
+        return self.invoke(self.sdk.message.add_property, device_id, path, json_value)
 
     def delete_property(self, device_id: str, path: str) -> None:
-        self._call(self.sdk.message.delete_property, device_id, path)
+        self.invoke(self.sdk.message.delete_property, device_id, path)
 
-    def send_data_to_device(
-        self,
-        device_id: str,
-        data: bytes,
-        *,
-        expect_response: bool = False,
-        timeout: float | None = None,
-    ) -> bytes | None:
-        send = self.sdk.message.send_data_to_device
-        result: bytes | None = self._call(
-            send, device_id, data, expect_response=expect_response, timeout=timeout
+    def send_data_to_device(self, device_id: str, data: bytes, **options: Any) -> bytes | None:
+        result: bytes | None = self.invoke(
+            self.sdk.message.send_data_to_device, device_id, data, **options
         )
         return result
 
-    def send_data_to_server(
-        self, url: str, data: bytes | None = None, *, timeout: float | None = None
-    ) -> bytes:
-        result: bytes = self._call(self.sdk.message.send_data_to_server, url, data, timeout=timeout)
+    def send_data_to_server(self, url: str, data: bytes | None = None, **options: Any) -> bytes:
+        result: bytes = self.invoke(self.sdk.message.send_data_to_server, url, data, **options)
         return result
-
-    # The memory card
 
     def get_record_dates(self, device_id: str, month: str | None = None) -> list[int]:
         """Days of ``month`` (YYYY-MM) with recordings on the device's card."""
         from iotvideo.app.playback import get_record_dates
 
-        days: list[int] = self._call(get_record_dates, device_id, month, sdk=self.sdk)
+        days: list[int] = self.invoke(get_record_dates, device_id, month, sdk=self.sdk)
         return days
 
     def get_playback_list(
@@ -136,19 +198,101 @@ class SyncIoTVideo:
         """A page of the card's recording files (see ``app.playback.get_playback_list``)."""
         from iotvideo.app.playback import get_playback_list
 
-        return self._call(
+        return self.invoke(
             get_playback_list, device_id, start_time, end_time, sdk=self.sdk, **options
         )
 
     def download_playback_file(self, device_id: str, file_time: int, path: str) -> Any:
         """Download a card file into ``path`` (resuming a partial one); the result."""
-        from iotvideo.app.playback import FileDownloader
+        downloader = self.file_downloader(device_id)
+        try:
+            return downloader.download_to(path, file_time)
+        finally:
+            downloader.stop()
 
-        async def go() -> Any:
-            downloader = FileDownloader(device_id, sdk=self.sdk)
-            try:
-                return await downloader.download_to(path, file_time)
-            finally:
-                await downloader.stop()
 
-        return self._run(go(), timeout=max(self.timeout, 600))
+class Blocking:
+    """The blocking face of one SDK object: its methods run on the SDK's thread and wait;
+    what they return is wrapped in turn when it is an SDK object or an async iterator."""
+
+    __slots__ = ("_owner", "_target")
+
+    def __init__(self, target: Any, owner: SyncIoTVideo) -> None:
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_owner", owner)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if callable(value) and not isinstance(value, type):
+            owner = self._owner
+
+            def blocking(*args: Any, **kwargs: Any) -> Any:
+                return owner.wrap(owner.invoke(value, *args, **kwargs))
+
+            blocking.__name__ = name
+            blocking.__doc__ = getattr(value, "__doc__", None)
+            return blocking
+        return self._owner.wrap(value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # On the SDK's thread: some setters start work (PlaybackPlayer.speed).
+        self._owner.invoke(setattr, self._target, name, value)
+
+    def __dir__(self) -> list[str]:
+        return dir(self._target)
+
+    def __repr__(self) -> str:
+        return f"Blocking({self._target!r})"
+
+    def __enter__(self) -> Blocking:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for name in ("stop", "disconnect"):
+            if hasattr(self._target, name):
+                getattr(self, name)()
+                return
+
+
+class _Iterator(Iterator[Any]):
+    """An async iterator of the SDK (``frames()``) as a plain iterator."""
+
+    def __init__(self, source: AsyncIterator[Any], owner: SyncIoTVideo) -> None:
+        self._source = source
+        self._owner = owner
+
+    def __next__(self) -> Any:
+        async def step() -> Any:
+            return await anext(self._source)
+
+        try:
+            return self._owner.wait(step())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        aclose = getattr(self._source, "aclose", None)
+        if aclose is not None:
+            self._owner.invoke(aclose)
+
+
+async def _make(cloud: str | list[str]) -> IoTVideo:
+    sdk = IoTVideo()
+    sdk.setup(cloud)
+    return sdk
+
+
+def _is_sdk_object(value: Any) -> bool:
+    """Managers, players and connections: the objects whose calls are wrapped (results
+    such as pages, results and devices are plain values, returned as they are)."""
+    from iotvideo.app.cloudplayer import CloudPlayer
+    from iotvideo.app.devicemgr import DeviceMgr
+    from iotvideo.app.messages import MessageMgr
+    from iotvideo.app.netconfig import LanConfig, NetConfig, QRCodeConfig
+    from iotvideo.app.player import Connection
+    from iotvideo.app.vas import VAS
+
+    return isinstance(
+        value,
+        (MessageMgr, NetConfig, LanConfig, QRCodeConfig, VAS, DeviceMgr, Connection, CloudPlayer),
+    )

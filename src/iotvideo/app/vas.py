@@ -1,8 +1,10 @@
 """``VAS``: value-added services (the seed's 增值服务): cloud storage and events.
 
-Each call returns the seed's ``data`` object and raises :class:`IVError` with the
-answer's code when refused. ``token`` (default: the logged-in user's) may be a device
-access token for devices reached without a binding (the seed's anonymous access).
+Each call is a task (:mod:`iotvideo.app.calls`): awaited, it gives the seed's ``data``
+(lists unwrapped) and raises :class:`IVError` with the answer's code when refused; a
+``completion(json, error)`` callback gets the seed's whole answer as JSON text.
+``token`` (default: the logged-in user's) may be a device access token for devices
+reached without a binding (the seed's anonymous access).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from iotvideo.app.calls import Completion, operation, seed_json
 from iotvideo.protocol.errors import ErrorCode, IVError
 
 if TYPE_CHECKING:
@@ -47,22 +50,36 @@ class VAS:
             raise IVError.of(int(body.get("code", 8000)), str(body.get("msg", "")) or None)
         return body.get("data", {})
 
+    @operation(seed_json)
     async def get_service_detail_info(
-        self, device_id: str, source_id: int = 0, *, token: str | None = None
+        self,
+        device_id: str,
+        source_id: int = 0,
+        *,
+        token: str | None = None,
+        completion: Completion | None = None,
     ) -> dict[str, Any]:
         """Cloud-storage status (1 in use, 2 to renew, 3 expired), times and order."""
         return dict(
             await self._get("/vas/service", {"deviceId": device_id, "sourceId": source_id}, token)
         )
 
+    @operation(lambda days: seed_json({"list": days}))
     async def get_video_date_list(
-        self, device_id: str, timezone: int = 0, source_id: int = 0, *, token: str | None = None
+        self,
+        device_id: str,
+        timezone: int = 0,
+        source_id: int = 0,
+        *,
+        token: str | None = None,
+        completion: Completion | None = None,
     ) -> list[int]:
         """The start (UTC seconds) of each day with video, in a zone ``timezone`` seconds
         east of UTC."""
         params = {"deviceId": device_id, "timezone": timezone, "sourceId": source_id}
         return list((await self._get("/vas/dates", params, token))["list"])
 
+    @operation(lambda ranges: seed_json({"list": ranges}))
     async def get_video_play_list(
         self,
         device_id: str,
@@ -71,6 +88,7 @@ class VAS:
         source_id: int = 0,
         *,
         token: str | None = None,
+        completion: Completion | None = None,
     ) -> list[dict[str, int]]:
         """Recorded ranges ``{"start", "end"}`` (UTC seconds); a day at most."""
         params = {
@@ -81,6 +99,7 @@ class VAS:
         }
         return list((await self._get("/vas/playlist", params, token))["list"])
 
+    @operation(seed_json)
     async def get_video_play_address(
         self,
         device_id: str,
@@ -89,6 +108,7 @@ class VAS:
         source_id: int = 0,
         *,
         token: str | None = None,
+        completion: Completion | None = None,
     ) -> dict[str, Any]:
         """``{"url", "startTime", "endTime", "endflag"}``: an m3u8 any HLS player opens;
         ``endflag`` false: ask again from ``endTime`` for the rest."""
@@ -100,6 +120,7 @@ class VAS:
         }
         return dict(await self._get("/vas/address", params, token))
 
+    @operation(seed_json)
     async def get_event_list(
         self,
         device_id: str,
@@ -111,6 +132,7 @@ class VAS:
         source_id: int = 0,
         *,
         token: str | None = None,
+        completion: Completion | None = None,
     ) -> dict[str, Any]:
         """Events with start in [start_time, end_time), newest first, ``page_size`` (1..50)
         of them; ``pageEnd`` says whether more follow (ask again with ``end_time`` = the
@@ -131,8 +153,14 @@ class VAS:
             params["typeMasks"] = ",".join(str(int(m)) for m in type_masks)
         return dict(await self._get("/vas/events", params, token))
 
+    @operation(lambda deleted: seed_json({"deleted": deleted}))
     async def delete_events(
-        self, device_id: str, event_ids: list[str], *, token: str | None = None
+        self,
+        device_id: str,
+        event_ids: list[str],
+        *,
+        token: str | None = None,
+        completion: Completion | None = None,
     ) -> list[str]:
         """Delete events (and their pictures); the ids that were deleted."""
         body = {"deviceId": device_id, "eventIds": list(event_ids)}

@@ -419,7 +419,10 @@ def lan_list(
     """Print the devices in provisioning mode on the LAN, one JSON object per line."""
     from iotvideo.app import LanConfig
 
-    for device in asyncio.run(LanConfig(interfaces=interface).get_device_list(timeout)):
+    async def browse() -> list[Any]:
+        return await LanConfig(interfaces=interface).get_device_list(timeout)
+
+    for device in asyncio.run(browse()):
         _print(
             {
                 "device_id": device.device_id,

@@ -1,0 +1,200 @@
+"""One calling convention (issue 14): every SDK operation is a task to await, takes the
+seed's ``completion`` callback, and has a blocking face in ``SyncIoTVideo``."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from iotvideo.app import IoTVideo
+from iotvideo.app.calls import call, seed_json
+from iotvideo.app.cloudplayer import CloudPlayer
+from iotvideo.app.devicemgr import DeviceMgr
+from iotvideo.app.messages import MessageMgr
+from iotvideo.app.netconfig import LanConfig, NetConfig
+from iotvideo.app.playback import FileDownloader, PlaybackPlayer
+from iotvideo.app.player import LivePlayer, MonitorPlayer, Transmission
+from iotvideo.app.sync import SyncIoTVideo
+from iotvideo.app.vas import VAS
+from iotvideo.device.media import DeviceMedia
+from iotvideo.protocol.errors import ErrorCode, IVError
+from tests.link.world import World, device_client
+from tests.live.helpers import live
+
+CLASSES = [
+    IoTVideo,
+    MessageMgr,
+    NetConfig,
+    LanConfig,
+    VAS,
+    DeviceMgr,
+    Transmission,
+    MonitorPlayer,
+    LivePlayer,
+    PlaybackPlayer,
+    FileDownloader,
+    CloudPlayer,
+]
+#: Plumbing, not operations of the seed: the raw link request the managers build on, and
+#: a test hook that drops the connection.
+PLUMBING = {"request", "drop_connection"}
+
+
+def public_methods(cls: type) -> Iterator[tuple[str, Any]]:
+    for name, member in inspect.getmembers(cls, inspect.isfunction):
+        if not name.startswith("_") and name not in PLUMBING:
+            yield name, member
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_no_operation_is_a_bare_coroutine(cls: type) -> None:
+    """Every operation returns a task (awaitable, running by itself) and takes
+    ``completion``; only async iterators (frames, received, messages) stay async."""
+    for name, method in public_methods(cls):
+        assert not inspect.iscoroutinefunction(method), f"{cls.__name__}.{name} is a coroutine"
+        signature = inspect.signature(method)
+        if "Task" in str(signature.return_annotation):
+            # completion(result, error), or the seed's own callbacks where it has several
+            # (download_playback_file: ready, progress, canceled, success, failure).
+            callbacks = {"completion"} | ({"success", "failure"} & set(signature.parameters))
+            assert callbacks & set(signature.parameters), (cls.__name__, name)
+
+
+async def test_completion_shapes() -> None:
+    """The callback gets (result, None) or (None, IVError), shaped as the seed's; a failing
+    callback is logged, not raised into the loop."""
+    got: list[tuple[Any, Any]] = []
+
+    async def ok() -> dict[str, int]:
+        return {"a": 1}
+
+    async def refused() -> None:
+        raise IVError.of(ErrorCode.IVASrvErr_dst_offline, "offline")
+
+    async def broken() -> None:
+        raise OSError("disk full")
+
+    assert await call(ok(), lambda r, e: got.append((r, e)), shape=seed_json) == {"a": 1}
+    with pytest.raises(IVError):
+        await call(refused(), lambda r, e: got.append((r, e)))
+    with pytest.raises(OSError, match="disk full"):
+        await call(broken(), lambda r, e: got.append((r, e)))
+    pending = call(asyncio.sleep(60), lambda r, e: got.append((r, e)))
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+
+    def explode(_r: Any, _e: Any) -> None:
+        raise ValueError("a bug in the app")
+
+    assert await call(ok(), explode) == {"a": 1}  # the SDK goes on
+    await asyncio.sleep(0)  # done callbacks run on the next turn of the loop
+    assert json.loads(got[0][0]) == {"code": 0, "msg": "Success", "data": {"a": 1}}
+    assert [e.code for _, e in got[1:]] == [8000, 21001, 21007]
+
+
+def test_plain_code_is_told_what_to_use() -> None:
+    sdk = IoTVideo()
+    with pytest.raises(RuntimeError, match="SyncIoTVideo"):
+        sdk.vas.get_service_detail_info("T")
+
+
+async def test_each_manager_both_ways(world: World) -> None:
+    """A call of each manager and player, awaited and with the seed's callback."""
+    tid = world.device.tid
+    results: dict[str, tuple[Any, Any]] = {}
+    done = asyncio.Event()
+
+    def keep(name: str) -> Any:
+        def completion(result: Any, error: Any) -> None:
+            results[name] = (result, error)
+            if len(results) == 6:
+                done.set()
+
+        return completion
+
+    async with live(world) as lv:
+        sdk = lv.sdk
+        assert await sdk.message.read_property(tid, "ProWritable._logLevel.setVal") == 3
+        sdk.message.read_property(tid, "ProWritable._logLevel.setVal", completion=keep("read"))
+        detail = await sdk.vas.get_service_detail_info(tid)
+        sdk.vas.get_service_detail_info(tid, completion=keep("vas"))
+        sdk.device_mgr.query_new_version(tid, completion=keep("ota"))
+        sdk.net_config.get_bind_token(completion=keep("token"))
+        player = MonitorPlayer(tid, sdk=sdk)
+        player.play(completion=keep("play"))
+        sdk.vas.get_service_detail_info("NOSUCHDEVICE", completion=keep("refused"))
+        async with asyncio.timeout(20):
+            await done.wait()
+        await player.stop()
+    assert results["read"] == ("3", None)
+    assert json.loads(results["vas"][0]) == {"code": 0, "msg": "Success", "data": detail}
+    assert json.loads(results["ota"][0])["code"] == 0
+    assert results["token"][0].startswith("bt_")
+    assert results["play"] == (None, None)
+    assert results["refused"][0] is None and results["refused"][1].code == 8002
+
+
+def test_the_blocking_face_covers_managers_and_players(world: World, tmp_path: Path) -> None:
+    """A script with no asyncio: managers, a player with its frames, a transmission."""
+    online = threading.Event()
+    stop = threading.Event()
+    received: list[bytes] = []
+
+    def camera() -> None:
+        async def run() -> None:
+            async with device_client(world.cloud.url, world.device) as dc:
+                media = DeviceMedia(dc, on_data=lambda _s, data: received.append(data))
+                online.set()
+                await asyncio.to_thread(stop.wait)
+                await media.close()
+
+        asyncio.run(run())
+
+    thread = threading.Thread(target=camera)
+    thread.start()
+    try:
+        assert online.wait(30)
+        with SyncIoTVideo(world.cloud.url, timeout=60) as sdk:
+            sdk.register(world.owner.access_id, world.owner.token)
+            tid = world.device.tid
+            assert sdk.message.read_property(tid, "ProWritable._logLevel.setVal") == 3
+            assert sdk.vas.get_service_detail_info(tid)["status"] in (1, 2, 3)
+            assert sdk.device_mgr.query_new_version(tid) == {}
+            assert sdk.net_config.get_bind_token().startswith("bt_")
+            with pytest.raises(IVError) as refused:
+                sdk.vas.get_video_date_list("NOSUCHDEVICE")
+            assert refused.value.code == ErrorCode.IVASrvErr_dst_notexsit
+            player = sdk.monitor_player(tid)
+            player.play()
+            assert player.connected
+            frames = player.frames()
+            first = next(frames)
+            assert (first.width, first.height) == (320, 180)
+            frames.close()
+            assert player.snapshot(tmp_path / "now.jpg")[:2] == b"\xff\xd8"
+            player.stop()
+            with sdk.transmission(tid) as link:
+                link.connect()
+                link.send(b"hello camera")
+            assert received == [b"hello camera"]
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+async def test_a_player_without_sdk_uses_the_registered_instance(world: World) -> None:
+    """The README makes ``IoTVideo()`` (not the shared instance): a player made without
+    ``sdk=`` plays through it instead of failing with 21025."""
+    async with live(world) as lv:
+        player = MonitorPlayer(world.device.tid)
+        assert player.sdk is lv.sdk
+        await player.play()
+        await player.stop()
