@@ -28,6 +28,7 @@ from websockets.asyncio.client import ClientConnection
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ConnError, ErrorCode, IVError
 from iotvideo.protocol.link import Backoff, FrameError, Push, Reply, Request
+from iotvideo.protocol.rpc import DEVICE_FAILED, Outstanding, reply_to, result_of
 
 __all__ = ["EndpointState", "LinkEndpoint", "describe_network_error", "http_url", "ws_url"]
 
@@ -140,8 +141,7 @@ class LinkEndpoint:
         self._bye_refused = False
         self._in_login = False
         self._ws: ClientConnection | None = None
-        self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[Reply]] = {}
+        self._pending: Outstanding[asyncio.Future[Reply]] = Outstanding()
         self._runner: asyncio.Task[None] | None = None
         self._online = asyncio.Event()
         self._settled = asyncio.Event()  # online, refused or a failed connect: wake waiters
@@ -329,7 +329,7 @@ class LinkEndpoint:
                 log.warning("%s: bad frame from the cloud: %s", self.name, exc)
                 continue
             if isinstance(frame, Reply):
-                future = self._pending.pop(frame.id, None)
+                future = self._pending.take(frame.id)
                 if future is not None and not future.done():
                     future.set_result(frame)
             elif isinstance(frame, Request):
@@ -356,14 +356,13 @@ class LinkEndpoint:
 
     async def _answer(self, ws: ClientConnection, request: Request) -> None:
         try:
-            reply = Reply(request.id, 0, await self._on_request(request))
+            outcome: Any = await self._on_request(request)
         except IVError as exc:
-            reply = Reply(request.id, int(exc.code), msg=exc.message)
+            outcome = exc
         except Exception as exc:
             log.exception("%s: handling %s failed", self.name, request.op)
-            reply = Reply(
-                request.id, ErrorCode.IVTermErr_msg_gdm_handle_fail, msg=type(exc).__name__
-            )
+            outcome = exc
+        reply = reply_to(request.id, outcome, fallback=DEVICE_FAILED)
         with contextlib.suppress(websockets.ConnectionClosed):
             await ws.send(reply.encode())
 
@@ -373,9 +372,8 @@ class LinkEndpoint:
         ws = self._ws
         if ws is None:
             raise ConnError(ErrorCode.IVConnError_NotAvailableNow, "not connected to the cloud")
-        request_id = next(self._ids)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
+        request_id = self._pending.add(future)
         wait = timeout or self.request_timeout
         try:
             try:
@@ -389,15 +387,12 @@ class LinkEndpoint:
                 ErrorCode.IVMessageError_timeout, f"no answer to {op} in {wait:g} s"
             ) from None
         finally:
-            self._pending.pop(request_id, None)
-        if not reply.ok:
-            raise IVError.of(reply.code, reply.msg or None)
-        return reply.data
+            self._pending.take(request_id)
+        return result_of(reply)
 
     def _fail_pending(self) -> None:
-        for future in self._pending.values():
+        for future in self._pending.take_all():
             if not future.done():
                 future.set_exception(
                     ConnError(ErrorCode.IVConnError_Disconnected, "the link closed")
                 )
-        self._pending.clear()

@@ -1,4 +1,6 @@
-"""Access tokens: issue, look up and revoke. Tokens are stored only as SHA-256 hashes."""
+"""Access tokens (issue, look up, revoke; stored only as SHA-256 hashes) and the one rule
+of who may reach a device (:func:`device_role`), used by the link, VAS, WHEP and the
+console alike."""
 
 from __future__ import annotations
 
@@ -8,10 +10,19 @@ from sqlalchemy import ColumnElement, and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud import ids
-from iotvideo.cloud.db.tables import AnyRow, access_tokens
+from iotvideo.cloud.db.tables import AnyRow, access_tokens, app_users, bindings, devices
+from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.tokens import hash_token, looks_like_token
 
-__all__ = ["NEVER", "TokenKind", "find_token", "issue_token", "purge_tokens", "revoke_tokens"]
+__all__ = [
+    "NEVER",
+    "TokenKind",
+    "device_role",
+    "find_token",
+    "issue_token",
+    "purge_tokens",
+    "revoke_tokens",
+]
 
 #: ``expires_at`` of tokens that live as long as what they grant (binding tokens).
 NEVER = (1 << 62) - 1
@@ -93,3 +104,38 @@ async def purge_tokens(conn: AsyncConnection, *, now: int) -> int:
         )
     )
     return int(result.rowcount)
+
+
+async def device_role(
+    conn: AsyncConnection, access_id: str, tid: str, token: AnyRow | None = None
+) -> str:
+    """What ``access_id`` may be to device ``tid``: ``owner`` or ``guest`` (a binding), or
+    ``visitor`` (``token`` is a device token or an anonymous token for that device).
+
+    Raises 8002 when there is no such device or it belongs to another vendor than the
+    user's (another vendor's device does not exist for them), 8003 when there is no
+    relation. Without ``token`` only bindings count (a link session holds its tokens'
+    grants itself); a binding token counts for its own device only."""
+    device_vendor = await conn.scalar(select(devices.c.vendor_id).where(devices.c.tid == tid))
+    user_vendor = await conn.scalar(
+        select(app_users.c.vendor_id).where(app_users.c.access_id == access_id)
+    )
+    if device_vendor is None or device_vendor != user_vendor:
+        raise IVError.of(ErrorCode.IVASrvErr_dst_notexsit, f"no device {tid!r}")
+    by_binding = token is None or (
+        token.kind in (TokenKind.USER.value, TokenKind.ANONYMOUS.value) and not token.tid
+    )
+    if by_binding or (token is not None and token.tid == tid and token.kind == TokenKind.BINDING):
+        role = await conn.scalar(
+            select(bindings.c.role).where(
+                and_(bindings.c.tid == tid, bindings.c.access_id == access_id)
+            )
+        )
+        if role is not None:
+            return str(role)
+    elif token is not None and token.tid == tid:
+        return "visitor"
+    raise IVError.of(
+        ErrorCode.IVASrvErr_dst_error_relation,
+        f"no binding or device token for {tid}; bind it or subscribe with a token",
+    )

@@ -26,17 +26,15 @@ from typing import Any
 import av
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from sqlalchemy import and_, delete, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.background import BackgroundTask
 
 from iotvideo.cloud import ids
-from iotvideo.cloud.access import TokenKind, find_token
+from iotvideo.cloud.access import device_role, find_token
 from iotvideo.cloud.db.tables import (
     AnyRow,
-    app_users,
-    bindings,
     cloud_events,
     cloud_segments,
     devices,
@@ -277,27 +275,11 @@ async def app_access(request: Request, tid: str) -> tuple[str, str]:
     state = _ctx(request)
     async with state.db.read() as conn:
         row = await app_token(request, conn)
-        device = (
-            await conn.execute(select(devices.c.vendor_id).where(devices.c.tid == tid))
-        ).first()
-        user_vendor = await conn.scalar(
-            select(app_users.c.vendor_id).where(app_users.c.access_id == row.access_id)
-        )
-        if device is None or device.vendor_id != user_vendor:
-            # Another vendor's device does not exist for this user, as on the link.
-            raise Refused(404, ErrorCode.IVASrvErr_dst_notexsit, f"no device {tid!r}")
-        bound_only = row.kind in (TokenKind.USER.value, TokenKind.ANONYMOUS.value) and not row.tid
-        if bound_only or (row.tid == tid and row.kind == TokenKind.BINDING.value):
-            role = await conn.scalar(
-                select(bindings.c.role).where(
-                    and_(bindings.c.tid == tid, bindings.c.access_id == row.access_id)
-                )
-            )
-            if role is not None:
-                return str(row.access_id), str(role)
-        elif row.tid == tid:
-            return str(row.access_id), "visitor"
-    raise Refused(403, ErrorCode.IVASrvErr_dst_error_relation, f"no access to device {tid}")
+        try:
+            return str(row.access_id), await device_role(conn, str(row.access_id), tid, row)
+        except IVError as exc:
+            status = 404 if exc.code == ErrorCode.IVASrvErr_dst_notexsit else 403
+            raise Refused(status, int(exc.code), exc.message) from None
 
 
 async def _device_and_channel(request: Request) -> tuple[str, int]:

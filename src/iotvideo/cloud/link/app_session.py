@@ -14,10 +14,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from iotvideo.cloud.access import NEVER, TokenKind, find_token
+from iotvideo.cloud.access import NEVER, TokenKind, device_role, find_token
 from iotvideo.cloud.db.tables import access_tokens, app_users, bindings, devices
 from iotvideo.cloud.link.session import LinkSession, OpHandler, field
 from iotvideo.cloud.ota import find_offer
@@ -161,29 +161,10 @@ class AppSession(LinkSession):
         return found
 
     async def _grant_from_db(self, tid: str) -> Grant:
+        """A grant through the user's binding (the rule of cloud/access.py)."""
         async with self.ctx.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(devices.c.tid, devices.c.vendor_id, bindings.c.role)
-                    .select_from(
-                        devices.outerjoin(
-                            bindings,
-                            and_(
-                                bindings.c.tid == devices.c.tid,
-                                bindings.c.access_id == self.access_id,
-                            ),
-                        )
-                    )
-                    .where(devices.c.tid == tid)
-                )
-            ).first()
-        if row is None or (self.vendor_id and row.vendor_id != self.vendor_id):
-            raise IVError.of(ErrorCode.IVASrvErr_dst_notexsit, f"no device {tid!r}")
-        if row.role is None:
-            raise _no_relation(
-                f"no binding or device token for {tid}; bind it or subscribe with a token"
-            )
-        self._grants[tid] = Grant(row.role, None, NEVER)
+            role = await device_role(conn, self.access_id, tid)
+        self._grants[tid] = Grant(role, None, NEVER)
         await self._watch(tid)
         return self._grants[tid]
 

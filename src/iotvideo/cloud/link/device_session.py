@@ -20,6 +20,7 @@ from iotvideo.cloud.webhooks import enqueue
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.link import Push, Reply, Request
+from iotvideo.protocol.rpc import Outstanding
 from iotvideo.protocol.thingmodel import Change, ThingModel, apply
 
 __all__ = ["DeviceSession"]
@@ -38,7 +39,8 @@ class DeviceSession(LinkSession):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._inflight: dict[int, tuple[str, str]] = {}
+        #: Requests relayed to the device: id -> (the asker's instance, its request id).
+        self._inflight: Outstanding[tuple[str, str]] = Outstanding()
         self._online = False
 
     async def run(self) -> None:
@@ -259,14 +261,13 @@ class DeviceSession(LinkSession):
             )
             self.spawn(self.ctx.hub.answer(reply_to, rid, busy))
             return
-        local_id = next(self.ids)
-        self._inflight[local_id] = (reply_to, rid)
+        local_id = self._inflight.add((reply_to, rid))
         # Forget the request a little after the asker stops waiting for it.
-        asyncio.get_running_loop().call_later(timeout + 1, self._inflight.pop, local_id, None)
+        asyncio.get_running_loop().call_later(timeout + 1, self._inflight.take, local_id)
         self.send_soon(Request(local_id, op, data))
 
     def on_reply(self, reply: Reply) -> None:
-        target = self._inflight.pop(reply.id, None)
+        target = self._inflight.take(reply.id)
         if target is not None:
             self.spawn(
                 self.ctx.hub.answer(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import itertools
 import logging
 import secrets
 import time
@@ -25,6 +24,7 @@ from iotvideo.cloud.outages import database_unavailable
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.link import FrameError, Push, Reply, Request
+from iotvideo.protocol.rpc import reply_to
 
 __all__ = ["LinkSession", "OpHandler", "field"]
 
@@ -49,7 +49,6 @@ class LinkSession:
         self.ctx = ctx
         self.sid = secrets.token_hex(8)
         self.nonce = base64.urlsafe_b64encode(secrets.token_bytes(24)).decode("ascii")
-        self.ids = itertools.count(1)
         self.last_seen = time.monotonic()
         #: UNIX time the session's credentials expire (checked by the presence sweep).
         self.expires_at: float = float("inf")
@@ -240,38 +239,29 @@ class LinkSession:
 
     async def _answer_with(self, handler: OpHandler | None, request: Request) -> int:
         """Answer ``request``; the code answered."""
+        outcome: Any
         try:
             if handler is None:
                 raise IVError.of(
                     ErrorCode.IVTermErr_msg_user_cmd_type_error, f"unknown op {request.op!r}"
                 )
-            data = await handler(request)
+            outcome = await handler(request)
             self.ctx.outages.up("the database")
-            await self.send(Reply(request.id, 0, data))
-            return 0
         except IVError as exc:
-            await self.send(Reply(request.id, int(exc.code), msg=exc.message))
-            return int(exc.code)
+            outcome = exc
         except Exception as exc:
             if database_unavailable(exc):
                 self.ctx.outages.down("the database", exc)
-                await self.send(
-                    Reply(
-                        request.id,
-                        ErrorCode.IVTermErr_msg_calling_no_srv_addr,
-                        msg="the cloud's database is unavailable; retry shortly",
-                    )
+                outcome = IVError.of(
+                    ErrorCode.IVTermErr_msg_calling_no_srv_addr,
+                    "the cloud's database is unavailable; retry shortly",
                 )
-                return int(ErrorCode.IVTermErr_msg_calling_no_srv_addr)
-            log.exception("%s op %s failed", self.kind, request.op)
-            await self.send(
-                Reply(
-                    request.id,
-                    ErrorCode.IVTermErr_msg_user_cmd_internal_error,
-                    msg="internal error",
-                )
-            )
-            return int(ErrorCode.IVTermErr_msg_user_cmd_internal_error)
+            else:
+                log.exception("%s op %s failed", self.kind, request.op)
+                outcome = exc
+        reply = reply_to(request.id, outcome)
+        await self.send(reply)
+        return reply.code
 
     def on_reply(self, reply: Reply) -> None:
         """A reply to a request the cloud sent; sessions that send requests override this."""
