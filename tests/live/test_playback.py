@@ -147,6 +147,11 @@ async def test_seek_lands_on_the_keyframe_at_or_before_the_time(
         picture = await player.snapshot(tmp_path / "shot.png")
         assert picture.startswith(b"\x89PNG")
         await player.start_recording(tmp_path / "clip.mp4")
+        # A file starts at a keyframe: a recording's come every 2 s (GOP_MS), and the
+        # device cannot make one on request, so 20 frames (1.3 s) may hold none.
+        async with asyncio.timeout(10):
+            while player.av_recorder.video_packets == 0:
+                await take_frames(player, 1)
         await take_frames(player, 20)
         clip = await player.stop_recording()
         assert clip is not None

@@ -1,0 +1,185 @@
+"""Fleet numbers: device reports per cloud core, with their latency.
+
+    .venv/bin/python benchmarks/scale.py [--devices 2000] [--seconds 10] [--db sqlite|postgres]
+
+One cloud process (pinned to CPU 0 when there are two) on PostgreSQL (127.0.0.1:5432, a
+schema of its own) or SQLite; ``--devices`` lightweight devices (raw WebSockets, the
+protocol's own login) in this process, pinned to the other CPU.
+
+1. Saturation: every device keeps one ``report`` (ProReadonly.temperature) in flight for
+   ``--seconds``: reports per second through the cloud, the cloud's CPU use, so reports
+   per cloud core, and the latency of each report (request sent to reply read) p50/p99.
+2. A fleet at a steady rate: each device reports every ``--every`` seconds (spread
+   evenly): latency p50/p99 when the cloud is not saturated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import websockets
+from link import PG_URL, Cloud, Vendor, _pg
+from sqlalchemy.engine import make_url
+
+from iotvideo.protocol import link
+from iotvideo.protocol.certificate import DeviceCertificate
+
+
+class Fleet:
+    """Devices logged in over raw WebSockets; each can send reports and wait for replies."""
+
+    def __init__(self) -> None:
+        self.sockets: list[Any] = []
+
+    async def connect(self, url: str, certificates: list[str]) -> float:
+        certs = [DeviceCertificate.parse(c) for c in certificates]
+        limit = asyncio.Semaphore(200)
+
+        async def login(cert: DeviceCertificate) -> None:
+            async with limit:
+                ws = await websockets.connect(url, ping_interval=None, max_size=1 << 16)
+                hello = json.loads(await ws.recv())
+                ts = int(time.time())
+                sig = link.sign_login(cert.private_key, cert.tid, hello["data"]["nonce"], ts)
+                login = {"tid": cert.tid, "ts": ts, "sig": sig}
+                await ws.send(json.dumps({"id": 1, "op": "login", "data": login}))
+                while True:  # the login reply (pushes may come first)
+                    frame = json.loads(await ws.recv())
+                    if frame.get("id") == 1:
+                        break
+                assert frame["code"] == 0, frame
+                self.sockets.append(ws)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(login(c) for c in certs))
+        return time.perf_counter() - t0
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+
+
+async def report_once(ws: Any, request_id: int, value: float) -> float:
+    """One report and its reply; the round trip in ms."""
+    body = {"path": "ProReadonly.temperature", "value": value}
+    t0 = time.perf_counter()
+    await ws.send(json.dumps({"id": request_id, "op": "report", "data": body}))
+    while True:
+        frame = json.loads(await ws.recv())
+        if frame.get("id") == request_id and "op" not in frame:
+            break
+    assert frame["code"] == 0, frame
+    return (time.perf_counter() - t0) * 1000
+
+
+async def saturate(fleet: Fleet, cloud: Cloud, seconds: float) -> tuple[float, float, list[float]]:
+    """Every device one report in flight: (reports/s, cloud cores used, latencies ms)."""
+    samples: list[float] = []
+    stop = 0.0
+
+    async def device(ws: Any, first_id: int) -> None:
+        request_id = first_id
+        while time.perf_counter() < stop:
+            request_id += 1
+            samples.append(await report_once(ws, request_id, 20 + (request_id % 50) / 10))
+
+    stop = time.perf_counter() + 2  # warm up
+    await asyncio.gather(*(device(ws, 1000) for ws in fleet.sockets))
+    samples.clear()
+    cpu0, t0 = cloud.cpu_seconds(), time.perf_counter()
+    stop = t0 + seconds
+    await asyncio.gather(*(device(ws, 1_000_000) for ws in fleet.sockets))
+    elapsed, cpu = time.perf_counter() - t0, cloud.cpu_seconds() - cpu0
+    return len(samples) / elapsed, cpu / elapsed, samples
+
+
+async def steady(fleet: Fleet, every: float, seconds: float) -> list[float]:
+    """Each device reports every ``every`` s, the fleet spread evenly: latencies (ms)."""
+    samples: list[float] = []
+    stop = time.perf_counter() + seconds
+    count = len(fleet.sockets)
+
+    async def device(index: int, ws: Any) -> None:
+        await asyncio.sleep(every * index / count)  # spread the fleet over the period
+        request_id = 2_000_000
+        next_at = time.perf_counter()
+        while next_at < stop:
+            request_id += 1
+            samples.append(await report_once(ws, request_id, 21.0))
+            next_at += every
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
+    await asyncio.gather(*(device(i, ws) for i, ws in enumerate(fleet.sockets)))
+    return samples
+
+
+def quantiles(samples: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(samples, n=100)
+    return cuts[49], cuts[98]
+
+
+async def run(args: argparse.Namespace, root: Path) -> None:
+    two_cpus = (os.cpu_count() or 1) > 1
+    schema = ""
+    db: str | None = None
+    if args.db == "postgres":
+        schema = f"iv_scale_{secrets.token_hex(4)}"
+        await _pg(f"CREATE SCHEMA {schema}")
+        db = (
+            make_url(PG_URL)
+            .update_query_dict({"search_path": schema})
+            .render_as_string(hide_password=False)
+        )
+    cloud = Cloud(root, db=db, cpu=0 if two_cpus else None)
+    if two_cpus:
+        os.sched_setaffinity(0, {1})
+    fleet = Fleet()
+    try:
+        vendor = await asyncio.to_thread(Vendor, cloud)
+        print(f"creating {args.devices} devices...", flush=True)
+        devices, _, _ = await asyncio.to_thread(vendor.setup, args.devices)
+        url = cloud.url.replace("http://", "ws://") + "/link/device"
+        took = await fleet.connect(url, [d.Certificate for d in devices])
+        print(f"{args.devices} devices logged in in {took:.1f} s ({args.devices / took:.0f}/s)")
+        rate, cores, samples = await saturate(fleet, cloud, args.seconds)
+        p50, p99 = quantiles(samples)
+        print(
+            f"reports, every device one in flight ({args.db}, cloud on one core): "
+            f"{rate:.0f}/s at {cores:.2f} cores = {rate / max(cores, 1e-9):.0f}/s per cloud core"
+        )
+        print(f"  latency p50 {p50:.1f} ms  p99 {p99:.1f} ms")
+        if args.every:
+            samples = await steady(fleet, args.every, args.seconds)
+            p50, p99 = quantiles(samples)
+            print(
+                f"reports every {args.every:g} s per device ({args.devices / args.every:.0f}/s): "
+                f"latency p50 {p50:.1f} ms  p99 {p99:.1f} ms"
+            )
+    finally:
+        await fleet.close()
+        cloud.stop()
+        if schema:
+            await _pg(f"DROP SCHEMA {schema} CASCADE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--devices", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--every", type=float, default=1.0, help="0: skip the steady run")
+    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(run(args, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()
