@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import websockets
-from link import PG_URL, Cloud, Vendor, _pg
 from sqlalchemy.engine import make_url
 
 from iotvideo.protocol import link
 from iotvideo.protocol.certificate import DeviceCertificate
+from link import PG_URL, Cloud, Vendor, _pg
 
 
 class Fleet:

@@ -62,6 +62,11 @@ async def test_metrics_count_link_requests_vendor_actions_and_http(tmp_path: Pat
         assert value(seen, "iotvideo_devices_online") == 1
         assert value(seen, "iotvideo_bus_up") == 1
         assert value(seen, "iotvideo_dependency_up", dependency="database") == 1
+        # Group commit: every stored change counted, in no more transactions than changes.
+        changes = value(seen, "iotvideo_state_changes_total")
+        assert changes >= 2  # the device's login and its report, at least
+        assert 1 <= value(seen, "iotvideo_state_commits_total") <= changes
+        assert value(seen, "iotvideo_state_queue") == 0
 
 
 async def test_metrics_are_for_loopback_or_the_token(tmp_path: Path) -> None:

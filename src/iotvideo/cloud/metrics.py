@@ -14,7 +14,9 @@ What is counted (every series is this instance's; sum them over instances):
 - ``iotvideo_webhook_failures_total``: calls to the vendor's webhook that failed;
 - ``iotvideo_link_sessions{peer}``, ``iotvideo_devices_online`` (devices connected to this
   instance), ``iotvideo_bus_up`` (1 when the bus between instances works) and
-  ``iotvideo_dependency_up{dependency}`` (the database, from the last request that used it).
+  ``iotvideo_dependency_up{dependency}`` (the database, from the last request that used it);
+- ``iotvideo_state_commits_total``, ``iotvideo_state_changes_total`` (their ratio is the
+  group commit's batch size) and ``iotvideo_state_queue`` (changes waiting to be stored).
 
 Who may read it: loopback clients that no proxy relayed (a request carrying
 ``X-Forwarded-For`` or ``Forwarded`` came through a balancer), or anyone sending
@@ -32,7 +34,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -100,7 +102,7 @@ class _Gauges(Collector):
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         state = self.metrics._state
         sessions = list(getattr(state, "link_sessions", ()) or ())
         by_peer = GaugeMetricFamily(
@@ -128,6 +130,23 @@ class _Gauges(Collector):
         down = set(getattr(outages, "down_now", lambda: set())())
         dependency.add_metric(["database"], 0 if "the database" in down else 1)
         yield dependency
+        things = getattr(link, "things", None)
+        if things is not None:
+            yield CounterMetricFamily(
+                "iotvideo_state_commits",
+                "Transactions that stored device state (group commit: many changes each).",
+                value=things.batches,
+            )
+            yield CounterMetricFamily(
+                "iotvideo_state_changes",
+                "Device state changes stored (reports, writes, events...).",
+                value=things.batched,
+            )
+            yield GaugeMetricFamily(
+                "iotvideo_state_queue",
+                "Device state changes waiting for the next commit.",
+                value=things.queued,
+            )
 
 
 def _loopback(request: Request) -> bool:

@@ -1,18 +1,28 @@
 """Thing models and device state on the database.
 
 A product's published model revisions live in ``iot_models``; each device's state tree in
-``device_state`` (one JSON document). Changes run as read-modify-write in one transaction
+``device_state`` (one JSON document). Changes run as read-modify-write in a transaction
 (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite serialises writers anyway).
+
+Group commit: the changes that arrive while a transaction runs wait for it and then go
+together in the next one (one read of their devices, one of their states, one write,
+one commit), each caller answered after that commit. A fleet's reports so cost a
+transaction per batch instead of per report, and nothing is acknowledged before it is
+stored. A change that fails (a value out of range) fails alone; one that breaks a
+device's state in an unexpected way fails every change of that device in the batch,
+and none of them is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud.db import Database
@@ -24,6 +34,18 @@ __all__ = ["DeviceInfo", "Things"]
 
 T = TypeVar("T")
 _MODEL_CACHE = 512
+#: Most changes one transaction takes (the rest wait for the next).
+MAX_BATCH = 500
+
+log = logging.getLogger("iotvideo.cloud.things")
+Change = Callable[["DeviceInfo", ThingModel, dict[str, Any]], Any]
+
+
+@dataclass
+class _Waiting:
+    tid: str
+    fn: Change
+    future: asyncio.Future[Any]
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,11 @@ class Things:
         self._db = db
         self._clock = clock
         self._models: OrderedDict[tuple[str, int], ThingModel] = OrderedDict()
+        self._queue: list[_Waiting] = []
+        self._committer: asyncio.Task[None] | None = None
+        #: Transactions and changes committed (the batch size is their ratio).
+        self.batches = 0
+        self.batched = 0
 
     @property
     def db(self) -> Database:
@@ -119,18 +146,144 @@ class Things:
             .values(doc=state, updated_at=self.now())
         )
 
+    @property
+    def queued(self) -> int:
+        """Changes waiting for the next commit."""
+        return len(self._queue)
+
     async def change(
         self, tid: str, fn: Callable[[DeviceInfo, ThingModel, dict[str, Any]], T]
     ) -> T:
-        """Run ``fn`` on the device's state in one transaction and store what it changed.
+        """Run ``fn`` on the device's state and store what it changed; its result once
+        committed (with the other changes of its batch).
 
-        ``fn`` mutates the state in place (or raises to change nothing).
+        ``fn`` mutates the state in place, or raises before it mutates anything (a refused
+        value) to change nothing.
         """
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Waiting(tid, fn, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.ensure_future(self._commit_all())
+        return await future
+
+    async def _commit_all(self) -> None:
+        """Commit the queue a batch at a time; what arrives meanwhile is the next batch."""
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            live = [w for w in batch if not w.future.done()]  # callers may have given up
+            if not live:
+                continue
+            try:
+                outcomes = await self._commit(live)
+            except BaseException as exc:
+                for waiting in live:
+                    if not waiting.future.done():
+                        waiting.future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for waiting, outcome in zip(live, outcomes, strict=True):
+                if waiting.future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    waiting.future.set_exception(outcome)
+                else:
+                    waiting.future.set_result(outcome)
+
+    async def _commit(self, batch: list[_Waiting]) -> list[Any]:
+        """One transaction for ``batch``: each change's result or exception, in order."""
+        tids = sorted({w.tid for w in batch})
+        outcomes: list[Any] = [None] * len(batch)
         async with self._db.begin() as conn:
-            info, model, state = await self.load(conn, tid, for_update=True)
-            result = fn(info, model, state)
-            await self.save(conn, tid, state)
-            return result
+            infos = await self._devices(conn, tids)
+            query = (
+                select(device_state.c.tid, device_state.c.doc)
+                .where(device_state.c.tid.in_(tids))
+                .order_by(device_state.c.tid)
+            )
+            if not self._db.is_sqlite:
+                query = query.with_for_update()  # in tid order: batches never deadlock
+            docs = {row.tid: row.doc for row in await conn.execute(query)}
+            now = self.now()
+            states: dict[str, dict[str, Any]] = {}
+            fresh: set[str] = set()
+            broken: dict[str, BaseException] = {}
+            for index, waiting in enumerate(batch):
+                info = infos.get(waiting.tid)
+                if info is None:
+                    outcomes[index] = IVError.of(
+                        ErrorCode.IVASrvErr_dst_notexsit, f"no device {waiting.tid!r}"
+                    )
+                    continue
+                model = await self.model(conn, info.product_id, info.revision)
+                state = states.get(waiting.tid)
+                if state is None:
+                    doc = docs.get(waiting.tid)
+                    if doc is None:
+                        state = model.initial_state(now)
+                        fresh.add(waiting.tid)
+                    else:
+                        state = dict(doc)
+                        model.upgrade_state(state, now)
+                    states[waiting.tid] = state
+                try:
+                    outcomes[index] = waiting.fn(info, model, state)
+                except IVError as exc:
+                    outcomes[index] = exc  # refused before it changed anything
+                except Exception as exc:
+                    log.exception("a change of %s failed", waiting.tid)
+                    broken[waiting.tid] = exc
+            for tid, failure in broken.items():  # its state may be half changed: keep none
+                states.pop(tid, None)
+                for index, waiting in enumerate(batch):
+                    if waiting.tid == tid:
+                        outcomes[index] = failure
+            rows = [{"t_id": tid, "doc": state, "at": now} for tid, state in states.items()]
+            inserts = [r for r in rows if r["t_id"] in fresh]
+            updates = [r for r in rows if r["t_id"] not in fresh]
+            if inserts:
+                await conn.execute(
+                    insert(device_state),
+                    [{"tid": r["t_id"], "doc": r["doc"], "updated_at": r["at"]} for r in inserts],
+                )
+            if updates:
+                await conn.execute(
+                    update(device_state)
+                    .where(device_state.c.tid == bindparam("t_id"))
+                    .values(
+                        doc=bindparam("doc", type_=device_state.c.doc.type),
+                        updated_at=bindparam("at"),
+                    ),
+                    updates,
+                )
+        self.batches += 1
+        self.batched += len(batch)
+        return outcomes
+
+    async def _devices(self, conn: AsyncConnection, tids: list[str]) -> dict[str, DeviceInfo]:
+        rows = await conn.execute(
+            select(
+                devices.c.tid,
+                devices.c.vendor_id,
+                devices.c.product_id,
+                devices.c.disabled,
+                devices.c.online,
+                products.c.iot_model_revision,
+            )
+            .join(products, products.c.product_id == devices.c.product_id)
+            .where(devices.c.tid.in_(tids))
+        )
+        return {
+            row.tid: DeviceInfo(
+                row.tid,
+                row.vendor_id,
+                row.product_id,
+                row.iot_model_revision,
+                row.disabled,
+                row.online,
+            )
+            for row in rows
+        }
 
     async def snapshot(self, tid: str) -> tuple[DeviceInfo, ThingModel, dict[str, Any]]:
         """The device, model and state, read outside any write."""

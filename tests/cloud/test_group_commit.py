@@ -1,0 +1,62 @@
+"""Group commit of device state: changes that arrive together share one transaction; a
+refused one fails alone; one that breaks a device's state fails that device's changes
+in the batch and stores none of them; callers hear only after the commit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from iotvideo.cloud.db import Database
+from iotvideo.cloud.things import DeviceInfo, Things
+from iotvideo.protocol.errors import IVError
+from iotvideo.protocol.thingmodel import ThingModel, apply
+from tests.inproc import Clock, inproc_cloud
+from tests.link.world import make_world
+
+TEMP = "ProReadonly.temperature"
+
+
+def report(value: float) -> Any:
+    def fn(_info: DeviceInfo, model: ThingModel, state: dict[str, Any]) -> Any:
+        return apply(state, model.device_report(TEMP, value), int(time.time()))
+
+    return fn
+
+
+def broken(_info: DeviceInfo, _model: ThingModel, state: dict[str, Any]) -> Any:
+    state["ProReadonly"]["temperature"]["stVal"] = "half written"
+    raise RuntimeError("a bug in a change")
+
+
+async def test_changes_arriving_together_share_a_commit(tmp_path: Path) -> None:
+    async with inproc_cloud(tmp_path, Clock()) as cloud:
+        world = await asyncio.to_thread(make_world, cloud, devices=2)
+        a, b = world.devices[0].tid, world.devices[1].tid
+        db = Database(cloud.db)
+        things = Things(db, time.time)
+        try:
+            results = await asyncio.gather(
+                things.change(a, report(20.0)),
+                things.change(a, report(1e9)),  # out of range: refused alone
+                things.change(b, report(21.0)),
+                things.change(b, broken),
+                things.change("NOSUCHDEVICE", report(1.0)),
+                return_exceptions=True,
+            )
+            assert (things.batches, things.batched) == (1, 5)
+            assert results[0]["stVal"] == 20.0
+            assert isinstance(results[1], IVError) and results[1].code == 20143
+            assert isinstance(results[2], RuntimeError) and isinstance(results[3], RuntimeError)
+            assert isinstance(results[4], IVError) and results[4].code == 8002
+            _, _, state_a = await things.snapshot(a)
+            assert state_a["ProReadonly"]["temperature"]["stVal"] == 20.0
+            _, _, state_b = await things.snapshot(b)
+            assert state_b["ProReadonly"]["temperature"]["stVal"] not in (21.0, "half written")
+            # One at a time, each is its own transaction.
+            assert (await things.change(b, report(22.0)))["stVal"] == 22.0
+            assert things.batches == 2
+        finally:
+            await db.close()
