@@ -4,10 +4,11 @@ seed's ``completion`` callback, and has a blocking face in ``SyncIoTVideo``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,9 @@ from iotvideo.app.cloudplayer import CloudPlayer
 from iotvideo.app.devicemgr import DeviceMgr
 from iotvideo.app.messages import MessageMgr
 from iotvideo.app.netconfig import LanConfig, NetConfig
-from iotvideo.app.playback import FileDownloader, PlaybackPlayer
+from iotvideo.app.playback import FileDownloader, PlaybackItem, PlaybackPlayer
 from iotvideo.app.player import LivePlayer, MonitorPlayer, Transmission
-from iotvideo.app.sync import SyncIoTVideo
+from iotvideo.app.sync import Blocking, SyncIoTVideo
 from iotvideo.app.vas import VAS
 from iotvideo.device.media import DeviceMedia
 from iotvideo.protocol.errors import ErrorCode, IVError
@@ -198,3 +199,124 @@ async def test_a_player_without_sdk_uses_the_registered_instance(world: World) -
         assert player.sdk is lv.sdk
         await player.play()
         await player.stop()
+
+
+# Every operation, walked with an SDK that has no cloud to reach (a closed loopback port):
+# each answers at once, with a result or the seed's code, the same in every form.
+NOWHERE = "http://127.0.0.1:9"
+ARGS: dict[str, Any] = {
+    "device_id": "T",
+    "path": "ProReadonly.x",
+    "json_value": "1",
+    "data": b"x",
+    "url": f"{NOWHERE}/x",
+    "start_time": 1,
+    "end_time": 2,
+    "event_ids": ["a"],
+    "access_token": "t",
+    "access_id": "a",
+    "ssid": "s",
+    "password": "p",
+    "token": "t",
+    "definition": "mid",
+    "speed": 2.0,
+    "time_ms": 1,
+    "file_time": 1,
+}
+#: Shorter waits than the defaults (the walk must not take minutes).
+QUICK: dict[str, dict[str, Any]] = {
+    "register": {"timeout": 0.5, "fail_fast": True},
+    "get_device_list": {"timeout": 0.2},
+    "send_wifi": {"timeout": 0.5},
+}
+
+
+def targets(sdk: Any, make: Callable[..., Any]) -> dict[type, Any]:
+    """The object of each class to call operations on (``make(cls, *args)`` builds a
+    player the way the caller's form does)."""
+    return {
+        IoTVideo: sdk,
+        MessageMgr: sdk.message,
+        NetConfig: sdk.net_config,
+        LanConfig: sdk.net_config.lan,
+        VAS: sdk.vas,
+        DeviceMgr: sdk.device_mgr,
+        Transmission: make(Transmission, "T"),
+        MonitorPlayer: make(MonitorPlayer, "T"),
+        LivePlayer: make(LivePlayer, "T"),
+        PlaybackPlayer: make(PlaybackPlayer, "T", PlaybackItem(1, 2)),
+        FileDownloader: make(FileDownloader, "T"),
+        CloudPlayer: make(CloudPlayer, "T", 1, 2),
+    }
+
+
+def operations() -> Iterator[tuple[type, str, dict[str, Any]]]:
+    for cls in CLASSES:
+        for name, method in public_methods(cls):
+            parameters = inspect.signature(method).parameters
+            if "completion" not in parameters:
+                continue
+            wanted = {
+                p: ARGS[p]
+                for p, spec in parameters.items()
+                if p in ARGS and spec.default is inspect.Parameter.empty
+            }
+            yield cls, name, wanted | QUICK.get(name, {})
+
+
+def outcome_of(result: Any = None, error: BaseException | None = None) -> Any:
+    if error is not None:
+        return ("error", int(getattr(error, "code", -1)))
+    return ("ok", type(result).__name__)
+
+
+async def test_every_operation_awaited_and_with_a_callback() -> None:
+    sdk = IoTVideo()
+    sdk.setup(NOWHERE)
+    sdk.net_config.lan.interfaces = ["127.0.0.1"]  # DNS-SD on loopback only
+
+    def make(cls: type, *args: Any) -> Any:
+        return cls(*args, sdk=sdk)
+
+    objects = targets(sdk, make)
+    walked = 0
+    for cls, name, kwargs in operations():
+        method = getattr(objects[cls], name)
+        try:
+            awaited = outcome_of(await method(**kwargs))
+        except IVError as exc:
+            awaited = outcome_of(error=exc)
+        heard: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        task = method(
+            **kwargs, completion=lambda r, e, heard=heard: heard.set_result(outcome_of(r, e))
+        )
+        with contextlib.suppress(IVError):
+            await task
+        async with asyncio.timeout(5):
+            assert await heard == awaited, (cls.__name__, name)
+        walked += 1
+    assert walked >= 70  # every operation of every manager and player
+
+
+def test_every_operation_through_the_blocking_face() -> None:
+    with SyncIoTVideo(NOWHERE, timeout=10) as blocking:
+        blocking.net_config.lan.interfaces = ["127.0.0.1"]
+
+        def make(cls: type, *args: Any) -> Any:
+            return Blocking(blocking.invoke(cls, *args, sdk=blocking.sdk), blocking)
+
+        objects = targets(blocking, make)
+        objects[IoTVideo] = Blocking(blocking.sdk, blocking)
+        differ = []
+        for cls, name, kwargs in operations():
+            try:
+                got = outcome_of(getattr(objects[cls], name)(**kwargs))
+            except IVError as exc:
+                got = outcome_of(error=exc)
+            try:  # the same call awaited on the SDK's own loop
+                wanted = outcome_of(blocking.invoke(getattr(objects[cls]._target, name), **kwargs))
+            except IVError as exc:
+                wanted = outcome_of(error=exc)
+            if got != wanted:
+                differ.append((cls.__name__, name, got, wanted))
+        assert not differ

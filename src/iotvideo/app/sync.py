@@ -143,10 +143,13 @@ class SyncIoTVideo:
 
         return self._make_player(FileDownloader, device_id, options)
 
-    def cloud_player(self, url: str, **options: Any) -> Any:
+    def cloud_player(
+        self, device_id: str, start_time: int, end_time: int = 0, **options: Any
+    ) -> Any:
         from iotvideo.app.cloudplayer import CloudPlayer
 
-        return Blocking(self.invoke(CloudPlayer, url, **options), self)
+        player = self.invoke(CloudPlayer, device_id, start_time, end_time, sdk=self.sdk, **options)
+        return Blocking(player, self)
 
     def _make_player(self, cls: type[Any], device_id: str, options: dict[str, Any]) -> Any:
         return Blocking(self.invoke(cls, device_id, sdk=self.sdk, **options), self)
