@@ -6,6 +6,8 @@ One cloud process (pinned to CPU 0 when there are two) on PostgreSQL (127.0.0.1:
 schema of its own) or SQLite; ``--devices`` lightweight devices (raw WebSockets, the
 protocol's own login) in this process, pinned to the other CPU.
 
+0. Login storm (what the other instances see when one dies): every device logs in at once
+   (200 handshakes in flight), logins per second and per cloud core.
 1. Saturation: every device keeps one ``report`` (ProReadonly.temperature) in flight for
    ``--seconds``: reports per second through the cloud, the cloud's CPU use, so reports
    per cloud core, and the latency of each report (request sent to reply read) p50/p99.
@@ -147,8 +149,18 @@ async def run(args: argparse.Namespace, root: Path) -> None:
         print(f"creating {args.devices} devices...", flush=True)
         devices, _, _ = await asyncio.to_thread(vendor.setup, args.devices)
         url = cloud.url.replace("http://", "ws://") + "/link/device"
-        took = await fleet.connect(url, [d.Certificate for d in devices])
-        print(f"{args.devices} devices logged in in {took:.1f} s ({args.devices / took:.0f}/s)")
+        certificates = [d.Certificate for d in devices]
+        await fleet.connect(url, certificates)  # first logins create each device's state
+        await fleet.close()
+        fleet = Fleet()
+        cpu0 = cloud.cpu_seconds()
+        took = await fleet.connect(url, certificates)
+        cores = (cloud.cpu_seconds() - cpu0) / took
+        print(
+            f"login storm: {args.devices} devices at once logged in in {took:.1f} s = "
+            f"{args.devices / took:.0f}/s at {cores:.2f} cores "
+            f"= {args.devices / took / max(cores, 1e-9):.0f}/s per cloud core"
+        )
         rate, cores, samples = await saturate(fleet, cloud, args.seconds)
         p50, p99 = quantiles(samples)
         print(

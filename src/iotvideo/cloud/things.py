@@ -207,6 +207,7 @@ class Things:
             now = self.now()
             states: dict[str, dict[str, Any]] = {}
             fresh: set[str] = set()
+            changed: set[str] = set()  # devices with a change to store
             broken: dict[str, BaseException] = {}
             for index, waiting in enumerate(batch):
                 info = infos.get(waiting.tid)
@@ -228,6 +229,7 @@ class Things:
                     states[waiting.tid] = state
                 try:
                     outcomes[index] = waiting.fn(info, model, state)
+                    changed.add(waiting.tid)
                 except IVError as exc:
                     outcomes[index] = exc  # refused before it changed anything
                 except Exception as exc:
@@ -238,7 +240,11 @@ class Things:
                 for index, waiting in enumerate(batch):
                     if waiting.tid == tid:
                         outcomes[index] = failure
-            rows = [{"t_id": tid, "doc": state, "at": now} for tid, state in states.items()]
+            rows = [
+                {"t_id": tid, "doc": state, "at": now}
+                for tid, state in states.items()
+                if tid in changed  # a device whose every change was refused: as it was
+            ]
             inserts = [r for r in rows if r["t_id"] in fresh]
             updates = [r for r in rows if r["t_id"] not in fresh]
             if inserts:
