@@ -9,7 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from iotvideo.cloud.db import Database
+from iotvideo.cloud.db.tables import devices
 from iotvideo.cloud.things import DeviceInfo, Things
 from iotvideo.protocol.errors import IVError
 from iotvideo.protocol.thingmodel import ThingModel, apply
@@ -58,5 +62,25 @@ async def test_changes_arriving_together_share_a_commit(tmp_path: Path) -> None:
             # One at a time, each is its own transaction.
             assert (await things.change(b, report(22.0)))["stVal"] == 22.0
             assert things.batches == 2
+            # Other rows go in the same transaction (a login marks the device online);
+            # when they fail, the batch stores nothing.
+            marked: list[int] = []
+
+            async def mark(conn: AsyncConnection) -> None:
+                marked.append(await conn.scalar(select(func.count()).select_from(devices)))
+
+            async def fail(_conn: AsyncConnection) -> None:
+                raise RuntimeError("the database went away")
+
+            assert (await things.change(a, report(23.0), before=mark))["stVal"] == 23.0
+            assert marked == [len(world.devices)]
+            failed = await asyncio.gather(
+                things.change(a, report(24.0)),
+                things.change(b, report(25.0), before=fail),
+                return_exceptions=True,
+            )
+            assert all(isinstance(f, RuntimeError) for f in failed)
+            _, _, state_a = await things.snapshot(a)
+            assert state_a["ProReadonly"]["temperature"]["stVal"] == 23.0
         finally:
             await db.close()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -46,6 +46,7 @@ class _Waiting:
     tid: str
     fn: Change
     future: asyncio.Future[Any]
+    before: Callable[[AsyncConnection], Awaitable[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -152,16 +153,22 @@ class Things:
         return len(self._queue)
 
     async def change(
-        self, tid: str, fn: Callable[[DeviceInfo, ThingModel, dict[str, Any]], T]
+        self,
+        tid: str,
+        fn: Callable[[DeviceInfo, ThingModel, dict[str, Any]], T],
+        *,
+        before: Callable[[AsyncConnection], Awaitable[Any]] | None = None,
     ) -> T:
         """Run ``fn`` on the device's state and store what it changed; its result once
         committed (with the other changes of its batch).
 
         ``fn`` mutates the state in place, or raises before it mutates anything (a refused
-        value) to change nothing.
+        value) to change nothing. ``before(conn)`` runs first in the same transaction
+        (other rows to write with the change: a login marks the device online); if it
+        raises, the whole batch fails.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiting(tid, fn, future))
+        self._queue.append(_Waiting(tid, fn, future, before))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.ensure_future(self._commit_all())
         return await future
@@ -195,6 +202,10 @@ class Things:
         tids = sorted({w.tid for w in batch})
         outcomes: list[Any] = [None] * len(batch)
         async with self._db.begin() as conn:
+            # Other rows first, in device order (as the states are locked: no deadlock).
+            for waiting in sorted(batch, key=lambda w: w.tid):
+                if waiting.before is not None:
+                    await waiting.before(conn)
             infos = await self._devices(conn, tids)
             query = (
                 select(device_state.c.tid, device_state.c.doc)

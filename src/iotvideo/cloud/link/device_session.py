@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import case, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud.db.tables import bindings, devices
 from iotvideo.cloud.link import presence
@@ -110,7 +111,8 @@ class DeviceSession(LinkSession):
         }
         if _is_version(sw):
             values["ota_version"] = sw
-        async with self.ctx.db.begin() as conn:
+
+        async def mark(conn: AsyncConnection) -> None:  # committed with the state below
             await conn.execute(update(devices).where(devices.c.tid == self.tid).values(values))
             await enqueue(conn, self.tid, "device.online", {}, now=now)
 
@@ -125,7 +127,7 @@ class DeviceSession(LinkSession):
                     log.info("device %s reported unusable version info %r", self.tid, versions)
             return {name: obj.get("setVal") for name, obj in state.get("ProWritable", {}).items()}
 
-        writable = await self.ctx.things.change(self.tid, come_online)
+        writable = await self.ctx.things.change(self.tid, come_online, before=mark)
         await self.ctx.hub.push(
             self.tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 1, "t": now}}
         )

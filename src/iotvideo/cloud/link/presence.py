@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud.db.tables import cloud_instances, devices
 from iotvideo.cloud.link.context import LinkContext
+from iotvideo.cloud.things import DeviceInfo
 from iotvideo.cloud.webhooks import enqueue
-from iotvideo.protocol.thingmodel import Change, apply
+from iotvideo.protocol.thingmodel import Change, ThingModel, apply
 
 __all__ = ["register", "run_presence", "unregister"]
 
@@ -123,19 +126,26 @@ async def mark_offline(ctx: LinkContext, tid: str, sid: str) -> bool:
     """Mark ``tid`` offline if session ``sid`` is still the one that marked it online (a
     newer login elsewhere stands); tell the apps. False if another session took over."""
     now = ctx.now()
-    async with ctx.db.begin() as conn:
+    ours = False
+
+    async def mark(conn: AsyncConnection) -> None:  # committed with the state below
+        nonlocal ours
         result = await conn.execute(
             update(devices)
             .where(devices.c.tid == tid, devices.c.online_session == sid)
             .values(online=0, online_instance="", online_session="")
         )
-        if result.rowcount:
+        ours = bool(result.rowcount)
+        if ours:
             await enqueue(conn, tid, "device.offline", {}, now=now)
-    if result.rowcount == 0:
+
+    def offline(_info: DeviceInfo, _model: ThingModel, state: dict[str, Any]) -> None:
+        if ours:
+            apply(state, Change("ProReadonly", "_online", {"stVal": 0}), now)
+
+    await ctx.things.change(tid, offline, before=mark)
+    if not ours:
         return False
-    await ctx.things.change(
-        tid, lambda _i, _m, state: apply(state, Change("ProReadonly", "_online", {"stVal": 0}), now)
-    )
     await ctx.hub.push(
         tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 0, "t": now}}
     )
