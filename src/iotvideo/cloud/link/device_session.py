@@ -56,7 +56,7 @@ class DeviceSession(LinkSession):
             return
         try:
             reply = {"time": self.ctx.now(), "session": self.sid, "writable": writable}
-            reply["bindable"] = await self._bindable()
+            reply["bindable"] = self._bindable
             await self.send(Reply(login.id, 0, reply))
             bind_token = login.data.get("bind_token")
             if isinstance(bind_token, str):
@@ -73,10 +73,17 @@ class DeviceSession(LinkSession):
         timestamp = field(login.data, "ts", int)
         signature = field(login.data, "sig", str)
         versions = login.data.get("version") or {}
+        owner = (
+            select(bindings.c.access_id)
+            .where(bindings.c.tid == devices.c.tid, bindings.c.role == "owner")
+            .exists()
+        )
         async with self.ctx.db.read() as conn:
             row = (
                 await conn.execute(
-                    select(devices.c.public_key, devices.c.disabled).where(devices.c.tid == tid)
+                    select(devices.c.public_key, devices.c.disabled, owner.label("owned")).where(
+                        devices.c.tid == tid
+                    )
                 )
             ).first()
         if row is None:
@@ -95,6 +102,8 @@ class DeviceSession(LinkSession):
                 ErrorCode.IVTermErr_msg_calling_dev_is_disable, "the device is disabled"
             )
         self.tid = tid
+        #: Whether the device had no owner at login (the login reply's ``bindable``).
+        self._bindable = not row.owned
         await self.ctx.hub.attach(self)
         self._online = True
         return await self._mark_online(versions if isinstance(versions, dict) else {})
@@ -132,16 +141,6 @@ class DeviceSession(LinkSession):
             self.tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 1, "t": now}}
         )
         return writable
-
-    async def _bindable(self) -> bool:
-        """Whether the device has no owner yet (what its LAN announcement says)."""
-        async with self.ctx.db.read() as conn:
-            owner = await conn.scalar(
-                select(bindings.c.access_id).where(
-                    bindings.c.tid == self.tid, bindings.c.role == "owner"
-                )
-            )
-        return owner is None
 
     @property
     def online(self) -> bool:
