@@ -222,39 +222,53 @@ async def routed_throughput(
         await dc.stop()
 
 
+class Fleet:
+    """Devices logged in over raw WebSockets (the protocol's own login, no SDK), held open."""
+
+    def __init__(self) -> None:
+        self.sockets: list[Any] = []
+
+    async def connect(self, url: str, certificates: list[str], *, in_flight: int = 200) -> float:
+        """Log every device in, ``in_flight`` handshakes at a time; the seconds it took."""
+        certs = [DeviceCertificate.parse(c) for c in certificates]
+        limit = asyncio.Semaphore(in_flight)
+
+        async def login(cert: DeviceCertificate) -> None:
+            async with limit:
+                ws = await websockets.connect(url, ping_interval=None, max_size=1 << 16)
+                hello = json.loads(await ws.recv())
+                ts = int(time.time())
+                sig = link.sign_login(cert.private_key, cert.tid, hello["data"]["nonce"], ts)
+                login = {"tid": cert.tid, "ts": ts, "sig": sig}
+                await ws.send(json.dumps({"id": 1, "op": "login", "data": login}))
+                while True:  # the login reply (pushes may come first)
+                    frame = json.loads(await ws.recv())
+                    if frame.get("id") == 1:
+                        break
+                assert frame["code"] == 0, frame
+                self.sockets.append(ws)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(login(c) for c in certs))
+        return time.perf_counter() - t0
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+        self.sockets.clear()
+
+
 async def idle_devices(cloud: Cloud, vendor: Vendor, count: int) -> tuple[int, float, float]:
     """Log ``count`` devices in with raw WebSockets and hold them; (connected, KB each, s)."""
     print(f"  creating {count} devices...", flush=True)
     devices, _, _ = await asyncio.to_thread(vendor.setup, count)
-    certs = [DeviceCertificate.parse(d.Certificate) for d in devices]
     url = cloud.url.replace("http://", "ws://") + "/link/device"
     before = cloud.rss_bytes()
-    connections: list[Any] = []
-    limit = asyncio.Semaphore(200)
-
-    async def login(cert: DeviceCertificate) -> None:
-        async with limit:
-            ws = await websockets.connect(url, ping_interval=None, max_size=1 << 16)
-            hello = json.loads(await ws.recv())
-            ts = int(time.time())
-            sig = link.sign_login(cert.private_key, cert.tid, hello["data"]["nonce"], ts)
-            await ws.send(
-                json.dumps(
-                    {"id": 1, "op": "login", "data": {"tid": cert.tid, "ts": ts, "sig": sig}}
-                )
-            )
-            reply = json.loads(await ws.recv())
-            assert reply["code"] == 0, reply
-            connections.append(ws)
-
-    t0 = time.perf_counter()
-    for start in range(0, len(certs), 1000):
-        await asyncio.gather(*(login(c) for c in certs[start : start + 1000]))
-        print(f"  {len(connections)} online", flush=True)
-    took = time.perf_counter() - t0
-    per_connection = (cloud.rss_bytes() - before) / len(connections) / 1024
-    await asyncio.gather(*(ws.close() for ws in connections))
-    return len(connections), per_connection, took
+    fleet = Fleet()
+    took = await fleet.connect(url, [d.Certificate for d in devices])
+    held = len(fleet.sockets)
+    per_connection = (cloud.rss_bytes() - before) / held / 1024
+    await fleet.close()
+    return held, per_connection, took
 
 
 async def _pg(sql: str) -> None:

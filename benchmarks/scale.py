@@ -28,45 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import websockets
 from sqlalchemy.engine import make_url
 
-from iotvideo.protocol import link
-from iotvideo.protocol.certificate import DeviceCertificate
-from link import PG_URL, Cloud, Vendor, _pg
-
-
-class Fleet:
-    """Devices logged in over raw WebSockets; each can send reports and wait for replies."""
-
-    def __init__(self) -> None:
-        self.sockets: list[Any] = []
-
-    async def connect(self, url: str, certificates: list[str]) -> float:
-        certs = [DeviceCertificate.parse(c) for c in certificates]
-        limit = asyncio.Semaphore(200)
-
-        async def login(cert: DeviceCertificate) -> None:
-            async with limit:
-                ws = await websockets.connect(url, ping_interval=None, max_size=1 << 16)
-                hello = json.loads(await ws.recv())
-                ts = int(time.time())
-                sig = link.sign_login(cert.private_key, cert.tid, hello["data"]["nonce"], ts)
-                login = {"tid": cert.tid, "ts": ts, "sig": sig}
-                await ws.send(json.dumps({"id": 1, "op": "login", "data": login}))
-                while True:  # the login reply (pushes may come first)
-                    frame = json.loads(await ws.recv())
-                    if frame.get("id") == 1:
-                        break
-                assert frame["code"] == 0, frame
-                self.sockets.append(ws)
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(login(c) for c in certs))
-        return time.perf_counter() - t0
-
-    async def close(self) -> None:
-        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+from link import PG_URL, Cloud, Fleet, Vendor, _pg
 
 
 async def report_once(ws: Any, request_id: int, value: float) -> float:

@@ -27,7 +27,6 @@ import av
 
 from iotvideo.app.calls import Completion, operation
 from iotvideo.app.modules import VideoRender, VideoRenderable
-from iotvideo.media.recorder import encode_picture
 from iotvideo.protocol.errors import ErrorCode, IVError
 
 if TYPE_CHECKING:
@@ -148,14 +147,9 @@ class CloudPlayer:
         completion: Completion | None = None,
     ) -> bytes:
         """The current picture as JPEG or PNG (21040 before the first)."""
-        if self.last_frame is None:
-            raise _err(ErrorCode.IVPlayerError_OperationNotAllowedNow, "no picture yet")
-        if path is not None:
-            fmt = Path(path).suffix or fmt
-        data = await asyncio.to_thread(encode_picture, self.last_frame, fmt)
-        if path is not None:
-            await asyncio.to_thread(Path(path).write_bytes, data)
-        return data
+        from iotvideo.app.player import picture_of
+
+        return await picture_of(self.last_frame, path, fmt)
 
     @operation()
     async def download(

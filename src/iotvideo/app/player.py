@@ -712,15 +712,7 @@ class MonitorPlayer(Connection):
     ) -> bytes:
         """The current picture as JPEG or PNG bytes (the format from ``path``'s suffix when
         given), written to ``path`` too. 21040 before the first picture."""
-        frame = self.last_frame
-        if frame is None:
-            raise _err(ErrorCode.IVPlayerError_OperationNotAllowedNow, "no picture yet")
-        if path is not None:
-            fmt = Path(path).suffix or fmt
-        data = await asyncio.to_thread(encode_picture, frame, fmt)
-        if path is not None:
-            await asyncio.to_thread(Path(path).write_bytes, data)
-        return data
+        return await picture_of(self.last_frame, path, fmt)
 
     @property
     def recording(self) -> bool:
@@ -972,3 +964,16 @@ class LivePlayer(MonitorPlayer):
     async def stop(self, *, completion: Completion | None = None) -> None:
         await self.close_camera()
         await super().stop()
+
+
+async def picture_of(frame: av.VideoFrame | None, path: str | Path | None, fmt: str) -> bytes:
+    """A player's snapshot: ``frame`` as JPEG or PNG (the format from ``path``'s suffix
+    when given), written to ``path`` too; 21040 when there is no picture yet."""
+    if frame is None:
+        raise _err(ErrorCode.IVPlayerError_OperationNotAllowedNow, "no picture yet")
+    if path is not None:
+        fmt = Path(path).suffix or fmt
+    data = await asyncio.to_thread(encode_picture, frame, fmt)
+    if path is not None:
+        await asyncio.to_thread(Path(path).write_bytes, data)
+    return data

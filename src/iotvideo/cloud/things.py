@@ -81,25 +81,10 @@ class Things:
 
     async def device(self, conn: AsyncConnection, tid: str) -> DeviceInfo:
         """The device and its product's model revision; 8002 if there is no such device."""
-        row = (
-            await conn.execute(
-                select(
-                    devices.c.tid,
-                    devices.c.vendor_id,
-                    devices.c.product_id,
-                    devices.c.disabled,
-                    devices.c.online,
-                    products.c.iot_model_revision,
-                )
-                .join(products, products.c.product_id == devices.c.product_id)
-                .where(devices.c.tid == tid)
-            )
-        ).first()
-        if row is None:
+        found = (await self._devices(conn, [tid])).get(tid)
+        if found is None:
             raise IVError.of(ErrorCode.IVASrvErr_dst_notexsit, f"no device {tid!r}")
-        return DeviceInfo(
-            row.tid, row.vendor_id, row.product_id, row.iot_model_revision, row.disabled, row.online
-        )
+        return found
 
     async def model(self, conn: AsyncConnection, product_id: str, revision: int) -> ThingModel:
         key = (product_id, revision)
