@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud.db import Database
@@ -80,27 +80,23 @@ async def enqueue(
     conn: AsyncConnection, tid: str, kind: str, data: dict[str, Any], *, now: int
 ) -> None:
     """Queue a notification about ``tid`` for its vendor, in the caller's transaction
-    (nothing when the vendor has no notification URL)."""
-    row = (
-        await conn.execute(
-            select(vendors.c.vendor_id, vendors.c.events_url)
-            .select_from(vendors.join(devices, devices.c.vendor_id == vendors.c.vendor_id))
-            .where(devices.c.tid == tid)
+    (nothing when the vendor has no notification URL). One statement: an INSERT of what
+    a SELECT of the device's vendor finds (logins and logouts call this for every device)."""
+    columns = ["vendor_id", "msg_id", "kind", "payload", "created_at", "next_at", "attempts"]
+    found = (
+        select(
+            vendors.c.vendor_id,
+            literal("msg_" + secrets.token_hex(12), webhook_outbox.c.msg_id.type),
+            literal(kind, webhook_outbox.c.kind.type),
+            literal({"tid": tid, **data}, webhook_outbox.c.payload.type),
+            literal(now, webhook_outbox.c.created_at.type),
+            literal(now, webhook_outbox.c.next_at.type),
+            literal(0, webhook_outbox.c.attempts.type),
         )
-    ).first()
-    if row is None or not row.events_url:
-        return
-    await conn.execute(
-        insert(webhook_outbox).values(
-            vendor_id=row.vendor_id,
-            msg_id="msg_" + secrets.token_hex(12),
-            kind=kind,
-            payload={"tid": tid, **data},
-            created_at=now,
-            next_at=now,
-            attempts=0,
-        )
+        .select_from(vendors.join(devices, devices.c.vendor_id == vendors.c.vendor_id))
+        .where(devices.c.tid == tid, vendors.c.events_url != "")
     )
+    await conn.execute(insert(webhook_outbox).from_select(columns, found))
 
 
 class WebhookSender:
