@@ -13,6 +13,8 @@ protocol's own login) in this process, pinned to the other CPU.
    per cloud core, and the latency of each report (request sent to reply read) p50/p99.
 2. A fleet at a steady rate: each device reports every ``--every`` seconds (spread
    evenly): latency p50/p99 when the cloud is not saturated.
+3. Devices at rest (``--idle N``): N more devices logged in and idle, the cloud's memory
+   (RSS) before and after, per device.
 """
 
 from __future__ import annotations
@@ -139,6 +141,19 @@ async def run(args: argparse.Namespace, root: Path) -> None:
                 f"reports every {args.every:g} s per device ({args.devices / args.every:.0f}/s): "
                 f"latency p50 {p50:.1f} ms  p99 {p99:.1f} ms"
             )
+        if args.idle:
+            await fleet.close()
+            print(f"creating {args.idle} more devices...", flush=True)
+            more, _, _ = await asyncio.to_thread(vendor.setup, args.idle)
+            before = cloud.rss_bytes()
+            fleet = Fleet()
+            took = await fleet.connect(url, [d.Certificate for d in more])
+            grown = cloud.rss_bytes() - before
+            print(
+                f"{len(fleet.sockets)} devices at rest (logged in in {took:.0f} s): the cloud "
+                f"grew by {grown / 2**20:.0f} MiB = {grown / len(fleet.sockets) / 1024:.1f} KB "
+                f"per device (RSS {cloud.rss_bytes() / 2**20:.0f} MiB)"
+            )
     finally:
         await fleet.close()
         cloud.stop()
@@ -152,6 +167,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--every", type=float, default=1.0, help="0: skip the steady run")
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--idle", type=int, default=0, help="devices to hold at rest")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(run(args, Path(tmp)))
