@@ -77,6 +77,14 @@ function shown(error) {
   show(describe(error));
 }
 
+/** A date input set to today (local time). */
+function dayInput(id) {
+  const today = new Date();
+  const pad = (n) => String(n).padStart(2, "0");
+  const value = `${today.getFullYear()}-${pad(today.getMonth() + 1)}-${pad(today.getDate())}`;
+  return h("input", { type: "date", id, value });
+}
+
 function fmtTime(unix) {
   return new Date(unix * 1000).toLocaleString();
 }
@@ -613,13 +621,7 @@ function eventItem(tid, data, e, list) {
 // Cloud storage: a day's ranges on a timeline, HLS playback (hls.js), MP4 download.
 
 function cloudSection(tid, box) {
-  const today = new Date();
-  const pad = (n) => String(n).padStart(2, "0");
-  const day = h("input", {
-    type: "date",
-    id: "cloud-day",
-    value: `${today.getFullYear()}-${pad(today.getMonth() + 1)}-${pad(today.getDate())}`,
-  });
+  const day = dayInput("cloud-day");
   const bar = h("div", { class: "timeline", role: "list", "aria-label": "Recorded ranges" });
   const ranges = h("ul", { class: "ranges", id: "cloud-ranges" });
   const video = h("video", { id: "cloud-video", controls: true, playsInline: true, muted: true, "aria-label": "Cloud recording" });
@@ -718,13 +720,7 @@ function cloudSection(tid, box) {
 const SPEEDS = [0.5, 1, 2, 4, 8, 16, 32];
 
 function cardSection(tid, box) {
-  const today = new Date();
-  const pad = (n) => String(n).padStart(2, "0");
-  const day = h("input", {
-    type: "date",
-    id: "card-day",
-    value: `${today.getFullYear()}-${pad(today.getMonth() + 1)}-${pad(today.getDate())}`,
-  });
+  const day = dayInput("card-day");
   const show = h("button", { type: "button", id: "card-show" }, "Show files");
   const files = h("ul", { class: "ranges", id: "card-files" });
   const video = h("video", { id: "card-video", autoplay: true, playsInline: true, muted: true, "aria-label": "Memory card playback" });
