@@ -67,6 +67,9 @@ async def test_metrics_count_link_requests_vendor_actions_and_http(tmp_path: Pat
         assert changes >= 2  # the device's login and its report, at least
         assert 1 <= value(seen, "iotvideo_state_commits_total") <= changes
         assert value(seen, "iotvideo_state_queue") == 0
+        # The heartbeat's probe came back through the bus (in-process here: quick).
+        assert 0 <= value(seen, "iotvideo_bus_lag_seconds") < 1
+        assert "iotvideo_bus_lag_seconds" in scraped.text
 
 
 async def test_metrics_are_for_loopback_or_the_token(tmp_path: Path) -> None:

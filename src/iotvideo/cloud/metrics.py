@@ -15,6 +15,8 @@ What is counted (every series is this instance's; sum them over instances):
 - ``iotvideo_link_sessions{peer}``, ``iotvideo_devices_online`` (devices connected to this
   instance), ``iotvideo_bus_up`` (1 when the bus between instances works) and
   ``iotvideo_dependency_up{dependency}`` (the database, from the last request that used it);
+- ``iotvideo_bus_lag_seconds``: a probe sent through the bus to this instance on every
+  heartbeat, and how long it took to come back (a slow or stuck Redis shows here);
 - ``iotvideo_state_commits_total``, ``iotvideo_state_changes_total`` (their ratio is the
   group commit's batch size) and ``iotvideo_state_queue`` (changes waiting to be stored).
 
@@ -130,6 +132,14 @@ class _Gauges(Collector):
         down = set(getattr(outages, "down_now", lambda: set())())
         dependency.add_metric(["database"], 0 if "the database" in down else 1)
         yield dependency
+        hub = getattr(link, "hub", None)
+        lag = getattr(hub, "lag", None)
+        if lag is not None:
+            yield GaugeMetricFamily(
+                "iotvideo_bus_lag_seconds",
+                "How long the last probe took through the bus back to this instance.",
+                value=lag,
+            )
         things = getattr(link, "things", None)
         if things is not None:
             yield CounterMetricFamily(

@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -81,6 +82,10 @@ class Hub:
         self._devices: dict[str, tuple[DeviceEndpoint, Callable[[bytes], None]]] = {}
         self._pushes: _Fanout[PushTarget] = _Fanout(bus, "iv:push:", _to_app)
         self._users: _Fanout[UserTarget] = _Fanout(bus, "iv:user:", _to_user)
+        #: Seconds the last probe took through the bus to this instance and back (a
+        #: publish on Redis and its delivery), None before the first or while it is out.
+        self.lag: float | None = None
+        self._probe_sent = 0.0
 
     async def start(self) -> None:
         await self.bus.subscribe(f"iv:inst:{self.instance_id}", self._on_reply)
@@ -173,8 +178,21 @@ class Hub:
         }
         await self.bus.publish(f"iv:inst:{reply_to}", _encode(body))
 
+    async def probe(self) -> None:
+        """Send a probe through the bus to this instance; :attr:`lag` when it is back.
+        A probe still out when the next one goes counts its waiting so far."""
+        now = time.monotonic()
+        if self._probe_sent:
+            self.lag = max(self.lag or 0.0, now - self._probe_sent)  # the last one is late
+        self._probe_sent = now
+        await self.bus.publish(f"iv:inst:{self.instance_id}", b'{"k":"lag"}')
+
     def _on_reply(self, raw: bytes) -> None:
         body = json.loads(raw)
+        if body.get("k") == "lag":
+            if self._probe_sent:
+                self.lag, self._probe_sent = time.monotonic() - self._probe_sent, 0.0
+            return
         future = self._pending.get(body.get("rid", ""))
         if future is not None and not future.done():
             future.set_result(Outcome(body["code"], body.get("data") or {}, body.get("msg", "")))

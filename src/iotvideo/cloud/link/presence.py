@@ -9,6 +9,7 @@ offline and tells their apps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from iotvideo.cloud.db.tables import cloud_instances, devices
 from iotvideo.cloud.link.context import LinkContext
 from iotvideo.cloud.things import DeviceInfo
 from iotvideo.cloud.webhooks import enqueue
+from iotvideo.protocol.errors import IVError
 from iotvideo.protocol.thingmodel import Change, ThingModel, apply
 
 __all__ = ["register", "run_presence", "unregister"]
@@ -50,6 +52,8 @@ async def run_presence(ctx: LinkContext, sessions: set[object]) -> None:
     while True:
         try:
             await _beat_and_reap(ctx, stale_after=3 * interval)
+            with contextlib.suppress(IVError):  # the bus is down: iotvideo_bus_up says so
+                await ctx.hub.probe()
             await _converge(ctx, sessions)
             ctx.outages.round_done()
         except Exception as exc:  # the database may be down for a moment; keep trying
