@@ -48,6 +48,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/live.py
 	$(BIN)/python benchmarks/playback.py
 	$(BIN)/python benchmarks/browser.py
+	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/failover.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
