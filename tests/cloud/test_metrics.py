@@ -70,6 +70,7 @@ async def test_metrics_count_link_requests_vendor_actions_and_http(tmp_path: Pat
         # The heartbeat's probe came back through the bus (in-process here: quick).
         assert 0 <= value(seen, "iotvideo_bus_lag_seconds") < 1
         assert "iotvideo_bus_lag_seconds" in scraped.text
+        assert value(seen, "iotvideo_webhook_pending") == 0  # no vendor endpoint: none queued
 
 
 async def test_metrics_are_for_loopback_or_the_token(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
@@ -129,6 +130,10 @@ async def test_device_notifications_arrive_signed_and_retried(
             for _ in range(2):
                 async with asyncio.timeout(15):
                     tries.append(await receiver.tried.get())
+                # Not delivered yet: the metrics say one is pending.
+                async with httpx.AsyncClient() as http:
+                    scraped = (await http.get(f"{cloud.url}/metrics")).text
+                assert "iotvideo_webhook_pending 1.0" in scraped
                 clock.offset += 10
             again = await receiver.next("device.online")
         assert tries == [again["headers"]["webhook-id"]] * 2

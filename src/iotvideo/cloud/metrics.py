@@ -17,6 +17,8 @@ What is counted (every series is this instance's; sum them over instances):
   ``iotvideo_dependency_up{dependency}`` (the database, from the last request that used it);
 - ``iotvideo_bus_lag_seconds``: a probe sent through the bus to this instance on every
   heartbeat, and how long it took to come back (a slow or stuck Redis shows here);
+- ``iotvideo_webhook_pending``: vendor notifications not delivered yet (due or backing
+  off; a vendor's endpoint that is down keeps it up);
 - ``iotvideo_state_commits_total``, ``iotvideo_state_changes_total`` (their ratio is the
   group commit's batch size) and ``iotvideo_state_queue`` (changes waiting to be stored).
 
@@ -139,6 +141,13 @@ class _Gauges(Collector):
                 "iotvideo_bus_lag_seconds",
                 "How long the last probe took through the bus back to this instance.",
                 value=lag,
+            )
+        sender = getattr(state, "webhooks", None)
+        if sender is not None:
+            yield GaugeMetricFamily(
+                "iotvideo_webhook_pending",
+                "Vendor notifications not delivered yet (due or backing off).",
+                value=sender.pending,
             )
         things = getattr(link, "things", None)
         if things is not None:

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, insert, literal, select, update
+from sqlalchemy import and_, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud.db import Database
@@ -114,6 +114,8 @@ class WebhookSender:
     ) -> None:
         self.db, self.http, self.clock = db, http, clock
         self.metrics, self.outages, self.poll = metrics, outages, poll
+        #: Notifications not delivered yet (due or backing off), at the last look.
+        self.pending = 0
         self._wake = asyncio.Event()
         self.sent = 0
 
@@ -140,6 +142,16 @@ class WebhookSender:
         """Send what is due now; True if there may be more."""
         now = int(self.clock())
         async with self.db.read() as conn:
+            self.pending = (
+                await conn.scalar(
+                    select(func.count())
+                    .select_from(webhook_outbox)
+                    .where(
+                        webhook_outbox.c.delivered_at.is_(None),
+                        webhook_outbox.c.failed_at.is_(None),
+                    )
+                )
+            ) or 0
             due = list(
                 await conn.execute(
                     select(
