@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.live.browser import CHROMIUM_ARGS, WHEP_WATCH
 
-from link import Cloud, Vendor
+from link import Cloud, Vendor, run_with_cloud
 from live import Camera
 
 HLS = Path(__file__).resolve().parents[1] / "src/iotvideo/cloud/console/vendor/hls.light.min.mjs"
@@ -223,12 +222,7 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=20)
     args = parser.parse_args()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        cloud = Cloud(Path(tmp))
-        try:
-            asyncio.run(run(args, cloud, Path(tmp)))
-        finally:
-            cloud.stop()
+    run_with_cloud(run, args)
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

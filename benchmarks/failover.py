@@ -16,18 +16,16 @@ import argparse
 import asyncio
 import json
 import random
-import secrets
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import websockets
-from sqlalchemy.engine import make_url
 
 from iotvideo.protocol import link
 from iotvideo.protocol.certificate import DeviceCertificate
-from link import PG_URL, REDIS, Cloud, Vendor, _pg
+from link import REDIS, Cloud, Vendor, _pg, new_schema
 
 
 class Roamer:
@@ -73,13 +71,7 @@ class Roamer:
 
 
 async def run(args: argparse.Namespace, root: Path) -> None:
-    schema = f"iv_failover_{secrets.token_hex(4)}"
-    await _pg(f"CREATE SCHEMA {schema}")
-    db = (
-        make_url(PG_URL)
-        .update_query_dict({"search_path": schema})
-        .render_as_string(hide_password=False)
-    )
+    schema, db = await new_schema("iv_failover")
     clouds = [Cloud(root / f"c{i}", db=db, bus=REDIS) for i in range(3)]
     tasks: list[asyncio.Task[None]] = []
     try:

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,19 @@ class Cloud:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)
+
+
+def run_with_cloud(
+    run: Callable[[argparse.Namespace, Cloud, Path], Coroutine[Any, Any, None]],
+    args: argparse.Namespace,
+) -> None:
+    """``run(args, cloud, data)`` against a cloud of its own (SQLite, in-process bus)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cloud = Cloud(Path(tmp))
+        try:
+            asyncio.run(run(args, cloud, Path(tmp)))
+        finally:
+            cloud.stop()
 
 
 class Vendor:
@@ -271,6 +285,15 @@ async def idle_devices(cloud: Cloud, vendor: Vendor, count: int) -> tuple[int, f
     return held, per_connection, took
 
 
+async def new_schema(prefix: str) -> tuple[str, str]:
+    """A fresh PostgreSQL schema for one run (the caller drops it): its name, and the
+    database URL that keeps the cloud's tables in it."""
+    schema = f"{prefix}_{secrets.token_hex(4)}"
+    await _pg(f"CREATE SCHEMA {schema}")
+    url = make_url(PG_URL).update_query_dict({"search_path": schema})
+    return schema, url.render_as_string(hide_password=False)
+
+
 async def _pg(sql: str) -> None:
     dsn = (
         make_url(PG_URL)
@@ -303,13 +326,7 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             one.stop()
 
-        schema = f"iv_bench_{secrets.token_hex(4)}"
-        await _pg(f"CREATE SCHEMA {schema}")
-        db = (
-            make_url(PG_URL)
-            .update_query_dict({"search_path": schema})
-            .render_as_string(hide_password=False)
-        )
+        schema, db = await new_schema("iv_bench")
         a = Cloud(root / "a", db=db, bus=REDIS)
         b = Cloud(root / "b", db=db, bus=REDIS)
         try:

@@ -28,7 +28,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from fractions import Fraction
@@ -42,7 +41,7 @@ from iotvideo.app.player import MonitorPlayer
 from iotvideo.media.testsrc import Stamp, TestPattern, read_stamp
 from iotvideo.media.webrtc import codecs_of, rtc_configuration, set_host_addresses
 from iotvideo.protocol.media import MAX_CONNECTION_NUM
-from link import Cloud, Vendor
+from link import Cloud, Vendor, run_with_cloud
 
 
 def quantiles(samples: list[float]) -> tuple[float, float]:
@@ -290,12 +289,7 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        cloud = Cloud(Path(tmp))
-        try:
-            asyncio.run(run(args, cloud, Path(tmp)))
-        finally:
-            cloud.stop()
+    run_with_cloud(run, args)
 
 
 if __name__ == "__main__":

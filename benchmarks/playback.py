@@ -27,7 +27,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ from iotvideo.app.playback import FileDownloader, PlaybackPlayer, get_playback_l
 from iotvideo.app.player import MonitorPlayer
 from iotvideo.device.card import Card, fill_test_recording
 from iotvideo.media.webrtc import rtc_configuration, set_host_addresses
-from link import Cloud, Vendor
+from link import Cloud, Vendor, run_with_cloud
 from live import NullDecoder, proc_cpu
 
 CHUNK = 60_000
@@ -268,12 +267,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--minutes", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        cloud = Cloud(Path(tmp))
-        try:
-            asyncio.run(run(args, cloud, Path(tmp)))
-        finally:
-            cloud.stop()
+    run_with_cloud(run, args)
 
 
 if __name__ == "__main__":

@@ -23,16 +23,13 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
-from link import PG_URL, Cloud, Fleet, Vendor, _pg
+from link import Cloud, Fleet, Vendor, _pg, new_schema
 
 
 async def report_once(ws: Any, request_id: int, value: float) -> float:
@@ -99,13 +96,7 @@ async def run(args: argparse.Namespace, root: Path) -> None:
     schema = ""
     db: str | None = None
     if args.db == "postgres":
-        schema = f"iv_scale_{secrets.token_hex(4)}"
-        await _pg(f"CREATE SCHEMA {schema}")
-        db = (
-            make_url(PG_URL)
-            .update_query_dict({"search_path": schema})
-            .render_as_string(hide_password=False)
-        )
+        schema, db = await new_schema("iv_scale")
     cloud = Cloud(root, db=db, cpu=0 if two_cpus else None)
     if two_cpus:
         os.sched_setaffinity(0, {1})

@@ -29,14 +29,13 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import insert
-from sqlalchemy.engine import make_url
 
 from iotvideo.cloud.db import Database
 from iotvideo.cloud.db.tables import cloud_events, cloud_segments
 from iotvideo.protocol import link as linkproto
 from iotvideo.protocol.certificate import DeviceCertificate
 from iotvideo.protocol.vas import Segment, build_m3u8, upload_message
-from link import PG_URL, Cloud, Vendor, _pg
+from link import Cloud, Vendor, _pg, new_schema
 
 DAY = 86_400
 
@@ -213,12 +212,10 @@ def main() -> None:
     args = parser.parse_args()
 
     async def go() -> None:
-        schema = f"iv_vas_{secrets.token_hex(4)}"
-        await _pg(f"CREATE SCHEMA {schema}")
-        db = make_url(PG_URL).update_query_dict({"search_path": schema})
+        schema, db = await new_schema("iv_vas")
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                await run(args, Path(tmp), db.render_as_string(hide_password=False))
+                await run(args, Path(tmp), db)
         finally:
             await _pg(f"DROP SCHEMA {schema} CASCADE")
 

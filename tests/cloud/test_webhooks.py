@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,8 +58,9 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    hook = Receiver()
+async def receiver() -> AsyncIterator[Receiver]:
+    """The vendor's notification endpoint, reporting to the test's event loop."""
+    hook = Receiver(loop=asyncio.get_running_loop(), arrived=asyncio.Queue())
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -94,7 +95,6 @@ async def events_to(world: World, url: str) -> str:
 async def test_device_notifications_arrive_signed_and_retried(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    receiver.loop, receiver.arrived = asyncio.get_running_loop(), asyncio.Queue()
     clock = Clock()
     async with inproc_cloud(tmp_path, clock) as cloud:
         world = await asyncio.to_thread(make_world, cloud, devices=1)
@@ -142,7 +142,6 @@ async def test_device_notifications_arrive_signed_and_retried(
 async def test_notifications_wait_out_a_down_backend_and_a_cloud_restart(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    receiver.loop, receiver.arrived = asyncio.get_running_loop(), asyncio.Queue()
     clock = Clock()
     async with inproc_cloud(tmp_path, clock) as cloud:
         world = await asyncio.to_thread(make_world, cloud, devices=1)
@@ -163,7 +162,6 @@ async def test_the_send_data_webhook_is_signed(tmp_path: Path, receiver: Receive
     from iotvideo.cloud.keys import set_webhook
     from tests.link.world import app_sdk
 
-    receiver.loop, receiver.arrived = asyncio.get_running_loop(), asyncio.Queue()
     async with inproc_cloud(tmp_path, Clock()) as cloud:
         world = await asyncio.to_thread(make_world, cloud, devices=1)
         db = Database(cloud.db)

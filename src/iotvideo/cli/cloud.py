@@ -335,6 +335,12 @@ def db_current(data: DataOpt = None, db: DbOpt = None) -> None:
     print(revision)
 
 
+def _check_url(url: str) -> None:
+    """A vendor's endpoint: http(s), or empty to remove it."""
+    if url and not url.startswith(("http://", "https://")):
+        die("the URL must be http:// or https://", 2)
+
+
 @vendor_app.command("webhook")
 def vendor_webhook(
     vendor: Annotated[str, typer.Argument(help="The vendor id (see `iotvideo keys list`).")],
@@ -346,8 +352,7 @@ def vendor_webhook(
     require_server()
     from iotvideo.cloud.keys import set_webhook
 
-    if url and not url.startswith(("http://", "https://")):
-        die("the webhook must be an http:// or https:// URL", 2)
+    _check_url(url)
     _with_db(data, db, lambda d: set_webhook(d, vendor, url))
     stderr.print(
         f"vendor {vendor}: webhook {'set to ' + url if url else 'removed'}", highlight=False
@@ -368,8 +373,7 @@ def vendor_events(
     require_server()
     from iotvideo.cloud.keys import set_events_url
 
-    if url and not url.startswith(("http://", "https://")):
-        die("the URL must be http:// or https://", 2)
+    _check_url(url)
     secret = _with_db(data, db, lambda d: set_events_url(d, vendor, url))
     print(json.dumps({"vendor": vendor, "events_url": url, "secret": secret}))
 

@@ -16,6 +16,7 @@ Security Policy (no inline script, no other origin).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from pathlib import Path
@@ -93,9 +94,12 @@ async def provisioning_qr(request: Request) -> Response:
             raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, str(exc)) from None
     except Refused as exc:
         return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status)
-    out = io.BytesIO()
-    segno.make(qr_payload(config), error="m").save(out, kind="svg", scale=6, border=4)
+    svg = await asyncio.to_thread(_svg, qr_payload(config))  # CPU work: off the event loop
     # The code holds the Wi-Fi password: never cached.
-    return Response(
-        out.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
-    )
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+
+def _svg(text: str) -> bytes:
+    out = io.BytesIO()
+    segno.make(text, error="m").save(out, kind="svg", scale=6, border=4)
+    return out.getvalue()

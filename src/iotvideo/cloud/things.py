@@ -107,30 +107,14 @@ class Things:
         return model
 
     async def load(
-        self, conn: AsyncConnection, tid: str, *, for_update: bool = False
+        self, conn: AsyncConnection, tid: str
     ) -> tuple[DeviceInfo, ThingModel, dict[str, Any]]:
-        """The device, its model and its state (created or upgraded as needed)."""
+        """The device, its model and its state as the model shows it now (new objects of
+        a newer model with their initial values); nothing is written."""
         info = await self.device(conn, tid)
         model = await self.model(conn, info.product_id, info.revision)
-        query = select(device_state.c.doc).where(device_state.c.tid == tid)
-        doc = await conn.scalar(query.with_for_update() if for_update else query)
-        now = self.now()
-        if doc is None:
-            state = model.initial_state(now)
-            if for_update:
-                await conn.execute(insert(device_state).values(tid=tid, doc=state, updated_at=now))
-        else:
-            state = dict(doc)
-            if model.upgrade_state(state, now) and for_update:
-                await self.save(conn, tid, state)
-        return info, model, state
-
-    async def save(self, conn: AsyncConnection, tid: str, state: dict[str, Any]) -> None:
-        await conn.execute(
-            update(device_state)
-            .where(device_state.c.tid == tid)
-            .values(doc=state, updated_at=self.now())
-        )
+        doc = await conn.scalar(select(device_state.c.doc).where(device_state.c.tid == tid))
+        return info, model, _state(model, doc, self.now())
 
     @property
     def queued(self) -> int:
@@ -215,14 +199,9 @@ class Things:
                 model = await self.model(conn, info.product_id, info.revision)
                 state = states.get(waiting.tid)
                 if state is None:
-                    doc = docs.get(waiting.tid)
-                    if doc is None:
-                        state = model.initial_state(now)
-                        fresh.add(waiting.tid)
-                    else:
-                        state = dict(doc)
-                        model.upgrade_state(state, now)
-                    states[waiting.tid] = state
+                    if waiting.tid not in docs:
+                        fresh.add(waiting.tid)  # its first state: a row to insert
+                    state = states[waiting.tid] = _state(model, docs.get(waiting.tid), now)
                 try:
                     outcomes[index] = waiting.fn(info, model, state)
                     changed.add(waiting.tid)
@@ -291,3 +270,13 @@ class Things:
         """The device, model and state, read outside any write."""
         async with self._db.read() as conn:
             return await self.load(conn, tid)
+
+
+def _state(model: ThingModel, doc: Any, now: int) -> dict[str, Any]:
+    """A stored state document as ``model`` shows it (the initial state when there is none
+    yet; objects of a newer model added)."""
+    if doc is None:
+        return model.initial_state(now)
+    state = dict(doc)
+    model.upgrade_state(state, now)
+    return state

@@ -471,8 +471,8 @@ async def mp4_export(
             )
         state = _ctx(request)
         rows = await _pieces(request, tid, chn, start * 1000, end * 1000, paths=True)
-        pieces = [(row[1], state.settings.data / row[3]) for row in rows]
-        pieces = [(at, path) for at, path in pieces if path.exists()]
+        listed = [(row[1], state.settings.data / row[3]) for row in rows]
+        pieces = await asyncio.to_thread(lambda: [(t, p) for t, p in listed if p.exists()])
         if not pieces:
             raise Refused(404, ErrorCode.IVTermErr_msg_find_record_file_fail, "nothing recorded")
         folder = state.settings.data / "tmp"
