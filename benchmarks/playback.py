@@ -2,6 +2,7 @@
 and for recording.
 
     .venv/bin/python benchmarks/playback.py [--seeks 30] [--downloads 5] [--seconds 8]
+        [--minutes 3] [--file-seconds 60]
 
 Everything on loopback; the cloud and the camera (`iotvideo device run --sd-dir`, whose
 card holds a 640x360 15 fps test-pattern recording written beforehand) are separate
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import statistics
 import subprocess
@@ -31,7 +33,7 @@ import threading
 import time
 from pathlib import Path
 
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from iotvideo.app import IoTVideo
 from iotvideo.app.playback import FileDownloader, PlaybackPlayer, get_playback_list
@@ -134,12 +136,91 @@ async def downloads(sdk: IoTVideo, tid: str, file_time: int, count: int) -> tupl
     return size, rates
 
 
-async def bare_channel(size: int) -> float:
-    """MB/s of a bare aiortc data channel between two peers in this process."""
-    a, b = RTCPeerConnection(rtc_configuration()), RTCPeerConnection(rtc_configuration())
+async def bare_channel(size: int, *, two_processes: bool) -> float:
+    """MB/s of a bare aiortc data channel: the sender here, the receiver in this process
+    or in a child process (as the app and the camera are)."""
+    set_host_addresses(["127.0.0.1"])
+    a = RTCPeerConnection(rtc_configuration())
     channel = a.createDataChannel("file")
-    received = 0
     done = asyncio.Event()
+    child: asyncio.subprocess.Process | None = None
+    b: RTCPeerConnection | None = None
+    await a.setLocalDescription(await a.createOffer())
+    if two_processes:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--bare-receiver",
+            str(size),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(json.dumps({"sdp": a.localDescription.sdp}).encode() + b"\n")
+        await child.stdin.drain()
+        answer = json.loads(await child.stdout.readline())["sdp"]
+        await a.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        out = child.stdout
+
+        async def wait_done() -> None:
+            await out.readline()
+            done.set()
+    else:
+        b = RTCPeerConnection(rtc_configuration())
+        received = 0
+
+        @b.on("datachannel")
+        def on_channel(remote: object) -> None:
+            @remote.on("message")  # type: ignore[attr-defined]
+            def on_message(message: bytes) -> None:
+                nonlocal received
+                received += len(message)
+                if received >= size:
+                    done.set()
+
+        await b.setRemoteDescription(a.localDescription)
+        await b.setLocalDescription(await b.createAnswer())
+        await a.setRemoteDescription(b.localDescription)
+
+        async def wait_done() -> None:
+            await done.wait()
+
+    opened = asyncio.Event()
+    channel.on("open", opened.set)
+    await asyncio.wait_for(opened.wait(), 10)
+    drained = asyncio.Event()
+    channel.bufferedAmountLowThreshold = 1 << 19
+    channel.on("bufferedamountlow", drained.set)
+    payload = bytes(CHUNK)
+    waiter = asyncio.ensure_future(wait_done())
+    t0 = time.monotonic()
+    sent = 0
+    while sent < size:
+        if channel.bufferedAmount > 1 << 20:
+            drained.clear()
+            await drained.wait()
+            continue
+        channel.send(payload)
+        sent += CHUNK
+    await asyncio.wait_for(waiter, 60)
+    rate = sent / (time.monotonic() - t0) / 1e6
+    await a.close()
+    if b is not None:
+        await b.close()
+    if child is not None:
+        await child.wait()
+    return rate
+
+
+async def bare_receiver(size: int) -> None:
+    """The child of ``bare_channel``: answers the offer on stdin, prints a line once
+    ``size`` bytes have arrived."""
+    set_host_addresses(["127.0.0.1"])
+    loop = asyncio.get_running_loop()
+    offer = json.loads(await loop.run_in_executor(None, sys.stdin.readline))["sdp"]
+    b = RTCPeerConnection(rtc_configuration())
+    done = asyncio.Event()
+    received = 0
 
     @b.on("datachannel")
     def on_channel(remote: object) -> None:
@@ -150,31 +231,12 @@ async def bare_channel(size: int) -> float:
             if received >= size:
                 done.set()
 
-    await a.setLocalDescription(await a.createOffer())
-    await b.setRemoteDescription(a.localDescription)
+    await b.setRemoteDescription(RTCSessionDescription(offer, "offer"))
     await b.setLocalDescription(await b.createAnswer())
-    await a.setRemoteDescription(b.localDescription)
-    opened = asyncio.Event()
-    channel.on("open", opened.set)
-    await asyncio.wait_for(opened.wait(), 10)
-    drained = asyncio.Event()
-    channel.bufferedAmountLowThreshold = 1 << 19
-    channel.on("bufferedamountlow", drained.set)
-    payload = bytes(CHUNK)
-    t0 = time.monotonic()
-    sent = 0
-    while sent < size:
-        if channel.bufferedAmount > 1 << 20:
-            drained.clear()
-            await drained.wait()
-            continue
-        channel.send(payload)
-        sent += CHUNK
-    await asyncio.wait_for(done.wait(), 60)
-    rate = received / (time.monotonic() - t0) / 1e6
-    await a.close()
+    print(json.dumps({"sdp": b.localDescription.sdp}), flush=True)
+    await asyncio.wait_for(done.wait(), 120)
+    print("done", flush=True)
     await b.close()
-    return rate
 
 
 async def playback_cpu(
@@ -205,7 +267,7 @@ async def run(args: argparse.Namespace, cloud: Cloud, data: Path) -> None:
     devices, user, token = await asyncio.to_thread(vendor.setup)
     tid = devices[0].Tid
     sd = data / "sd"
-    card = Card(sd, file_seconds=60)
+    card = Card(sd, file_seconds=args.file_seconds)
     card.mount()
     start = (int(time.time()) - 3600) * 1000
     print(f"writing {args.minutes} min of 640x360 15 fps recording to the card ...", flush=True)
@@ -218,7 +280,13 @@ async def run(args: argparse.Namespace, cloud: Cloud, data: Path) -> None:
     sdk.setup(cloud.url)
     await sdk.register(user, token)
     camera = Camera(
-        cloud, devices[0].Certificate, data, "--sd-dir", str(sd), "--sd-file-seconds", "60"
+        cloud,
+        devices[0].Certificate,
+        data,
+        "--sd-dir",
+        str(sd),
+        "--sd-file-seconds",
+        str(args.file_seconds),
     )
     try:
         await online(sdk, tid)
@@ -228,13 +296,19 @@ async def run(args: argparse.Namespace, cloud: Cloud, data: Path) -> None:
         print(f"seek to first frame, {len(samples)} seeks (ms): p50 {p50:.1f}  p95 {p95:.1f}")
 
         page = await get_playback_list(tid, start, end, sdk=sdk)
-        size, rates = await downloads(sdk, tid, page.items[1].start_time, args.downloads)
-        ceiling = await bare_channel(size)
+        middle = page.items[len(page.items) // 2].start_time
+        size, rates = await downloads(sdk, tid, middle, args.downloads)
         print(
             f"download of a {size / 1e6:.1f} MB file, {len(rates)} runs (MB/s): "
-            f"median {statistics.median(rates):.1f}, best {max(rates):.1f}"
+            f"median {statistics.median(rates):.1f}, best {max(rates):.1f} "
+            f"({', '.join(f'{r:.1f}' for r in rates)})"
         )
-        print(f"  bare aiortc data channel, both peers in one process: {ceiling:.1f} MB/s")
+        for two in (False, True):
+            ceiling = statistics.median(
+                [await bare_channel(size, two_processes=two) for _ in range(3)]
+            )
+            where = "in two processes" if two else "both in this process"
+            print(f"  bare aiortc data channel, the same bytes, peers {where}: {ceiling:.1f} MB/s")
 
         idle = await share(camera, args.seconds)
         one = await playback_cpu(sdk, tid, camera, start + 1000, 1.0, args.seconds)
@@ -266,7 +340,12 @@ def main() -> None:
     parser.add_argument("--downloads", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--minutes", type=int, default=3)
+    parser.add_argument("--file-seconds", type=int, default=60, help="length of a card file")
+    parser.add_argument("--bare-receiver", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_receiver:
+        asyncio.run(bare_receiver(args.bare_receiver))
+        return
     run_with_cloud(run, args)
 
 

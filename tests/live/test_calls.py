@@ -250,14 +250,15 @@ def targets(sdk: Any, make: Callable[..., Any]) -> dict[type, Any]:
     }
 
 
-def operations() -> Iterator[tuple[type, str, dict[str, Any]]]:
+def operations(files: Path) -> Iterator[tuple[type, str, dict[str, Any]]]:
+    """Each operation with its required arguments; a file path is one in ``files``."""
     for cls in CLASSES:
         for name, method in public_methods(cls):
             parameters = inspect.signature(method).parameters
             if "completion" not in parameters:
                 continue
             wanted = {
-                p: ARGS[p]
+                p: files / f"{cls.__name__}.{name}" if "Path" in str(spec.annotation) else ARGS[p]
                 for p, spec in parameters.items()
                 if p in ARGS and spec.default is inspect.Parameter.empty
             }
@@ -270,7 +271,7 @@ def outcome_of(result: Any = None, error: BaseException | None = None) -> Any:
     return ("ok", type(result).__name__)
 
 
-async def test_every_operation_awaited_and_with_a_callback() -> None:
+async def test_every_operation_awaited_and_with_a_callback(tmp_path: Path) -> None:
     sdk = IoTVideo()
     sdk.setup(NOWHERE)
     sdk.net_config.lan.interfaces = ["127.0.0.1"]  # DNS-SD on loopback only
@@ -280,7 +281,7 @@ async def test_every_operation_awaited_and_with_a_callback() -> None:
 
     objects = targets(sdk, make)
     walked = 0
-    for cls, name, kwargs in operations():
+    for cls, name, kwargs in operations(tmp_path):
         method = getattr(objects[cls], name)
         try:
             awaited = outcome_of(await method(**kwargs))
@@ -296,9 +297,11 @@ async def test_every_operation_awaited_and_with_a_callback() -> None:
             assert await heard == awaited, (cls.__name__, name)
         walked += 1
     assert walked >= 70  # every operation of every manager and player
+    # Nothing reached a device, so no file was written (a failed download leaves none).
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_every_operation_through_the_blocking_face() -> None:
+def test_every_operation_through_the_blocking_face(tmp_path: Path) -> None:
     with SyncIoTVideo(NOWHERE, timeout=10) as blocking:
         blocking.net_config.lan.interfaces = ["127.0.0.1"]
 
@@ -308,7 +311,7 @@ def test_every_operation_through_the_blocking_face() -> None:
         objects = targets(blocking, make)
         objects[IoTVideo] = Blocking(blocking.sdk, blocking)
         differ = []
-        for cls, name, kwargs in operations():
+        for cls, name, kwargs in operations(tmp_path):
             try:
                 got = outcome_of(getattr(objects[cls], name)(**kwargs))
             except IVError as exc:

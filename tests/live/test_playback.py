@@ -387,6 +387,11 @@ async def test_download_errors_busy_offset_unknown_and_idle_hangup(
         with pytest.raises(IVError) as unknown:
             await a.download(found[0].start_time + 1)
         assert unknown.value.code == ErrorCode.IVDownloadError_FileNotFound
+        # Downloading into a file: a refused download leaves no empty file behind.
+        with pytest.raises(IVError) as refused:
+            await a.download_to(tmp_path / "unknown.ts", found[0].start_time + 1)
+        assert refused.value.code == ErrorCode.IVDownloadError_FileNotFound
+        assert not (tmp_path / "unknown.ts").exists()
         # No request for 0.5 s (10 s by default) after the last: the device hangs up.
         asked = time.monotonic()
         error = await a.wait_ended()

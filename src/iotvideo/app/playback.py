@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from iotvideo.app.calls import Completion, operation
 from iotvideo.app.player import Connection, MonitorPlayer, PlayerStatus
@@ -628,18 +628,22 @@ class FileDownloader(Connection):
                 progress(total["held"], total["size"])
 
         async def writer() -> None:
-            out = await asyncio.to_thread(target.open, "ab")
-            with out:
+            out: BinaryIO | None = None  # opened at the first bytes: a refusal leaves no file
+            try:
                 while True:
                     await wake.wait()
                     wake.clear()
                     batch = b"".join(pending)
                     pending.clear()
                     if batch:
+                        if out is None:
+                            out = await asyncio.to_thread(target.open, "ab")
                         await asyncio.to_thread(out.write, batch)
                     if done and not pending:
-                        await asyncio.to_thread(out.flush)
                         return
+            finally:
+                if out is not None:
+                    await asyncio.to_thread(out.close)
 
         task = asyncio.ensure_future(writer())
         try:
