@@ -399,6 +399,16 @@ async def test_download_errors_busy_offset_unknown_and_idle_hangup(
             error is not None and error.code == ErrorCode.IVTermErr_msg_wait_option_timeout_hangup
         )
         assert time.monotonic() - asked >= 0.3
+        # The same after a pause: the device keeps the place for a resume, then hangs up.
+        c = FileDownloader(world.device.tid, sdk=lv.sdk)
+        paused = await c.download(found[2].start_time, on_ready=lambda _size: c.pause())
+        assert paused.paused and paused.received < paused.size
+        asked = time.monotonic()
+        error = await c.wait_ended()
+        assert (
+            error is not None and error.code == ErrorCode.IVTermErr_msg_wait_option_timeout_hangup
+        )
+        assert time.monotonic() - asked >= 0.3
 
 
 async def test_strangers_and_bad_requests_are_refused(

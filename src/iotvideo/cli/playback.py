@@ -64,7 +64,15 @@ def parse_time(value: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-TimeArg = Annotated[int, typer.Argument(parser=parse_time, metavar="FILE_TIME")]
+TimeArg = Annotated[
+    int,
+    typer.Argument(
+        parser=parse_time,
+        metavar="FILE_TIME",
+        help="The file's start: UNIX ms as `playback list` prints it, or an ISO time.",
+        show_default=False,
+    ),
+]
 
 
 def _time_option(name: str, text: str) -> Any:
