@@ -7,7 +7,8 @@ Import WebRTC things from here, not from aiortc directly, so the adaptations are
 - encoded-frame pass-through on the sending side (:class:`PacketTrack`), with the
   receiver's keyframe requests (PLI/FIR) reaching the source (``keyframe_wanted``);
 - the encoded frames on the receiving side, before any decoding (:func:`tap_receiver`);
-- video frames leave the jitter buffer when their last packet arrives, not a frame later.
+- video frames leave the jitter buffer when their last packet arrives, not a frame later;
+- ICE's UDP sockets receive into :data:`UDP_BUFFER` bytes of kernel buffer.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 import aioice.ice
+import aioice.turn
 import av
 from aioice.candidate import Candidate
 from aiortc import (
@@ -84,6 +86,7 @@ def check_internals() -> None:
     """
     wanted = {
         "aioice.ice.get_host_addresses": hasattr(aioice.ice, "get_host_addresses"),
+        "aioice.turn.UDP_SOCKET_BUFFER_SIZE": hasattr(aioice.turn, "UDP_SOCKET_BUFFER_SIZE"),
         "RTCRtpSender._send_keyframe": hasattr(RTCRtpSender, "_send_keyframe"),
         "JitterBuffer._remove_frame": hasattr(JitterBuffer, "_remove_frame"),
         "JitterBuffer.remove": hasattr(JitterBuffer, "remove"),
@@ -126,6 +129,15 @@ def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
 
 
 aioice.ice.get_host_addresses = _get_host_addresses
+
+#: Kernel receive buffer of each ICE UDP socket (host and TURN), in bytes; the kernel caps
+#: it at net.core.rmem_max.
+#: Why: aioice asks for 256 KiB; an SCTP data channel may have 1 MiB in flight (aiortc's
+#: receive window), so a download, or a keyframe for several viewers, outruns one event-loop
+#: turn, the kernel drops the rest (UDP RcvbufErrors) and SCTP halves its rate: downloads
+#: ran from 10 to 33 MB/s between runs (benchmarks/playback.py).
+UDP_BUFFER = 1 << 21
+aioice.turn.UDP_SOCKET_BUFFER_SIZE = UDP_BUFFER
 
 
 def set_host_addresses(addresses: Sequence[str] | None) -> None:
