@@ -1,7 +1,7 @@
 """Memory-card numbers: seek to first frame, download throughput, device CPU for playback
 and for recording.
 
-    .venv/bin/python benchmarks/playback.py [--seeks 30] [--downloads 5] [--seconds 8]
+    .venv/bin/python benchmarks/playback.py [--seeks 30] [--downloads 5] [--seconds 20]
         [--minutes 3] [--file-seconds 60]
 
 Everything on loopback; the cloud and the camera (`iotvideo device run --sd-dir`, whose
@@ -338,7 +338,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeks", type=int, default=30)
     parser.add_argument("--downloads", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--minutes", type=int, default=3)
     parser.add_argument("--file-seconds", type=int, default=60, help="length of a card file")
     parser.add_argument("--bare-receiver", type=int, help=argparse.SUPPRESS)
