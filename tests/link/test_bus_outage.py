@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from iotvideo.app import DeviceMessage, LinkStatus
 from iotvideo.protocol.errors import ErrorCode, IVError
 from tests.link.world import World, app_sdk, device_client, make_world
 from tests.support import Cloud, LineWatcher, start_cloud
@@ -89,5 +90,57 @@ async def test_the_bus_reconnects_by_itself(redis: Redis, tmp_path: Path) -> Non
         log = "".join(cloud.log)
         assert log.count("Redis bus lost") == 1 and "Redis bus reconnected" in log
         assert "Traceback" not in log
+    finally:
+        cloud.stop()
+
+
+async def test_events_of_a_bus_outage_reach_an_app_that_stayed_online(
+    redis: Redis, tmp_path: Path
+) -> None:
+    """An event raised while Redis is away is kept, but its push cannot go out (the device
+    is told to retry). Once Redis is back the app, which never lost its own link, gets it,
+    once: the device's retry pushes the kept event again, and the instance tells its apps
+    to fetch what its bus lost (``resync``)."""
+    cloud = start_cloud(tmp_path / "data", bus=f"redis://127.0.0.1:{redis.port}/0")
+    try:
+        world: World = await asyncio.to_thread(make_world, cloud, devices=1)
+        async with (
+            device_client(cloud.url, world.device) as dc,
+            app_sdk(cloud.url, world.owner) as sdk,
+        ):
+            statuses: list[LinkStatus] = []
+            sdk.add_status_listener(statuses.append)
+            heard: list[int] = []
+            got = asyncio.Condition()
+
+            async def note(n: int) -> None:
+                async with got:
+                    heard.append(n)
+                    got.notify_all()
+
+            def on_message(message: DeviceMessage) -> None:
+                if message.kind == "event":
+                    asyncio.ensure_future(note(int(message.value["n"])))
+
+            sdk.message.add_listener(on_message)
+
+            async def until_heard(n: int) -> None:
+                async with asyncio.timeout(30), got:
+                    await got.wait_for(lambda: n in heard)
+
+            await dc.event("motion", {"n": 0})
+            await until_heard(0)
+            redis.kill()
+            await _health(cloud, "down")
+            await dc.event("motion", {"n": 1})  # kept, not pushed: queued on the device
+            assert len(dc.events) == 1
+            redis.start()
+            await _health(cloud, "ok")
+            await dc.events_sent(timeout=30)
+            await until_heard(1)
+            await dc.event("motion", {"n": 2})
+            await until_heard(2)
+            assert sorted(heard) == [0, 1, 2]  # each once
+            assert LinkStatus.OFFLINE not in statuses  # the app's link never dropped
     finally:
         cloud.stop()

@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from sqlalchemy import update
+
+from iotvideo.cloud.db import Database
+from iotvideo.cloud.db.tables import device_events
 from iotvideo.device import DeviceClient, DeviceStatus
 from iotvideo.device.events import EventQueue
 from tests.link.world import World, app_sdk, device_client, fast_backoff, make_world
@@ -78,4 +82,62 @@ async def test_events_raised_during_an_outage_arrive_once_after_it(tmp_path: Pat
         assert device.events.lost == 0
     finally:
         await device.stop()
+        cloud.stop()
+
+
+async def test_an_event_stored_late_with_a_lower_number_reaches_a_reconnecting_app(
+    tmp_path: Path,
+) -> None:
+    """Events are numbered when stored but may commit, and be pushed, in any order across
+    instances: an app that saw number 3 and then lost its link must still get number 2 if
+    it committed late. (Made here by moving another device's event, which the app never
+    saw, to its device.)"""
+    cloud = await asyncio.to_thread(start_cloud, tmp_path / "data")
+    world: World = await asyncio.to_thread(make_world, cloud, devices=2)
+    mine, other = world.devices
+    heard: list[int] = []
+    got = asyncio.Condition()
+
+    async def note(value: dict[str, int]) -> None:
+        async with got:
+            heard.append(value["n"])
+            got.notify_all()
+
+    async def until_heard(n: int) -> None:
+        async with asyncio.timeout(30), got:
+            await got.wait_for(lambda: n in heard)
+
+    try:
+        async with (
+            device_client(cloud.url, mine) as device,
+            device_client(cloud.url, other) as stranger,
+            app_sdk(cloud.url, world.owner) as sdk,
+        ):
+            sdk.message.add_listener(
+                lambda m: asyncio.ensure_future(note(m.value)) if m.kind == "event" else None
+            )
+            await device.event("motion", {"n": 0})
+            await until_heard(0)
+            await stranger.event("motion", {"n": 1})  # numbered between; not the app's
+            await stranger.events_sent(timeout=10)
+            await device.event("motion", {"n": 2})
+            await until_heard(2)
+            db = Database(cloud.db)
+            try:
+                async with db.begin() as conn:
+                    await conn.execute(
+                        update(device_events)
+                        .where(device_events.c.tid == other.tid)
+                        .values(tid=mine.tid, value={"n": 1})
+                    )
+            finally:
+                await db.close()
+            port = cloud.port
+            assert await asyncio.to_thread(cloud.stop) == 0  # the app's link drops
+            cloud = await asyncio.to_thread(start_cloud, tmp_path / "data", port=port)
+            await until_heard(1)  # fetched at the app's login
+            await device.event("motion", {"n": 3})
+            await until_heard(3)
+        assert heard == [0, 2, 1, 3]  # each once
+    finally:
         cloud.stop()

@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from iotvideo.app.calls import Completion, call
+from iotvideo.app.status import LinkStatus
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.link import Push
@@ -37,6 +39,12 @@ log = logging.getLogger("iotvideo.app")
 T = TypeVar("T")
 #: Largest passthrough message (send_data), bytes.
 MAX_DATA_SIZE = link.MAX_DATA_SIZE
+#: A catch-up asks again for the events numbered up to this many seconds before the newest
+#: one delivered: the cloud numbers an event when it stores it, but stores commit (and are
+#: pushed) in any order across instances, so one numbered first may arrive second.
+CATCH_UP_LOOKBACK = 10.0
+#: Events remembered as delivered: each is delivered once, however often it arrives.
+SEEN_EVENTS = 8192
 
 
 class MessageDelegate(Protocol):
@@ -79,11 +87,21 @@ class MessageMgr:
         self._listeners: list[Callable[[DeviceMessage], object]] = []
         sdk.add_push_handler("prop", self._on_prop)
         sdk.add_push_handler("event", self._on_event)
-        #: The newest event seen (the cloud's ``seq``): after a reconnect, the events
-        #: missed since are fetched and delivered like pushed ones, each once.
+        #: The newest event seen (the cloud's ``seq``): after a reconnect, or when the
+        #: cloud says pushes were lost (``resync``: its bus was away), the events missed
+        #: are fetched and delivered like pushed ones, each once.
         self.event_cursor: int | None = None
-        self._seen: deque[int] = deque(maxlen=4096)
+        self._seen: deque[int] = deque()
+        self._seen_set: set[int] = set()
+        #: (monotonic time, cursor) as the cursor moved, the last CATCH_UP_LOOKBACK s,
+        #: and the cursor before them: where a catch-up starts.
+        self._marks: deque[tuple[float, int]] = deque()
+        self._base = 0
+        self._catching = asyncio.Lock()
+        self._retry: asyncio.Task[None] | None = None
+        self._retry_delay = 0.5
         sdk.add_login_hook(self._catch_up)
+        sdk.add_push_handler("resync", lambda _push: self._catch_up_soon(0.0))
 
     # Pushes
 
@@ -123,16 +141,53 @@ class MessageMgr:
         self._notify(message)
 
     async def _catch_up(self) -> None:
-        """At login: start the cursor (first login), or deliver what was missed."""
+        """At login: start the cursor (first login), or deliver what was missed. A
+        failure (the cloud's database away) is tried again shortly, not raised."""
         if self.event_cursor is None:
-            self.event_cursor = int(self._sdk.login_reply.get("event_seq", 0))
+            self.event_cursor = self._base = int(self._sdk.login_reply.get("event_seq", 0))
             return
-        more = True
-        while more:
-            got = await self._sdk.request("event.since", {"after": self.event_cursor})
-            for event in got.get("events", []):
-                self._deliver_event(event)
-            more = bool(got.get("more")) and bool(got.get("events"))
+        async with self._catching:
+            after = self._floor()
+            try:
+                while True:
+                    got = await self._sdk.request("event.since", {"after": after})
+                    events = got.get("events", [])
+                    for event in events:
+                        self._deliver_event(event)
+                        after = max(after, int(event.get("seq", after)))
+                    if not (got.get("more") and events):
+                        break
+            except IVError as exc:
+                log.warning("could not fetch the events missed (%s); trying again", exc)
+                self._catch_up_soon(self._retry_delay)
+                self._retry_delay = min(10.0, self._retry_delay * 2)
+                return
+        self._retry_delay = 0.5
+
+    def _catch_up_soon(self, delay: float) -> None:
+        """Fetch missed events after ``delay`` s (once, however often asked meanwhile)."""
+        if self._retry is not None and not self._retry.done():
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            if self._sdk.link_status is LinkStatus.ONLINE:
+                await self._catch_up()
+            # Offline: the next login catches up.
+
+        self._retry = asyncio.get_running_loop().create_task(later())
+
+    def _floor(self) -> int:
+        """Where a catch-up starts: the cursor as it was CATCH_UP_LOOKBACK s before the
+        newest event delivered (those since are fetched again and delivered only once)."""
+        if not self._marks:
+            return self.event_cursor or self._base
+        cutoff = self._marks[-1][0] - CATCH_UP_LOOKBACK
+        while len(self._marks) > 1 and self._marks[1][0] <= cutoff:
+            self._base = self._marks.popleft()[1]
+        if self._marks[0][0] <= cutoff:
+            return self._marks[0][1]
+        return self._base
 
     def _on_event(self, push: Push) -> None:
         self._deliver_event(push.data)
@@ -140,10 +195,16 @@ class MessageMgr:
     def _deliver_event(self, data: dict[str, Any]) -> None:
         seq = data.get("seq")
         if isinstance(seq, int):
-            if seq in self._seen:
-                return  # pushed while it was also fetched at a reconnect
+            if seq in self._seen_set:
+                return  # pushed again, or pushed while it was also fetched
             self._seen.append(seq)
-            self.event_cursor = max(self.event_cursor or 0, seq)
+            self._seen_set.add(seq)
+            if len(self._seen) > SEEN_EVENTS:
+                self._seen_set.discard(self._seen.popleft())
+            if seq > (self.event_cursor or 0):
+                self.event_cursor = seq
+                self._marks.append((time.monotonic(), seq))
+                self._floor()  # drops marks older than the lookback needs
         message = DeviceMessage(
             "event",
             str(data.get("tid")),

@@ -30,6 +30,9 @@ Handler = Callable[[bytes], None]
 class Bus(Protocol):
     #: False while the bus cannot deliver (its broker is unreachable); /healthz says so.
     connected: bool
+    #: Called when the bus is back after an outage: what was published meanwhile (or was
+    #: on its way when the broker went) is lost, and whoever waits for it must fetch it.
+    on_reconnect: list[Callable[[], object]]
 
     async def start(self) -> None: ...
 
@@ -86,6 +89,7 @@ class MemoryBus:
 
     def __init__(self) -> None:
         self._handlers = _Handlers()
+        self.on_reconnect: list[Callable[[], object]] = []  # never called: never lost
 
     async def start(self) -> None:
         pass
@@ -130,6 +134,7 @@ class RedisBus:
         self._handlers = _Handlers()
         self._lock = asyncio.Lock()
         self.connected = False
+        self.on_reconnect: list[Callable[[], object]] = []
 
     async def start(self) -> None:
         await self._redis.ping()
@@ -183,6 +188,11 @@ class RedisBus:
                     self.connected = True
                     backoff.reset()
                     log.warning("Redis bus reconnected")
+                    for callback in list(self.on_reconnect):
+                        try:
+                            callback()
+                        except Exception:
+                            log.exception("a bus reconnect callback failed")
                 async for message in self._pubsub.listen():
                     if message.get("type") == "message":
                         channel = message["channel"].decode()

@@ -177,6 +177,10 @@ class AppSession(LinkSession):
     def on_user_event(self, access_id: str, event: dict[str, Any]) -> None:
         if event.get("k") == "netcfg":
             self.send_soon(Push("netcfg", {k: v for k, v in event.items() if k != "k"}))
+        elif event.get("k") == "bus.back":
+            # Pushes may have been lost while the bus was away: the app fetches its
+            # missed events (event.since), as after a reconnect of its own.
+            self.send_soon(Push("resync", {}))
         else:
             self.spawn(self._recheck())
 

@@ -86,6 +86,12 @@ class Hub:
         #: publish on Redis and its delivery), None before the first or while it is out.
         self.lag: float | None = None
         self._probe_sent = 0.0
+        bus.on_reconnect.append(self._bus_back)
+
+    def _bus_back(self) -> None:
+        """Pushes published while the bus was away are lost: every app session here is
+        told (``bus.back``), so that its app fetches the events it missed."""
+        self._users.deliver_local({"k": "bus.back"})
 
     async def start(self) -> None:
         await self.bus.subscribe(f"iv:inst:{self.instance_id}", self._on_reply)
@@ -254,6 +260,16 @@ class _Fanout(Generic[TargetT]):
         if not targets:
             del self._targets[key]
             await self._bus.unsubscribe(self._prefix + key, self._handlers.pop(key))
+
+    def deliver_local(self, body: dict[str, Any]) -> None:
+        """``body`` to every local target once (not through the bus)."""
+        raw = _encode(body)
+        done: set[int] = set()
+        for key, targets in list(self._targets.items()):
+            for target in list(targets):
+                if id(target) not in done:
+                    done.add(id(target))
+                    self._deliver(key, target, raw)
 
     def _handler(self, key: str) -> Callable[[bytes], None]:
         def handle(raw: bytes) -> None:

@@ -177,19 +177,38 @@ class Messaging:
 
         change = await self.things.change(tid, store)
         value = change.value("stVal")
-        seq = await self._keep_event(tid, change.name, value, now, event_id)
-        if seq is None:
-            return False  # sent again by a device that missed our acknowledgement
-        push = {"topic": change.name, "value": value, "t": now, "seq": seq}
-        await self.hub.push(tid, "event", push)
+        kept = await self._keep_event(tid, change.name, value, now, event_id)
+        if kept is None:
+            # Sent again by a device that missed our acknowledgement: pushed again as it
+            # was stored (same seq; the SDK delivers a seq once), for the first push may
+            # have failed (the bus was away: the device was told to retry) or been lost.
+            kept = await self._kept_event(tid, event_id)
+            if kept is not None:
+                await self.hub.push(tid, "event", kept)
+            return False
+        await self.hub.push(tid, "event", kept)
         return True
+
+    async def _kept_event(self, tid: str, event_id: str | None) -> dict[str, Any] | None:
+        """The push of an event already kept (None when it has aged out since)."""
+        async with self.things.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(device_events).where(
+                        device_events.c.tid == tid, device_events.c.event_id == event_id
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        return {k: row._mapping[k] for k in ("topic", "value", "t", "seq")}
 
     async def _keep_event(
         self, tid: str, topic: str, value: Any, now: int, event_id: str | None
-    ) -> int | None:
+    ) -> dict[str, Any] | None:
         """Keep the event for apps that are offline now (``event.since``); the newest
-        KEPT_EVENTS per device stay. Its ``seq`` (the cursor apps resume from), or None
-        when the device sent this ``event_id`` before."""
+        KEPT_EVENTS per device stay. Its push, with its ``seq`` (the cursor apps resume
+        from), or None when the device sent this ``event_id`` before."""
         row = {"tid": tid, "event_id": event_id, "topic": topic, "value": value, "t": now}
         try:
             async with self.things.db.begin() as conn:
@@ -212,7 +231,7 @@ class Messaging:
                     )
         except IntegrityError:
             return None
-        return int(key[0])
+        return {"topic": topic, "value": value, "t": now, "seq": int(key[0])}
 
     async def events_since(
         self, tids: Iterable[str], after: int, *, now: int, limit: int = 200
