@@ -4,47 +4,17 @@ back the cloud reconnects by itself and messages flow again."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import signal
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from iotvideo.app import DeviceMessage, LinkStatus
+from iotvideo.app import LinkStatus
 from iotvideo.protocol.errors import ErrorCode, IVError
-from tests.link.world import World, app_sdk, device_client, make_world
-from tests.support import Cloud, LineWatcher, start_cloud
-
-
-class Redis:
-    """A private redis-server on a free loopback port, stopped and started by the test."""
-
-    def __init__(self, folder: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.folder = folder
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None, "redis-server is installed on CI machines"
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder)],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        # redis-server says so on stdout once it takes connections.
-        self.watcher = LineWatcher(self.proc, self.proc.stdout)
-        self.watcher.wait_for("Ready to accept connections", 10)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.watcher.stop(signal.SIGKILL)  # and its stdout is closed
+from tests.link.world import Heard, World, app_sdk, device_client, make_world
+from tests.services import Redis
+from tests.support import Cloud, start_cloud
 
 
 @pytest.fixture
@@ -52,8 +22,7 @@ def redis(tmp_path: Path) -> Iterator[Redis]:
     server = Redis(tmp_path)
     server.start()
     yield server
-    if server.proc is not None and server.proc.poll() is None:
-        server.kill()
+    server.remove()
 
 
 async def _health(cloud: Cloud, want: str) -> dict[str, str]:
@@ -110,26 +79,10 @@ async def test_events_of_a_bus_outage_reach_an_app_that_stayed_online(
         ):
             statuses: list[LinkStatus] = []
             sdk.add_status_listener(statuses.append)
-            heard: list[int] = []
-            got = asyncio.Condition()
-
-            async def note(n: int) -> None:
-                async with got:
-                    heard.append(n)
-                    got.notify_all()
-
-            def on_message(message: DeviceMessage) -> None:
-                if message.kind == "event":
-                    asyncio.ensure_future(note(int(message.value["n"])))
-
-            sdk.message.add_listener(on_message)
-
-            async def until_heard(n: int) -> None:
-                async with asyncio.timeout(30), got:
-                    await got.wait_for(lambda: n in heard)
+            heard = Heard(sdk)
 
             await dc.event("motion", {"n": 0})
-            await until_heard(0)
+            await heard.until(0)
             redis.kill()
             await _health(cloud, "down")
             await dc.event("motion", {"n": 1})  # kept, not pushed: queued on the device
@@ -137,10 +90,10 @@ async def test_events_of_a_bus_outage_reach_an_app_that_stayed_online(
             redis.start()
             await _health(cloud, "ok")
             await dc.events_sent(timeout=30)
-            await until_heard(1)
+            await heard.until(1)
             await dc.event("motion", {"n": 2})
-            await until_heard(2)
-            assert sorted(heard) == [0, 1, 2]  # each once
+            await heard.until(2)
+            assert sorted(heard.values) == [0, 1, 2]  # each once
             assert LinkStatus.OFFLINE not in statuses  # the app's link never dropped
     finally:
         cloud.stop()

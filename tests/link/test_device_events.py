@@ -12,7 +12,7 @@ from iotvideo.cloud.db import Database
 from iotvideo.cloud.db.tables import device_events
 from iotvideo.device import DeviceClient, DeviceStatus
 from iotvideo.device.events import EventQueue
-from tests.link.world import World, app_sdk, device_client, fast_backoff, make_world
+from tests.link.world import Heard, World, app_sdk, device_client, fast_backoff, make_world
 from tests.support import start_cloud
 
 
@@ -95,33 +95,19 @@ async def test_an_event_stored_late_with_a_lower_number_reaches_a_reconnecting_a
     cloud = await asyncio.to_thread(start_cloud, tmp_path / "data")
     world: World = await asyncio.to_thread(make_world, cloud, devices=2)
     mine, other = world.devices
-    heard: list[int] = []
-    got = asyncio.Condition()
-
-    async def note(value: dict[str, int]) -> None:
-        async with got:
-            heard.append(value["n"])
-            got.notify_all()
-
-    async def until_heard(n: int) -> None:
-        async with asyncio.timeout(30), got:
-            await got.wait_for(lambda: n in heard)
-
     try:
         async with (
             device_client(cloud.url, mine) as device,
             device_client(cloud.url, other) as stranger,
             app_sdk(cloud.url, world.owner) as sdk,
         ):
-            sdk.message.add_listener(
-                lambda m: asyncio.ensure_future(note(m.value)) if m.kind == "event" else None
-            )
+            heard = Heard(sdk)
             await device.event("motion", {"n": 0})
-            await until_heard(0)
+            await heard.until(0)
             await stranger.event("motion", {"n": 1})  # numbered between; not the app's
             await stranger.events_sent(timeout=10)
             await device.event("motion", {"n": 2})
-            await until_heard(2)
+            await heard.until(2)
             db = Database(cloud.db)
             try:
                 async with db.begin() as conn:
@@ -135,9 +121,9 @@ async def test_an_event_stored_late_with_a_lower_number_reaches_a_reconnecting_a
             port = cloud.port
             assert await asyncio.to_thread(cloud.stop) == 0  # the app's link drops
             cloud = await asyncio.to_thread(start_cloud, tmp_path / "data", port=port)
-            await until_heard(1)  # fetched at the app's login
+            await heard.until(1)  # fetched at the app's login
             await device.event("motion", {"n": 3})
-            await until_heard(3)
-        assert heard == [0, 2, 1, 3]  # each once
+            await heard.until(3)
+        assert heard.values == [0, 2, 1, 3]  # each once
     finally:
         cloud.stop()

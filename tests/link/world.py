@@ -170,3 +170,25 @@ async def eventually(
                 return await check()
             except AssertionError:
                 await asyncio.sleep(every)
+
+
+class Heard:
+    """The ``n`` of every ``{"n": ...}`` event an app receives, in order (repeats kept,
+    so a test sees a doubled delivery)."""
+
+    def __init__(self, sdk: IoTVideo) -> None:
+        self.values: list[int] = []
+        self._changed = asyncio.Event()
+        sdk.message.add_listener(self._on_message)
+
+    def _on_message(self, message: DeviceMessage) -> None:
+        if message.kind == "event" and isinstance(message.value, dict):
+            self.values.append(int(message.value["n"]))
+            self._changed.set()
+
+    async def until(self, n: int, timeout: float = 30) -> None:
+        """Until event ``n`` has arrived."""
+        async with asyncio.timeout(timeout):
+            while n not in self.values:
+                self._changed.clear()
+                await self._changed.wait()

@@ -298,7 +298,7 @@ async def test_every_operation_awaited_and_with_a_callback(tmp_path: Path) -> No
         walked += 1
     assert walked >= 70  # every operation of every manager and player
     # Nothing reached a device, so no file was written (a failed download leaves none).
-    assert list(tmp_path.iterdir()) == []
+    assert await asyncio.to_thread(lambda: list(tmp_path.iterdir())) == []
 
 
 def test_every_operation_through_the_blocking_face(tmp_path: Path) -> None:

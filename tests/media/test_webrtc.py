@@ -109,7 +109,7 @@ async def test_ice_sockets_get_a_receive_buffer_above_the_sctp_window(loopback: 
         connection = peer.sctp.transport.transport._connection
         sockets = [p.transport.get_extra_info("socket") for p in connection._protocols]
         assert sockets
-        cap = int(Path("/proc/sys/net/core/rmem_max").read_text())
+        cap = int(await asyncio.to_thread(Path("/proc/sys/net/core/rmem_max").read_text))
         wanted = min(UDP_BUFFER, cap)
         for sock in sockets:  # Linux reports twice what was set (its bookkeeping)
             assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= wanted
