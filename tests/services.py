@@ -3,16 +3,19 @@ machine's own ones are shared by every test and must stay up)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support import LineWatcher
 
-__all__ = ["Postgres", "Redis", "free_port"]
+__all__ = ["Postgres", "Redis", "free_port", "haproxy"]
 
 
 def free_port() -> int:
@@ -102,3 +105,33 @@ class Redis:
     def remove(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.kill()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def haproxy(backends: list[str]) -> Iterator[tuple[str, LineWatcher]]:
+    """HAProxy with ``deploy/haproxy.cfg`` as shipped, in front of up to three
+    ``host:port`` backends; yields its URL and its log. The listening socket is made here
+    and handed to HAProxy (``bind fd@N``): clients may connect at once, the kernel holds
+    them until HAProxy accepts."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4096)
+    port = listener.getsockname()[1]
+    env = {f"IOTVIDEO_CLOUD{n + 1}": address for n, address in enumerate(backends)}
+    proc = subprocess.Popen(
+        ["haproxy", "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")],
+        env={**os.environ, "IOTVIDEO_LISTEN": f"fd@{listener.fileno()}", **env},
+        pass_fds=[listener.fileno()],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    watcher = LineWatcher(proc)
+    try:
+        yield f"http://127.0.0.1:{port}", watcher
+    finally:
+        watcher.stop(signal.SIGTERM)
+        listener.close()

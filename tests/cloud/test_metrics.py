@@ -11,8 +11,11 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
 from iotvideo.cloud import CloudSettings, create_app
+from iotvideo.cloud.db import Database
+from iotvideo.cloud.db.tables import devices
 from iotvideo.cloud.server import JsonFormatter
 from tests.inproc import Clock, inproc_cloud
 from tests.link.world import app_sdk, device_client, make_world
@@ -46,6 +49,14 @@ async def test_metrics_count_link_requests_vendor_actions_and_http(tmp_path: Pat
             async with httpx.AsyncClient() as http:
                 assert (await http.get(f"{cloud.url}/healthz")).status_code == 200
                 scraped = await http.get(f"{cloud.url}/metrics")
+            db = Database(cloud.db)
+            try:
+                async with db.read() as conn:
+                    where = await conn.scalar(
+                        select(devices.c.online_instance).where(devices.c.tid == tid)
+                    )
+            finally:
+                await db.close()
         assert scraped.status_code == 200
         assert scraped.headers["content-type"].startswith("text/plain")
         seen = samples(scraped.text)
@@ -71,6 +82,8 @@ async def test_metrics_count_link_requests_vendor_actions_and_http(tmp_path: Pat
         assert 0 <= value(seen, "iotvideo_bus_lag_seconds") < 1
         assert "iotvideo_bus_lag_seconds" in scraped.text
         assert value(seen, "iotvideo_webhook_pending") == 0  # no vendor endpoint: none queued
+        # The instance names itself as the devices table does.
+        assert value(seen, "iotvideo_instance_info", id=str(where)) == 1
 
 
 async def test_metrics_are_for_loopback_or_the_token(tmp_path: Path) -> None:

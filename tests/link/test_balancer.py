@@ -7,10 +7,7 @@ doubled."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
@@ -24,11 +21,11 @@ from iotvideo.cloud.db import Database
 from iotvideo.cloud.db.tables import device_events, devices
 from iotvideo.device import DeviceClient, DeviceStatus
 from tests.link.world import World, app_sdk, fast_backoff, make_world
-from tests.support import Cloud, CloudAddress, LineWatcher, start_cloud
+from tests.services import haproxy
+from tests.support import Cloud, CloudAddress, start_cloud
 
 pytestmark = pytest.mark.postgres
 
-ROOT = Path(__file__).resolve().parents[2]
 REDIS = "redis://127.0.0.1:6379/0"
 DEVICES = 100
 EVENTS = 5
@@ -40,29 +37,10 @@ def fleet(pg_schema_url: str, tmp_path: Path) -> Iterator[tuple[list[Cloud], str
     # Three instances x 2 x 10 connections stay under PostgreSQL's 100 (docs/ops.md).
     env = {"IOTVIDEO_URL_SECRET": "ab" * 32, "IOTVIDEO_DB_POOL": "10"}
     clouds = [start_cloud(shared, pg_schema_url, bus=REDIS, env=env) for _ in range(3)]
-    # The listening socket is made here and handed to HAProxy (`bind fd@N`): clients may
-    # connect at once; the kernel holds them until HAProxy accepts.
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1024)
-    port = listener.getsockname()[1]
-    backends = {
-        f"IOTVIDEO_CLOUD{n + 1}": c.url.removeprefix("http://") for n, c in enumerate(clouds)
-    }
-    haproxy = subprocess.Popen(
-        ["haproxy", "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")],
-        env={**os.environ, "IOTVIDEO_LISTEN": f"fd@{listener.fileno()}", **backends},
-        pass_fds=[listener.fileno()],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    watcher = LineWatcher(haproxy)
     try:
-        yield clouds, f"http://127.0.0.1:{port}"
+        with haproxy([c.url.removeprefix("http://") for c in clouds]) as (url, _log):
+            yield clouds, url
     finally:
-        watcher.stop(signal.SIGTERM)
-        listener.close()
         for cloud in clouds:
             if cloud.proc.poll() is None:
                 cloud.stop()

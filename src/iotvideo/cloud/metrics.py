@@ -135,6 +135,14 @@ class _Gauges(Collector):
         dependency.add_metric(["database"], 0 if "the database" in down else 1)
         yield dependency
         hub = getattr(link, "hub", None)
+        if hub is not None:
+            info = GaugeMetricFamily(
+                "iotvideo_instance_info",
+                "This instance's id (devices.online_instance names it), always 1.",
+                labels=["id"],
+            )
+            info.add_metric([hub.instance_id], 1)
+            yield info
         lag = getattr(hub, "lag", None)
         if lag is not None:
             yield GaugeMetricFamily(

@@ -152,6 +152,9 @@ class DeviceClient:
         self.on_status = on_status
         #: The ProWritable values in effect (applied by handlers or accepted as they are).
         self.writable: dict[str, Any] = {}
+        #: ProWritable values are applied one at a time: the values of a login reply (read
+        #: by the cloud before the login ended) before any write the cloud sends after it.
+        self._writing = asyncio.Lock()
         self._status = StateMachine("device link", DEVICE_MOVES, DeviceStatus.OFFLINE)
         #: Whether the device has no owner (the cloud says so at login and on changes).
         self.bindable = True
@@ -347,8 +350,12 @@ class DeviceClient:
         log.info("device %s online", self.tid)
         self.bind_token = None  # presented
         self._set_bindable(bool(reply.get("bindable", True)))
-        await self._apply_writable(reply.get("writable") or {})
-        await self._flush_outbox()
+        # The write lock is taken at once (in this step, before any request that came
+        # after the reply runs) and held until the restored values are reported: a newer
+        # write from the cloud is applied, and its value recorded, after them.
+        async with self._writing:
+            await self._apply_writable(reply.get("writable") or {})
+            await self._flush_outbox()
 
     async def _apply_writable(self, wanted: dict[str, Any]) -> None:
         """Apply the ProWritable values kept in the cloud (writes made while offline too)."""
@@ -430,7 +437,8 @@ class DeviceClient:
         op, data = request.op, request.data
         if op == "prop.write":
             name = _name(data, "ProWritable")
-            applied = await self._apply_write(name, data.get("value"))
+            async with self._writing:
+                applied = await self._apply_write(name, data.get("value"))
             self._outbox.state[f"ProWritable.{name}"] = _Stamped(
                 applied, int(time.time()), sent=True
             )

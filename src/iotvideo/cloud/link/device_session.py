@@ -43,6 +43,10 @@ class DeviceSession(LinkSession):
         #: Requests relayed to the device: id -> (the asker's instance, its request id).
         self._inflight: Outstanding[tuple[str, str]] = Outstanding()
         self._online = False
+        #: Frames for the device that came before its login reply went out: sent right
+        #: after it, in order. (A write relayed before the reply, whose ``writable`` was
+        #: read before that write was stored, would be undone by the reply's older value.)
+        self._held: list[Request | Push] | None = []
 
     async def run(self) -> None:
         login = await self.handshake()
@@ -58,6 +62,9 @@ class DeviceSession(LinkSession):
             reply = {"time": self.ctx.now(), "session": self.sid, "writable": writable}
             reply["bindable"] = self._bindable
             await self.send(Reply(login.id, 0, reply))
+            held, self._held = self._held or [], None
+            for frame in held:
+                self.send_soon(frame)
             bind_token = login.data.get("bind_token")
             if isinstance(bind_token, str):
                 await self._present(bind_token)
@@ -265,7 +272,7 @@ class DeviceSession(LinkSession):
         local_id = self._inflight.add((reply_to, rid))
         # Forget the request a little after the asker stops waiting for it.
         asyncio.get_running_loop().call_later(timeout + 1, self._inflight.take, local_id)
-        self.send_soon(Request(local_id, op, data))
+        self._to_device(Request(local_id, op, data))
 
     def on_reply(self, reply: Reply) -> None:
         target = self._inflight.take(reply.id)
@@ -277,7 +284,13 @@ class DeviceSession(LinkSession):
             )
 
     def on_device_push(self, op: str, data: dict[str, Any]) -> None:
-        self.send_soon(Push(op, data))
+        self._to_device(Push(op, data))
+
+    def _to_device(self, frame: Request | Push) -> None:
+        if self._held is not None:
+            self._held.append(frame)  # the login reply has not gone out yet
+        else:
+            self.send_soon(frame)
 
     def on_kick(self, code: int, msg: str) -> None:
         ws_code = (
