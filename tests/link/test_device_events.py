@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from iotvideo.cloud.db import Database
 from iotvideo.cloud.db.tables import device_events
+from iotvideo.cloud.link.messaging import Messaging
 from iotvideo.device import DeviceClient, DeviceStatus
 from iotvideo.device.events import EventQueue
+from tests.inproc import Clock, inproc_cloud
 from tests.link.world import Heard, World, app_sdk, device_client, fast_backoff, make_world
 from tests.support import start_cloud
 
@@ -127,3 +131,42 @@ async def test_an_event_stored_late_with_a_lower_number_reaches_a_reconnecting_a
         assert heard.values == [0, 2, 1, 3]  # each once
     finally:
         cloud.stop()
+
+
+async def test_an_event_without_an_answer_in_time_is_sent_again_not_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cloud is slow to store the first event (its database stalls past the device's
+    request timeout): the device keeps the event and sends it again; it is kept once.
+    (It was dropped as "refused for good", silently: only a refusal of the event itself
+    is that.)"""
+    async with inproc_cloud(tmp_path, Clock()) as cloud:
+        world: World = await asyncio.to_thread(make_world, cloud, devices=1)
+        stalled, release = asyncio.Event(), asyncio.Event()
+        original = Messaging.event
+
+        async def slow(self: Messaging, *args: Any, **kwargs: Any) -> bool:
+            if not stalled.is_set():
+                stalled.set()
+                await release.wait()
+            return await original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Messaging, "event", slow)
+        device = DeviceClient(
+            world.device.certificate, cloud.url, backoff=fast_backoff(), request_timeout=0.5
+        )
+        await device.start()
+        try:
+            async with app_sdk(cloud.url, world.owner) as sdk:
+                heard = Heard(sdk)
+                await device.event("motion", {"n": 0})  # no answer in 0.5 s: kept
+                assert stalled.is_set() and len(device.events) == 1
+                release.set()
+                await device.events_sent(timeout=20)
+                await heard.until(0)
+                got = await sdk.request("event.since", {"after": 0})
+                assert [e["value"] for e in got["events"]] == [{"n": 0}]
+                assert heard.values == [0] and device.events.lost == 0
+        finally:
+            release.set()  # a failing test must not leave the cloud's handler waiting
+            await device.stop()

@@ -99,7 +99,7 @@ class MessageMgr:
         self._base = 0
         self._catching = asyncio.Lock()
         self._retry: asyncio.Task[None] | None = None
-        self._retry_delay = 0.5
+        self._wanted = False
         sdk.add_login_hook(self._catch_up)
         sdk.add_push_handler("resync", lambda _push: self._catch_up_soon(0.0))
 
@@ -146,6 +146,12 @@ class MessageMgr:
         if self.event_cursor is None:
             self.event_cursor = self._base = int(self._sdk.login_reply.get("event_seq", 0))
             return
+        if not await self._fetch_missed():
+            self._catch_up_soon(0.5)
+
+    async def _fetch_missed(self) -> bool:
+        """Deliver the events after the floor (each once); False when the cloud could
+        not answer."""
         async with self._catching:
             after = self._floor()
             try:
@@ -156,24 +162,31 @@ class MessageMgr:
                         self._deliver_event(event)
                         after = max(after, int(event.get("seq", after)))
                     if not (got.get("more") and events):
-                        break
+                        return True
             except IVError as exc:
                 log.warning("could not fetch the events missed (%s); trying again", exc)
-                self._catch_up_soon(self._retry_delay)
-                self._retry_delay = min(10.0, self._retry_delay * 2)
-                return
-        self._retry_delay = 0.5
+                return False
 
     def _catch_up_soon(self, delay: float) -> None:
-        """Fetch missed events after ``delay`` s (once, however often asked meanwhile)."""
+        """Fetch missed events after ``delay`` s, and again after failures (backing off
+        to 10 s) until one fetch succeeds after the last time this was asked; offline,
+        the next login does it."""
+        self._wanted = True
         if self._retry is not None and not self._retry.done():
-            return
+            return  # the running one looks again
 
         async def later() -> None:
-            await asyncio.sleep(delay)
-            if self._sdk.link_status is LinkStatus.ONLINE:
-                await self._catch_up()
-            # Offline: the next login catches up.
+            wait = delay
+            while self._wanted:
+                await asyncio.sleep(wait)
+                if self._sdk.link_status is not LinkStatus.ONLINE:
+                    return
+                self._wanted = False
+                if await self._fetch_missed():
+                    wait = 0.0
+                else:
+                    self._wanted = True
+                    wait = min(10.0, max(0.5, wait * 2))
 
         self._retry = asyncio.get_running_loop().create_task(later())
 

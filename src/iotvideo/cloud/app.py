@@ -154,6 +154,7 @@ async def _start_link(
     stack.push_async_callback(hub.close)
     things = Things(db, clock)
     messaging = Messaging(things, hub, device_timeout=settings.device_timeout)
+    stack.push_async_callback(messaging.close)
     http = httpx.AsyncClient()
     stack.push_async_callback(http.aclose)
     limits = Limits(

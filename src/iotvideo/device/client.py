@@ -26,7 +26,6 @@ state it could not send while offline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import json
 import logging
@@ -48,9 +47,14 @@ from iotvideo.transport import EndpointState, LinkEndpoint
 __all__ = ["DeviceClient", "DeviceStatus", "VersionInfo"]
 
 #: Codes that mean "not now": the cloud is busy (20100) or cannot reach its database (20004).
-RETRY_LATER = (
-    ErrorCode.IVTermErr_msg_calling_no_srv_addr,
-    ErrorCode.IVTermErr_msg_gdm_handle_processing,
+#: Refusals of an event or a report itself (a path or value the product's model does not
+#: take): sending it again cannot help. Any other failure (no answer in time, the cloud
+#: busy or its database away, the link gone) keeps it queued and sends it again.
+REFUSED_FOR_GOOD = (
+    ErrorCode.IVTermErr_msg_gdm_handle_leaf_path_error,
+    ErrorCode.IVTermErr_msg_gdm_handle_parse_json_fail,
+    ErrorCode.IVTermErr_msg_user_cmd_type_error,
+    ErrorCode.IVTermErr_msg_user_cmd_param_error,
 )
 
 log = logging.getLogger("iotvideo.device")
@@ -152,9 +156,11 @@ class DeviceClient:
         self.on_status = on_status
         #: The ProWritable values in effect (applied by handlers or accepted as they are).
         self.writable: dict[str, Any] = {}
-        #: ProWritable values are applied one at a time: the values of a login reply (read
-        #: by the cloud before the login ended) before any write the cloud sends after it.
-        self._writing = asyncio.Lock()
+        #: Clear while a login's ProWritable values (read by the cloud before the login
+        #: ended) are applied and reported: a write the cloud sends after the login reply
+        #: waits for it, so the older values never undo it.
+        self._restored = asyncio.Event()
+        self._restored.set()
         self._status = StateMachine("device link", DEVICE_MOVES, DeviceStatus.OFFLINE)
         #: Whether the device has no owner (the cloud says so at login and on changes).
         self.bindable = True
@@ -174,6 +180,7 @@ class DeviceClient:
         self.events = EventQueue(event_dir, limit=max_queued_events)
         self._events_sent = asyncio.Event()
         self._event_retry: asyncio.Future[None] | None = None
+        self._retry_wanted = False
         self._sending = asyncio.Lock()
         self._flushes: set[asyncio.Task[None]] = set()
         self.link = LinkEndpoint(
@@ -350,12 +357,15 @@ class DeviceClient:
         log.info("device %s online", self.tid)
         self.bind_token = None  # presented
         self._set_bindable(bool(reply.get("bindable", True)))
-        # The write lock is taken at once (in this step, before any request that came
-        # after the reply runs) and held until the restored values are reported: a newer
-        # write from the cloud is applied, and its value recorded, after them.
-        async with self._writing:
+        # Cleared at once (in this step, before any request that came after the reply
+        # runs) until the restored values are reported: a newer write from the cloud is
+        # applied, and its value recorded, after them.
+        self._restored.clear()
+        try:
             await self._apply_writable(reply.get("writable") or {})
             await self._flush_outbox()
+        finally:
+            self._restored.set()
 
     async def _apply_writable(self, wanted: dict[str, Any]) -> None:
         """Apply the ProWritable values kept in the cloud (writes made while offline too)."""
@@ -378,11 +388,17 @@ class DeviceClient:
             await self._flush_outbox()
         except IVError as exc:
             log.info("device %s: could not send queued state: %s", self.tid, exc)
+            self._retry_events_soon()
 
     async def _flush_outbox(self) -> None:
         for path, stamped in list(self._outbox.state.items()):
             if not stamped.sent:
-                await self.link.request("report", {"path": path, "value": stamped.value})
+                try:
+                    await self.link.request("report", {"path": path, "value": stamped.value})
+                except IVError as exc:
+                    if isinstance(exc, ConnError) or exc.code not in REFUSED_FOR_GOOD:
+                        raise
+                    log.warning("device %s: the cloud refused %s: %s", self.tid, path, exc)
                 stamped.sent = True
         await self._send_events()
 
@@ -397,24 +413,35 @@ class DeviceClient:
                 except ConnError:
                     raise
                 except IVError as exc:
-                    if exc.code in RETRY_LATER:  # the cloud is busy or its database away
-                        log.info("device %s: event kept, sent again shortly: %s", self.tid, exc)
-                        self._retry_events_soon()
-                        return
-                    self.events.done(event)  # refused for good: sending again cannot help
-                    raise
+                    if exc.code in REFUSED_FOR_GOOD:
+                        self.events.done(event)  # sending it again cannot help
+                        raise
+                    # Busy, its database away, no answer in time: kept and sent again.
+                    log.info("device %s: event kept, sent again shortly: %s", self.tid, exc)
+                    self._retry_events_soon()
+                    return
                 self.events.done(event)
             self._events_sent.set()
 
-    def _retry_events_soon(self, delay: float = 1.0) -> None:
+    def _retry_events_soon(self) -> None:
+        """Send what is queued (reports, events) again in a moment, backing off from 1 to
+        10 s, until it is all acknowledged; offline, the next login sends it."""
+        self._retry_wanted = True
         if self._event_retry is not None and not self._event_retry.done():
-            return
+            return  # the running one tries again
 
         async def later() -> None:
-            await asyncio.sleep(delay)
-            if self.link.online:
-                with contextlib.suppress(IVError):
-                    await self._send_events()
+            wait = 1.0
+            while self._retry_wanted:
+                await asyncio.sleep(wait)
+                if not self.link.online:
+                    return
+                self._retry_wanted = False
+                try:
+                    await self._flush_outbox()
+                except IVError:
+                    self._retry_wanted = True
+                wait = min(10.0, wait * 2)
 
         self._event_retry = asyncio.ensure_future(later())
 
@@ -437,8 +464,8 @@ class DeviceClient:
         op, data = request.op, request.data
         if op == "prop.write":
             name = _name(data, "ProWritable")
-            async with self._writing:
-                applied = await self._apply_write(name, data.get("value"))
+            await self._restored.wait()
+            applied = await self._apply_write(name, data.get("value"))
             self._outbox.state[f"ProWritable.{name}"] = _Stamped(
                 applied, int(time.time()), sent=True
             )

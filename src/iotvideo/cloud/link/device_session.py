@@ -149,6 +149,21 @@ class DeviceSession(LinkSession):
         )
         return writable
 
+    async def mark_online_again(self) -> None:
+        """The device's row was marked offline while this session lives (its instance
+        was taken for dead): mark it online here again, unless a newer login elsewhere
+        holds it now."""
+        async with self.ctx.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(devices.c.online, devices.c.online_session).where(
+                        devices.c.tid == self.tid
+                    )
+                )
+            ).first()
+        if row is not None and (row.online == 0 or row.online_session == self.sid):
+            await self._mark_online({})
+
     @property
     def online(self) -> bool:
         """Logged in and not yet logged out."""
@@ -285,6 +300,10 @@ class DeviceSession(LinkSession):
 
     def on_device_push(self, op: str, data: dict[str, Any]) -> None:
         self._to_device(Push(op, data))
+
+    def on_bus_back(self) -> None:
+        if self._online:
+            self.ctx.messaging.reconcile(self.tid)
 
     def _to_device(self, frame: Request | Push) -> None:
         if self._held is not None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from iotvideo.cloud.bus import Bus
+from iotvideo.cloud.bus import Bus, MemoryBus
 from iotvideo.protocol.errors import ErrorCode, IVError
 
 __all__ = ["DeviceEndpoint", "Hub", "Outcome", "PushTarget", "UserTarget"]
@@ -58,6 +58,9 @@ class DeviceEndpoint(Protocol):
 
     def on_device_push(self, op: str, data: dict[str, Any]) -> None: ...
 
+    def on_bus_back(self) -> None:
+        """The bus was away: requests for this device may have found no one."""
+
 
 class PushTarget(Protocol):
     def on_push(self, tid: str, op: str, data: dict[str, Any]) -> None: ...
@@ -89,9 +92,12 @@ class Hub:
         bus.on_reconnect.append(self._bus_back)
 
     def _bus_back(self) -> None:
-        """Pushes published while the bus was away are lost: every app session here is
-        told (``bus.back``), so that its app fetches the events it missed."""
+        """Messages published while the bus was away are lost: every app session here is
+        told (``bus.back``), so that its app fetches the events it missed, and every
+        device session, so that writes stored meanwhile reach its device."""
         self._users.deliver_local({"k": "bus.back"})
+        for device, _handler in list(self._devices.values()):
+            device.on_bus_back()
 
     async def start(self) -> None:
         await self.bus.subscribe(f"iv:inst:{self.instance_id}", self._on_reply)
@@ -193,8 +199,21 @@ class Hub:
         self._probe_sent = now
         await self.bus.publish(f"iv:inst:{self.instance_id}", b'{"k":"lag"}')
 
+    async def instance_alive(self, instance_id: str) -> bool | None:
+        """Whether instance ``instance_id`` holds its bus subscription (its process is
+        alive: the broker drops a dead process's subscriptions when its connection
+        closes); None when the bus cannot tell (it is away, or in process only)."""
+        if isinstance(self.bus, MemoryBus):
+            return None
+        try:
+            return await self.bus.publish(f"iv:inst:{instance_id}", b'{"k":"alive"}') > 0
+        except IVError:
+            return None
+
     def _on_reply(self, raw: bytes) -> None:
         body = json.loads(raw)
+        if body.get("k") == "alive":
+            return
         if body.get("k") == "lag":
             if self._probe_sent:
                 self.lag, self._probe_sent = time.monotonic() - self._probe_sent, 0.0

@@ -10,6 +10,7 @@ online (8000 otherwise).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 from collections.abc import Iterable
@@ -20,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from iotvideo.cloud.db.tables import device_events
 from iotvideo.cloud.link.hub import Hub
+from iotvideo.cloud.outages import database_unavailable
 from iotvideo.cloud.things import DeviceInfo, Things
 from iotvideo.cloud.webhooks import enqueue
 from iotvideo.protocol import link
@@ -35,6 +37,8 @@ LIVE_READ_TIMEOUT = 2.0
 #: Events kept per device for apps that were offline (event.since), and for how long.
 KEPT_EVENTS = 1000
 KEPT_SECONDS = 7 * 86_400
+#: Devices whose writes are handed over again at once after a bus outage.
+REDELIVER_AT_ONCE = 16
 
 
 class WriteResult(dict[str, Any]):
@@ -48,6 +52,9 @@ class Messaging:
         self.device_timeout = device_timeout
         #: Deliveries that finish even when the writer's session goes away.
         self._deliveries: set[asyncio.Task[WriteResult]] = set()
+        #: Devices whose ProWritable values are to be handed over again (reconcile).
+        self._unsettled: set[str] = set()
+        self._settling: asyncio.Task[None] | None = None
 
     # Reads
 
@@ -130,9 +137,72 @@ class Messaging:
             await self._restore(tid, change, before, ours=obj["setVal"])
             outcome.raise_for_code()
         applied = outcome.data.get("value", obj["setVal"])
-        return WriteResult(
-            value=await self.report(tid, change.path, applied, push=True), delivered=True
-        )
+        try:
+            recorded = await self.report(tid, change.path, applied, push=True)
+        except IVError:
+            # The device applied it but the database (or the bus) is away: recorded
+            # once they are back, by asking the device again.
+            self.reconcile(tid)
+            raise
+        return WriteResult(value=recorded, delivered=True)
+
+    async def close(self) -> None:
+        """Stop handing values over again (the next login of each device does it)."""
+        if self._settling is not None:
+            self._settling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._settling
+
+    def reconcile(self, tid: str) -> None:
+        """Hand the device again, in the background, each ProWritable whose ``setVal`` it
+        has not confirmed, and record what it applied; tried again (backing off to 10 s)
+        while the database or the bus is away. For what an outage left half done: a write
+        stored while the bus was away finds no session, and a value the device applied
+        while the database was away is not recorded."""
+        self._unsettled.add(tid)
+        if self._settling is None or self._settling.done():
+            self._settling = asyncio.ensure_future(self._settle())
+
+    async def _settle(self) -> None:
+        wait = 0.0
+        while self._unsettled:
+            await asyncio.sleep(wait)
+            tids = sorted(self._unsettled)[:REDELIVER_AT_ONCE]
+            self._unsettled.difference_update(tids)
+            done = await asyncio.gather(*(self.redeliver(tid) for tid in tids))
+            failed = [tid for tid, ok in zip(tids, done, strict=True) if not ok]
+            self._unsettled.update(failed)
+            wait = min(10.0, max(0.5, wait * 2)) if failed else 0.0
+
+    async def redeliver(self, tid: str) -> bool:
+        """Hand the device each ProWritable it has not confirmed (``setVal`` and
+        ``stVal`` differ) and record what it applied. False when the database or the
+        bus could not be reached (try again); an offline device gets the values at its
+        next login."""
+        try:
+            _, _, state = await self.things.snapshot(tid)
+            for name, obj in dict(state.get("ProWritable", {})).items():
+                if not isinstance(obj, dict) or "setVal" not in obj:
+                    continue
+                if obj.get("stVal") == obj["setVal"]:
+                    continue
+                path = f"ProWritable.{name}"
+                outcome = await self.hub.ask(
+                    tid, "prop.write", {"path": path, "value": obj["setVal"]},
+                    self.device_timeout,
+                )  # fmt: skip
+                if outcome.code == 0:
+                    await self.report(tid, path, outcome.data.get("value", obj["setVal"]))
+        except IVError as exc:
+            if exc.code == ErrorCode.IVASrvErr_dst_offline:
+                return True  # its next login hands the values over
+            log.info("device %s: writes not handed over again yet: %s", tid, exc)
+            return False
+        except Exception as exc:
+            if database_unavailable(exc):
+                return False
+            log.exception("device %s: handing its writes over again failed", tid)
+        return True
 
     async def _restore(self, tid: str, change: Change, before: Any, *, ours: Any) -> None:
         """Undo a stored setVal the device refused, unless another write landed since

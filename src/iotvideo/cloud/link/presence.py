@@ -3,7 +3,12 @@
 Each cloud instance registers itself and beats every ``heartbeat_interval`` seconds. A
 device's row names the instance holding its session; when an instance stops beating for
 three intervals (it crashed or lost the database), any other instance marks its devices
-offline and tells their apps.
+offline and tells their apps. Not while the bus says the instance is alive (it holds its
+subscription: a busy instance whose beats wait for a database connection is not dead),
+and only after the reaping instance has itself beaten without a gap for that long: after
+a database outage every instance missed its beats, and none may take the others for
+dead. An instance that finds itself reaped anyway registers again and marks its devices
+online again.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ __all__ = ["register", "run_presence", "unregister"]
 
 log = logging.getLogger("iotvideo.cloud.link")
 
+#: Devices marked online again at once (one group commit) when an instance comes back.
+COME_BACK_AT_ONCE = 200
+
 
 async def register(ctx: LinkContext) -> None:
     now = ctx.now()
@@ -49,9 +57,23 @@ async def unregister(ctx: LinkContext) -> None:
 async def run_presence(ctx: LinkContext, sessions: set[object]) -> None:
     """Beat, reap dead instances, close idle and expired sessions; until cancelled."""
     interval = ctx.settings.heartbeat_interval
+    stale_after = 3 * interval
+    beating_since: float | None = None  # monotonic: the start of this run of beats
+    last_beat = 0.0
+    taken_for_dead = False
     while True:
         try:
-            await _beat_and_reap(ctx, stale_after=3 * interval)
+            started = time.monotonic()
+            if beating_since is None or started - last_beat > 2 * interval:
+                beating_since = started  # a gap: others may have missed beats too
+            may_reap = started - beating_since >= stale_after
+            if not await _beat_and_reap(ctx, stale_after=stale_after, may_reap=may_reap):
+                await register(ctx)
+                taken_for_dead = True
+            last_beat = started
+            if taken_for_dead:  # until every device is marked again (a round may fail)
+                await _come_back(ctx, sessions)
+                taken_for_dead = False
             with contextlib.suppress(IVError):  # the bus is down: iotvideo_bus_up says so
                 await ctx.hub.probe()
             await _converge(ctx, sessions)
@@ -62,23 +84,41 @@ async def run_presence(ctx: LinkContext, sessions: set[object]) -> None:
         await asyncio.sleep(min(interval, ctx.settings.link_idle_timeout / 3))
 
 
-async def _beat_and_reap(ctx: LinkContext, *, stale_after: float) -> None:
+async def _beat_and_reap(ctx: LinkContext, *, stale_after: float, may_reap: bool) -> bool:
+    """Beat; reap instances that stopped beating (when ``may_reap``). False when this
+    instance's own row was gone (another instance took it for dead)."""
     now = ctx.now()
     async with ctx.db.begin() as conn:
-        await conn.execute(
+        beat = await conn.execute(
             update(cloud_instances)
             .where(cloud_instances.c.instance_id == ctx.hub.instance_id)
             .values(heartbeat_at=now)
         )
-        dead = list(
+        if beat.rowcount == 0:
+            return False
+        if not may_reap:
+            return True
+        stale = list(
             await conn.scalars(
                 select(cloud_instances.c.instance_id).where(
                     cloud_instances.c.heartbeat_at < now - stale_after
                 )
             )
         )
+    dead = [i for i in stale if await ctx.hub.instance_alive(i) is not True]
+    if not dead:
+        return True
+    async with ctx.db.begin() as conn:
+        dead = list(  # still stale: one may have beaten meanwhile
+            await conn.scalars(
+                select(cloud_instances.c.instance_id).where(
+                    cloud_instances.c.instance_id.in_(dead),
+                    cloud_instances.c.heartbeat_at < now - stale_after,
+                )
+            )
+        )
         if not dead:
-            return
+            return True
         orphans = list(
             await conn.scalars(
                 select(devices.c.tid).where(
@@ -104,6 +144,23 @@ async def _beat_and_reap(ctx: LinkContext, *, stale_after: float) -> None:
         await ctx.hub.push(
             tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 0, "t": now}}
         )
+    return True
+
+
+async def _come_back(ctx: LinkContext, sessions: set[object]) -> None:
+    """This instance was taken for dead and its devices marked offline while they were
+    connected here: mark each of them online again (as at a login: their state, the
+    vendor's webhook and the apps are told), many at a time."""
+    from iotvideo.cloud.link.device_session import DeviceSession
+
+    live = [s for s in sessions if isinstance(s, DeviceSession) and s.online]
+    log.warning(
+        "this instance was taken for dead; %d of its devices are marked online again",
+        len(live),
+    )
+    for start in range(0, len(live), COME_BACK_AT_ONCE):
+        wave = live[start : start + COME_BACK_AT_ONCE]
+        await asyncio.gather(*(session.mark_online_again() for session in wave))
 
 
 async def _converge(ctx: LinkContext, sessions: set[object]) -> None:
@@ -111,7 +168,6 @@ async def _converge(ctx: LinkContext, sessions: set[object]) -> None:
     whose database or bus step failed) are marked offline: presence always converges."""
     from iotvideo.cloud.link.device_session import DeviceSession
 
-    live = {s.sid for s in sessions if isinstance(s, DeviceSession) and s.online}
     async with ctx.db.read() as conn:
         marked = list(
             await conn.execute(
@@ -120,6 +176,9 @@ async def _converge(ctx: LinkContext, sessions: set[object]) -> None:
                 )
             )
         )
+    # After the read: a session is online before its login marks the row, so one whose
+    # row was read is in this set (a login during the read is not taken for a ghost).
+    live = {s.sid for s in sessions if isinstance(s, DeviceSession) and s.online}
     for tid, sid in marked:
         if sid not in live:
             await mark_offline(ctx, tid, sid)
