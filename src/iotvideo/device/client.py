@@ -362,18 +362,21 @@ class DeviceClient:
         # applied, and its value recorded, after them.
         self._restored.clear()
         try:
-            await self._apply_writable(reply.get("writable") or {})
+            await self._apply_writable(reply.get("writable") or {}, reply.get("confirmed") or {})
             await self._flush_outbox()
         finally:
             self._restored.set()
 
-    async def _apply_writable(self, wanted: dict[str, Any]) -> None:
-        """Apply the ProWritable values kept in the cloud (writes made while offline too)."""
+    async def _apply_writable(self, wanted: dict[str, Any], confirmed: dict[str, Any]) -> None:
+        """Apply the ProWritable values kept in the cloud (writes made while offline too);
+        a value applied already is reported again when the cloud's confirmed one differs
+        (its record was lost: the instance that was recording it died)."""
         for name, value in wanted.items():
-            if name in self.writable and self.writable[name] == value:
+            held = name in self.writable and self.writable[name] == value
+            if held and confirmed.get(name, value) == value:
                 continue
             try:
-                applied = await self._apply_write(name, value)
+                applied = value if held else await self._apply_write(name, value)
                 await self.report(f"ProWritable.{name}", applied)
             except IVError as exc:
                 log.warning(

@@ -53,13 +53,13 @@ class DeviceSession(LinkSession):
         if login is None:
             return
         try:
-            writable = await self._login(login)
+            values = await self._login(login)
         except IVError as exc:
             await self.send(Reply(login.id, int(exc.code), msg=exc.message))
             await self.close(link.CLOSE_REFUSED, exc.code, exc.message)
             return
         try:
-            reply = {"time": self.ctx.now(), "session": self.sid, "writable": writable}
+            reply = {"time": self.ctx.now(), "session": self.sid, **values}
             reply["bindable"] = self._bindable
             await self.send(Reply(login.id, 0, reply))
             held, self._held = self._held or [], None
@@ -141,13 +141,17 @@ class DeviceSession(LinkSession):
                     apply(state, model.device_report("ProConst._versionInfo", versions), now)
                 except IVError:
                     log.info("device %s reported unusable version info %r", self.tid, versions)
-            return {name: obj.get("setVal") for name, obj in state.get("ProWritable", {}).items()}
+            writable = state.get("ProWritable", {})
+            return {
+                "writable": {name: obj.get("setVal") for name, obj in writable.items()},
+                "confirmed": {name: obj.get("stVal") for name, obj in writable.items()},
+            }
 
-        writable = await self.ctx.things.change(self.tid, come_online, before=mark)
+        values_now = await self.ctx.things.change(self.tid, come_online, before=mark)
         await self.ctx.hub.push(
             self.tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 1, "t": now}}
         )
-        return writable
+        return dict(values_now)
 
     async def mark_online_again(self) -> None:
         """The device's row was marked offline while this session lives (its instance
