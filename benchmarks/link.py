@@ -236,6 +236,22 @@ async def routed_throughput(
         await dc.stop()
 
 
+async def device_login(url: str, cert: DeviceCertificate) -> Any:
+    """A device's link WebSocket, logged in with the protocol's own login (no SDK)."""
+    ws = await websockets.connect(url, ping_interval=None, max_size=1 << 16)
+    hello = json.loads(await ws.recv())
+    ts = int(time.time())
+    sig = link.sign_login(cert.private_key, cert.tid, hello["data"]["nonce"], ts)
+    login = {"tid": cert.tid, "ts": ts, "sig": sig}
+    await ws.send(json.dumps({"id": 1, "op": "login", "data": login}))
+    while True:  # the login reply (pushes may come first)
+        frame = json.loads(await ws.recv())
+        if frame.get("id") == 1:
+            break
+    assert frame["code"] == 0, frame
+    return ws
+
+
 class Fleet:
     """Devices logged in over raw WebSockets (the protocol's own login, no SDK), held open."""
 
@@ -249,18 +265,7 @@ class Fleet:
 
         async def login(cert: DeviceCertificate) -> None:
             async with limit:
-                ws = await websockets.connect(url, ping_interval=None, max_size=1 << 16)
-                hello = json.loads(await ws.recv())
-                ts = int(time.time())
-                sig = link.sign_login(cert.private_key, cert.tid, hello["data"]["nonce"], ts)
-                login = {"tid": cert.tid, "ts": ts, "sig": sig}
-                await ws.send(json.dumps({"id": 1, "op": "login", "data": login}))
-                while True:  # the login reply (pushes may come first)
-                    frame = json.loads(await ws.recv())
-                    if frame.get("id") == 1:
-                        break
-                assert frame["code"] == 0, frame
-                self.sockets.append(ws)
+                self.sockets.append(await device_login(url, cert))
 
         t0 = time.perf_counter()
         await asyncio.gather(*(login(c) for c in certs))

@@ -15,6 +15,9 @@ protocol's own login) in this process, pinned to the other CPU.
    evenly): latency p50/p99 when the cloud is not saturated.
 3. Devices at rest (``--idle N``): N more devices logged in and idle, the cloud's memory
    (RSS) before and after, per device.
+4. Soak (``--soak MINUTES``): the fleet reports every ``--every`` s, raises an event with
+   every tenth report, and ``--churn`` of the devices a second log out and in again; the
+   cloud's RSS every 15 s, and its slope (least squares) after the first two minutes.
 """
 
 from __future__ import annotations
@@ -23,13 +26,15 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from link import Cloud, Fleet, Vendor, _pg, new_schema
+from iotvideo.protocol.certificate import DeviceCertificate
+from link import Cloud, Fleet, Vendor, _pg, device_login, new_schema
 
 
 async def report_once(ws: Any, request_id: int, value: float) -> float:
@@ -86,6 +91,65 @@ async def steady(fleet: Fleet, every: float, seconds: float) -> list[float]:
     return samples
 
 
+async def soak(
+    fleet: Fleet, cloud: Cloud, url: str, certificates: list[str], args: argparse.Namespace
+) -> None:
+    """Reports, events and reconnections for ``args.soak`` minutes; the cloud's memory."""
+    seconds = args.soak * 60
+    stop = time.perf_counter() + seconds
+    count = len(fleet.sockets)
+    certs = [DeviceCertificate.parse(c) for c in certificates]
+    rng = random.Random(3)
+    done = {"reports": 0, "events": 0, "logins": 0}
+
+    async def device(index: int) -> None:
+        ws = fleet.sockets[index]
+        await asyncio.sleep(args.every * index / count)  # spread the fleet over the period
+        request_id = 3_000_000
+        next_at = time.perf_counter()
+        while next_at < stop:
+            request_id += 1
+            if request_id % 10:
+                await report_once(ws, request_id, 20 + (request_id % 50) / 10)
+                done["reports"] += 1
+            else:
+                body = {"path": "Event.motion", "value": {"n": request_id}, "id": f"e{request_id}"}
+                await ws.send(json.dumps({"id": request_id, "op": "event", "data": body}))
+                while json.loads(await ws.recv()).get("id") != request_id:
+                    pass
+                done["events"] += 1
+            if rng.random() < args.churn * args.every:  # log out and in again
+                await ws.close()
+                ws = fleet.sockets[index] = await device_login(url, certs[index])
+                done["logins"] += 1
+            next_at += args.every
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
+    samples: list[tuple[float, float]] = []
+
+    async def sample() -> None:
+        t0 = time.perf_counter()
+        while time.perf_counter() < stop:
+            at = time.perf_counter() - t0
+            samples.append((at / 60, cloud.rss_bytes() / 2**20))
+            print(f"  {at / 60:5.1f} min: cloud RSS {samples[-1][1]:.1f} MiB, {done}", flush=True)
+            await asyncio.sleep(15)
+
+    print(
+        f"soak: {count} devices for {args.soak:g} min, a report every {args.every:g} s "
+        f"(every tenth an event), {args.churn:.2%} of the devices reconnecting a second",
+        flush=True,
+    )
+    await asyncio.gather(sample(), *(device(i) for i in range(count)))
+    steady = [(m, r) for m, r in samples if m >= 2.0] or samples
+    slope = statistics.linear_regression(*zip(*steady, strict=True)).slope if len(steady) > 1 else 0
+    print(
+        f"soak: RSS {samples[0][1]:.1f} -> {samples[-1][1]:.1f} MiB; after the first 2 min "
+        f"{steady[0][1]:.1f} -> {steady[-1][1]:.1f} MiB, slope {slope:+.2f} MiB/min "
+        f"({done['reports']} reports, {done['events']} events, {done['logins']} logins)"
+    )
+
+
 def quantiles(samples: list[float]) -> tuple[float, float]:
     cuts = statistics.quantiles(samples, n=100)
     return cuts[49], cuts[98]
@@ -132,6 +196,8 @@ async def run(args: argparse.Namespace, root: Path) -> None:
                 f"reports every {args.every:g} s per device ({args.devices / args.every:.0f}/s): "
                 f"latency p50 {p50:.1f} ms  p99 {p99:.1f} ms"
             )
+        if args.soak:
+            await soak(fleet, cloud, url, certificates, args)
         if args.idle:
             await fleet.close()
             print(f"creating {args.idle} more devices...", flush=True)
@@ -159,6 +225,10 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=1.0, help="0: skip the steady run")
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--idle", type=int, default=0, help="devices to hold at rest")
+    parser.add_argument("--soak", type=float, default=0, help="minutes of soak (0: none)")
+    parser.add_argument(
+        "--churn", type=float, default=0.002, help="soak: share of devices reconnecting a second"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(run(args, Path(tmp)))
