@@ -263,12 +263,12 @@ class Fleet:
         certs = [DeviceCertificate.parse(c) for c in certificates]
         limit = asyncio.Semaphore(in_flight)
 
-        async def login(cert: DeviceCertificate) -> None:
+        async def login(cert: DeviceCertificate) -> Any:
             async with limit:
-                self.sockets.append(await device_login(url, cert))
+                return await device_login(url, cert)
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(login(c) for c in certs))
+        self.sockets.extend(await asyncio.gather(*(login(c) for c in certs)))  # in their order
         return time.perf_counter() - t0
 
     async def close(self) -> None:

@@ -115,8 +115,14 @@ class DeviceSession(LinkSession):
         self._online = True
         return await self._mark_online(versions if isinstance(versions, dict) else {})
 
-    async def _mark_online(self, versions: dict[str, Any]) -> dict[str, Any]:
+    async def _mark_online(
+        self, versions: dict[str, Any], *, only_if_offline: bool = False
+    ) -> dict[str, Any]:
+        """Mark the device online with this session (the row, its state, the vendor's
+        webhook, the apps); ``only_if_offline``: not when another session holds it now.
+        The login reply's ProWritable values."""
         now = self.ctx.now()
+        marked = True
         sw = versions.get("swVer")
         values: dict[str, Any] = {
             "online": 1,
@@ -129,13 +135,19 @@ class DeviceSession(LinkSession):
             values["ota_version"] = sw
 
         async def mark(conn: AsyncConnection) -> None:  # committed with the state below
-            await conn.execute(update(devices).where(devices.c.tid == self.tid).values(values))
-            await enqueue(conn, self.tid, "device.online", {}, now=now)
+            nonlocal marked
+            row = devices.c.tid == self.tid
+            if only_if_offline:
+                row = row & (devices.c.online == 0)
+            marked = bool((await conn.execute(update(devices).where(row).values(values))).rowcount)
+            if marked:
+                await enqueue(conn, self.tid, "device.online", {}, now=now)
 
         def come_online(
             _info: DeviceInfo, model: ThingModel, state: dict[str, Any]
         ) -> dict[str, Any]:
-            apply(state, Change("ProReadonly", "_online", {"stVal": 1}), now)
+            if marked:
+                apply(state, Change("ProReadonly", "_online", {"stVal": 1}), now)
             if versions:
                 try:
                     apply(state, model.device_report("ProConst._versionInfo", versions), now)
@@ -148,25 +160,17 @@ class DeviceSession(LinkSession):
             }
 
         values_now = await self.ctx.things.change(self.tid, come_online, before=mark)
-        await self.ctx.hub.push(
-            self.tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 1, "t": now}}
-        )
+        if marked:
+            await self.ctx.hub.push(
+                self.tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 1, "t": now}}
+            )
         return dict(values_now)
 
     async def mark_online_again(self) -> None:
         """The device's row was marked offline while this session lives (its instance
-        was taken for dead): mark it online here again, unless a newer login elsewhere
-        holds it now."""
-        async with self.ctx.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(devices.c.online, devices.c.online_session).where(
-                        devices.c.tid == self.tid
-                    )
-                )
-            ).first()
-        if row is not None and (row.online == 0 or row.online_session == self.sid):
-            await self._mark_online({})
+        was taken for dead): mark it online here again, unless it is online already (a
+        newer login elsewhere, or marked again by an earlier try)."""
+        await self._mark_online({}, only_if_offline=True)
 
     @property
     def online(self) -> bool:
