@@ -136,6 +136,25 @@ async def downloads(sdk: IoTVideo, tid: str, file_time: int, count: int) -> tupl
     return size, rates
 
 
+def receiver(size: int) -> tuple[RTCPeerConnection, asyncio.Event]:
+    """A peer that counts what its data channel receives; the event once ``size`` bytes
+    have arrived."""
+    peer = RTCPeerConnection(rtc_configuration())
+    done = asyncio.Event()
+    received = 0
+
+    @peer.on("datachannel")
+    def on_channel(remote: object) -> None:
+        @remote.on("message")  # type: ignore[attr-defined]
+        def on_message(message: bytes) -> None:
+            nonlocal received
+            received += len(message)
+            if received >= size:
+                done.set()
+
+    return peer, done
+
+
 async def bare_channel(size: int, *, two_processes: bool) -> float:
     """MB/s of a bare aiortc data channel: the sender here, the receiver in this process
     or in a child process (as the app and the camera are)."""
@@ -166,18 +185,7 @@ async def bare_channel(size: int, *, two_processes: bool) -> float:
             await out.readline()
             done.set()
     else:
-        b = RTCPeerConnection(rtc_configuration())
-        received = 0
-
-        @b.on("datachannel")
-        def on_channel(remote: object) -> None:
-            @remote.on("message")  # type: ignore[attr-defined]
-            def on_message(message: bytes) -> None:
-                nonlocal received
-                received += len(message)
-                if received >= size:
-                    done.set()
-
+        b, done = receiver(size)
         await b.setRemoteDescription(a.localDescription)
         await b.setLocalDescription(await b.createAnswer())
         await a.setRemoteDescription(b.localDescription)
@@ -218,19 +226,7 @@ async def bare_receiver(size: int) -> None:
     set_host_addresses(["127.0.0.1"])
     loop = asyncio.get_running_loop()
     offer = json.loads(await loop.run_in_executor(None, sys.stdin.readline))["sdp"]
-    b = RTCPeerConnection(rtc_configuration())
-    done = asyncio.Event()
-    received = 0
-
-    @b.on("datachannel")
-    def on_channel(remote: object) -> None:
-        @remote.on("message")  # type: ignore[attr-defined]
-        def on_message(message: bytes) -> None:
-            nonlocal received
-            received += len(message)
-            if received >= size:
-                done.set()
-
+    b, done = receiver(size)
     await b.setRemoteDescription(RTCSessionDescription(offer, "offer"))
     await b.setLocalDescription(await b.createAnswer())
     print(json.dumps({"sdp": b.localDescription.sdp}), flush=True)
