@@ -30,7 +30,14 @@ from iotvideo.protocol.errors import ConnError, ErrorCode, IVError
 from iotvideo.protocol.link import Backoff, FrameError, Push, Reply, Request
 from iotvideo.protocol.rpc import DEVICE_FAILED, Outstanding, reply_to, result_of
 
-__all__ = ["EndpointState", "LinkEndpoint", "describe_network_error", "http_url", "ws_url"]
+__all__ = [
+    "EndpointState",
+    "LinkEndpoint",
+    "RetrySoon",
+    "describe_network_error",
+    "http_url",
+    "ws_url",
+]
 
 log = logging.getLogger("iotvideo.transport")
 
@@ -396,3 +403,41 @@ class LinkEndpoint:
                 future.set_exception(
                     ConnError(ErrorCode.IVConnError_Disconnected, "the link closed")
                 )
+
+
+class RetrySoon:
+    """Runs ``attempt`` in the background until one succeeds after the latest
+    :meth:`ask`: first after the delay asked, then backing off (doubling from ``first``
+    up to ``cap`` seconds) while it fails. It stops while ``ready()`` is false (offline:
+    the next login does the work). Asking while it runs makes it run once more."""
+
+    def __init__(
+        self,
+        attempt: Callable[[], Awaitable[bool]],
+        ready: Callable[[], bool],
+        *,
+        first: float = 1.0,
+        cap: float = 10.0,
+    ) -> None:
+        self._attempt, self._ready = attempt, ready
+        self.first, self.cap = first, cap
+        self._wanted = False
+        self._task: asyncio.Task[None] | None = None
+
+    def ask(self, delay: float | None = None) -> None:
+        self._wanted = True
+        if self._task is None or self._task.done():
+            wait = self.first if delay is None else delay
+            self._task = asyncio.get_running_loop().create_task(self._run(wait))
+
+    async def _run(self, wait: float) -> None:
+        while self._wanted:
+            await asyncio.sleep(wait)
+            if not self._ready():
+                return
+            self._wanted = False
+            if await self._attempt():
+                wait = 0.0
+            else:
+                self._wanted = True
+                wait = min(self.cap, max(self.first, wait * 2))

@@ -28,6 +28,7 @@ from iotvideo.app.status import LinkStatus
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.link import Push
+from iotvideo.transport import RetrySoon
 
 if TYPE_CHECKING:
     from iotvideo.app.sdk import IoTVideo
@@ -98,10 +99,12 @@ class MessageMgr:
         self._marks: deque[tuple[float, int]] = deque()
         self._base = 0
         self._catching = asyncio.Lock()
-        self._retry: asyncio.Task[None] | None = None
-        self._wanted = False
+        #: Fetches again after a failure; offline, the next login does.
+        self._retry = RetrySoon(
+            self._fetch_missed, lambda: sdk.link_status is LinkStatus.ONLINE, first=0.5
+        )
         sdk.add_login_hook(self._catch_up)
-        sdk.add_push_handler("resync", lambda _push: self._catch_up_soon(0.0))
+        sdk.add_push_handler("resync", lambda _push: self._retry.ask(0.0))
 
     # Pushes
 
@@ -147,7 +150,7 @@ class MessageMgr:
             self.event_cursor = self._base = int(self._sdk.login_reply.get("event_seq", 0))
             return
         if not await self._fetch_missed():
-            self._catch_up_soon(0.5)
+            self._retry.ask()
 
     async def _fetch_missed(self) -> bool:
         """Deliver the events after the floor (each once); False when the cloud could
@@ -166,29 +169,6 @@ class MessageMgr:
             except IVError as exc:
                 log.warning("could not fetch the events missed (%s); trying again", exc)
                 return False
-
-    def _catch_up_soon(self, delay: float) -> None:
-        """Fetch missed events after ``delay`` s, and again after failures (backing off
-        to 10 s) until one fetch succeeds after the last time this was asked; offline,
-        the next login does it."""
-        self._wanted = True
-        if self._retry is not None and not self._retry.done():
-            return  # the running one looks again
-
-        async def later() -> None:
-            wait = delay
-            while self._wanted:
-                await asyncio.sleep(wait)
-                if self._sdk.link_status is not LinkStatus.ONLINE:
-                    return
-                self._wanted = False
-                if await self._fetch_missed():
-                    wait = 0.0
-                else:
-                    self._wanted = True
-                    wait = min(10.0, max(0.5, wait * 2))
-
-        self._retry = asyncio.get_running_loop().create_task(later())
 
     def _floor(self) -> int:
         """Where a catch-up starts: the cursor as it was CATCH_UP_LOOKBACK s before the

@@ -42,11 +42,10 @@ from iotvideo.protocol.certificate import DeviceCertificate
 from iotvideo.protocol.errors import ConnError, ErrorCode, IVError
 from iotvideo.protocol.link import Backoff, Push, Request
 from iotvideo.protocol.states import StateMachine
-from iotvideo.transport import EndpointState, LinkEndpoint
+from iotvideo.transport import EndpointState, LinkEndpoint, RetrySoon
 
 __all__ = ["DeviceClient", "DeviceStatus", "VersionInfo"]
 
-#: Codes that mean "not now": the cloud is busy (20100) or cannot reach its database (20004).
 #: Refusals of an event or a report itself (a path or value the product's model does not
 #: take): sending it again cannot help. Any other failure (no answer in time, the cloud
 #: busy or its database away, the link gone) keeps it queued and sends it again.
@@ -179,8 +178,7 @@ class DeviceClient:
         #: Events raised and not yet acknowledged by the cloud (sent at least once).
         self.events = EventQueue(event_dir, limit=max_queued_events)
         self._events_sent = asyncio.Event()
-        self._event_retry: asyncio.Future[None] | None = None
-        self._retry_wanted = False
+        self._retry = RetrySoon(self._resend, lambda: self.link.online)
         self._sending = asyncio.Lock()
         self._flushes: set[asyncio.Task[None]] = set()
         self.link = LinkEndpoint(
@@ -393,7 +391,7 @@ class DeviceClient:
             log.info("device %s: could not send queued state: %s", self.tid, exc)
             self._retry_events_soon()
 
-    async def _flush_outbox(self) -> None:
+    async def _flush_outbox(self) -> bool:
         for path, stamped in list(self._outbox.state.items()):
             if not stamped.sent:
                 try:
@@ -403,11 +401,12 @@ class DeviceClient:
                         raise
                     log.warning("device %s: the cloud refused %s: %s", self.tid, path, exc)
                 stamped.sent = True
-        await self._send_events()
+        return await self._send_events()
 
-    async def _send_events(self) -> None:
+    async def _send_events(self) -> bool:
         """Send queued events oldest first; each leaves the queue once acknowledged (a
-        connection error leaves it for the next login). One sender at a time."""
+        connection error leaves it for the next login). One sender at a time. Whether
+        all were acknowledged (False: a retry is asked)."""
         async with self._sending:
             while (event := self.events.oldest()) is not None:
                 data = {"path": f"Event.{event.name}", "value": event.value, "id": event.id}
@@ -422,31 +421,22 @@ class DeviceClient:
                     # Busy, its database away, no answer in time: kept and sent again.
                     log.info("device %s: event kept, sent again shortly: %s", self.tid, exc)
                     self._retry_events_soon()
-                    return
+                    return False
                 self.events.done(event)
             self._events_sent.set()
+            return True
 
     def _retry_events_soon(self) -> None:
         """Send what is queued (reports, events) again in a moment, backing off from 1 to
         10 s, until it is all acknowledged; offline, the next login sends it."""
-        self._retry_wanted = True
-        if self._event_retry is not None and not self._event_retry.done():
-            return  # the running one tries again
+        self._retry.ask()
 
-        async def later() -> None:
-            wait = 1.0
-            while self._retry_wanted:
-                await asyncio.sleep(wait)
-                if not self.link.online:
-                    return
-                self._retry_wanted = False
-                try:
-                    await self._flush_outbox()
-                except IVError:
-                    self._retry_wanted = True
-                wait = min(10.0, wait * 2)
-
-        self._event_retry = asyncio.ensure_future(later())
+    async def _resend(self) -> bool:
+        """Whether everything queued went out (False: tried again later)."""
+        try:
+            return await self._flush_outbox()
+        except IVError:
+            return False
 
     @property
     def status(self) -> DeviceStatus:

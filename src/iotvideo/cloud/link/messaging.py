@@ -139,10 +139,11 @@ class Messaging:
         applied = outcome.data.get("value", obj["setVal"])
         try:
             recorded = await self.report(tid, change.path, applied, push=True)
-        except IVError:
-            # The device applied it but the database (or the bus) is away: recorded
-            # once they are back, by asking the device again.
-            self.reconcile(tid)
+        except Exception as exc:
+            if isinstance(exc, IVError) or database_unavailable(exc):
+                # The device applied it but the database (or the bus) is away: recorded
+                # once they are back, by asking the device again.
+                self.reconcile(tid)
             raise
         return WriteResult(value=recorded, delivered=True)
 
