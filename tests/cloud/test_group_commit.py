@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud.db import Database
@@ -82,5 +83,37 @@ async def test_changes_arriving_together_share_a_commit(tmp_path: Path) -> None:
             assert all(isinstance(f, RuntimeError) for f in failed)
             _, _, state_a = await things.snapshot(a)
             assert state_a["ProReadonly"]["temperature"]["stVal"] == 23.0
+        finally:
+            await db.close()
+
+
+@pytest.mark.postgres
+async def test_batches_of_every_size_share_their_statements(
+    tmp_path: Path, pg_schema_url: str
+) -> None:
+    """A batch's statements are the same SQL text whatever its size: each text is prepared
+    and kept on every pooled connection, so one per size grew the cloud through a soak."""
+    async with inproc_cloud(tmp_path, Clock(), db=pg_schema_url) as cloud:
+        world = await asyncio.to_thread(make_world, cloud, devices=12)
+        tids = [d.tid for d in world.devices]
+        db = Database(pg_schema_url, pool_size=1)  # every batch on the same connection
+        things = Things(db, time.time)
+
+        async def batches(sizes: range) -> int:
+            """Run a batch of each size; then the statements the connection keeps."""
+            for size in sizes:
+                results = await asyncio.gather(
+                    *(things.change(tid, report(float(size))) for tid in tids[:size])
+                )
+                assert [r["stVal"] for r in results] == [float(size)] * size
+            async with db.read() as conn:
+                kept = await conn.scalar(text("SELECT count(*) FROM pg_prepared_statements"))
+            assert kept is not None
+            return int(kept)
+
+        try:
+            after_small = await batches(range(1, 4))
+            assert await batches(range(4, len(tids) + 1)) == after_small
+            assert things.batches == len(tids)
         finally:
             await db.close()

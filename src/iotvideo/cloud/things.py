@@ -178,7 +178,7 @@ class Things:
             infos = await self._devices(conn, tids)
             query = (
                 select(device_state.c.tid, device_state.c.doc)
-                .where(device_state.c.tid.in_(tids))
+                .where(self._db.among(device_state.c.tid, tids))
                 .order_by(device_state.c.tid)
             )
             if not self._db.is_sqlite:
@@ -252,7 +252,7 @@ class Things:
                 products.c.iot_model_revision,
             )
             .join(products, products.c.product_id == devices.c.product_id)
-            .where(devices.c.tid.in_(tids))
+            .where(self._db.among(devices.c.tid, tids))
         )
         return {
             row.tid: DeviceInfo(

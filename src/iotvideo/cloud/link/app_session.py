@@ -207,7 +207,7 @@ class AppSession(LinkSession):
             alive = set(
                 await conn.scalars(
                     select(access_tokens.c.token_hash).where(
-                        access_tokens.c.token_hash.in_(hashes),
+                        self.ctx.db.among(access_tokens.c.token_hash, hashes),
                         access_tokens.c.revoked_at.is_(None),
                         access_tokens.c.expires_at > now,
                     )

@@ -317,7 +317,7 @@ class Messaging:
                 await conn.execute(
                     select(device_events)
                     .where(
-                        device_events.c.tid.in_(wanted),
+                        self.things.db.among(device_events.c.tid, wanted),
                         device_events.c.seq > after,
                         device_events.c.t >= now - KEPT_SECONDS,
                     )
