@@ -19,12 +19,11 @@ from tests.live.helpers import Live, live, stamp_of, take_frames
 
 async def test_two_way_video_reaches_the_device(world: World) -> None:
     seen: list[av.VideoFrame] = []
-    from_second_camera = asyncio.Event()
+    from_camera = [asyncio.Event(), asyncio.Event()]
 
     def on_video(_session: MediaSession, frame: av.VideoFrame) -> None:
         seen.append(frame)
-        if stamp_of(frame).count >> 16 == 1:
-            from_second_camera.set()
+        from_camera[stamp_of(frame).count >> 16].set()
 
     previews: list[object] = []
     async with live(world, on_video=on_video) as lv:
@@ -33,9 +32,11 @@ async def test_two_way_video_reaches_the_device(world: World) -> None:
         await player.play()
         await player.open_camera()
         await take_frames(player, 3)  # the device's video keeps coming too
+        async with asyncio.timeout(10):  # a loaded machine's first frames can come late
+            await from_camera[0].wait()
         await player.switch_camera()
         async with asyncio.timeout(10):
-            await from_second_camera.wait()
+            await from_camera[1].wait()
         await player.close_camera()
         await player.stop()
     first = stamp_of(seen[0])
