@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,7 +30,7 @@ from iotvideo.cloud.db.tables import device_state, devices, iot_models, products
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.thingmodel import ThingModel
 
-__all__ = ["DeviceInfo", "Things"]
+__all__ = ["BatchedWrite", "DeviceInfo", "Things"]
 
 T = TypeVar("T")
 _MODEL_CACHE = 512
@@ -41,12 +41,26 @@ log = logging.getLogger("iotvideo.cloud.things")
 Change = Callable[["DeviceInfo", ThingModel, dict[str, Any]], Any]
 
 
+@runtime_checkable
+class BatchedWrite(Protocol):
+    """Other rows to write with a change, written together with the batch's other
+    writes of the same class (one statement for many devices instead of one each)."""
+
+    @classmethod
+    async def write_all(cls, conn: AsyncConnection, writes: Sequence[Any]) -> None:
+        """Write ``writes`` (instances of this class, in device order, each device's in
+        the order they came) in the batch's transaction."""
+
+
+Before = Callable[[AsyncConnection], Awaitable[Any]] | BatchedWrite
+
+
 @dataclass
 class _Waiting:
     tid: str
     fn: Change
     future: asyncio.Future[Any]
-    before: Callable[[AsyncConnection], Awaitable[Any]] | None = None
+    before: Before | None = None
 
 
 @dataclass(frozen=True)
@@ -126,15 +140,16 @@ class Things:
         tid: str,
         fn: Callable[[DeviceInfo, ThingModel, dict[str, Any]], T],
         *,
-        before: Callable[[AsyncConnection], Awaitable[Any]] | None = None,
+        before: Before | None = None,
     ) -> T:
         """Run ``fn`` on the device's state and store what it changed; its result once
         committed (with the other changes of its batch).
 
         ``fn`` mutates the state in place, or raises before it mutates anything (a refused
-        value) to change nothing. ``before(conn)`` runs first in the same transaction
-        (other rows to write with the change: a login marks the device online); if it
-        raises, the whole batch fails.
+        value) to change nothing. ``before`` writes other rows first in the same
+        transaction (a login marks the device online): a function of the connection, or
+        a :class:`BatchedWrite` written with the batch's others of its class; if it raises,
+        the whole batch fails.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append(_Waiting(tid, fn, future, before))
@@ -172,9 +187,14 @@ class Things:
         outcomes: list[Any] = [None] * len(batch)
         async with self._db.begin() as conn:
             # Other rows first, in device order (as the states are locked: no deadlock).
-            for waiting in sorted(batch, key=lambda w: w.tid):
-                if waiting.before is not None:
+            batched: dict[type[BatchedWrite], list[BatchedWrite]] = {}
+            for waiting in sorted(batch, key=lambda w: w.tid):  # stable: as they came
+                if isinstance(waiting.before, BatchedWrite):
+                    batched.setdefault(type(waiting.before), []).append(waiting.before)
+                elif waiting.before is not None:
                     await waiting.before(conn)
+            for kind, writes in batched.items():
+                await kind.write_all(conn, writes)
             infos = await self._devices(conn, tids)
             query = (
                 select(device_state.c.tid, device_state.c.doc)

@@ -31,14 +31,14 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, func, insert, literal, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from iotvideo.cloud.db import Database
+from iotvideo.cloud.db import Database, among
 from iotvideo.cloud.db.tables import devices, vendors, webhook_outbox
 from iotvideo.cloud.metrics import Metrics
 from iotvideo.cloud.outages import Outages, database_unavailable
@@ -76,27 +76,52 @@ def signed_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dic
     }
 
 
+#: A notification to queue: the device, the kind, its data, when (unix seconds).
+Notice = tuple[str, str, dict[str, Any], int]
+
+
 async def enqueue(
     conn: AsyncConnection, tid: str, kind: str, data: dict[str, Any], *, now: int
 ) -> None:
     """Queue a notification about ``tid`` for its vendor, in the caller's transaction
-    (nothing when the vendor has no notification URL). One statement: an INSERT of what
-    a SELECT of the device's vendor finds (logins and logouts call this for every device)."""
-    columns = ["vendor_id", "msg_id", "kind", "payload", "created_at", "next_at", "attempts"]
-    found = (
-        select(
-            vendors.c.vendor_id,
-            literal("msg_" + secrets.token_hex(12), webhook_outbox.c.msg_id.type),
-            literal(kind, webhook_outbox.c.kind.type),
-            literal({"tid": tid, **data}, webhook_outbox.c.payload.type),
-            literal(now, webhook_outbox.c.created_at.type),
-            literal(now, webhook_outbox.c.next_at.type),
-            literal(0, webhook_outbox.c.attempts.type),
-        )
-        .select_from(vendors.join(devices, devices.c.vendor_id == vendors.c.vendor_id))
-        .where(devices.c.tid == tid, vendors.c.events_url != "")
+    (nothing when the vendor has no notification URL)."""
+    await enqueue_many(conn, [(tid, kind, data, now)])
+
+
+async def enqueue_many(conn: AsyncConnection, notices: Sequence[Notice]) -> None:
+    """Queue notifications in the caller's transaction, each for its device's vendor
+    (none for a vendor without a notification URL): two statements whatever their number
+    (a batch of logins and logouts queues one per device)."""
+    if not notices:
+        return
+    tids = {tid for tid, *_ in notices}
+    listening: dict[str, str] = dict(
+        (
+            await conn.execute(
+                select(devices.c.tid, vendors.c.vendor_id)
+                .join(vendors, devices.c.vendor_id == vendors.c.vendor_id)
+                .where(
+                    among(devices.c.tid, tids, sqlite=conn.dialect.name == "sqlite"),
+                    vendors.c.events_url != "",
+                )
+            )
+        ).all()
     )
-    await conn.execute(insert(webhook_outbox).from_select(columns, found))
+    rows = [
+        {
+            "vendor_id": listening[tid],
+            "msg_id": "msg_" + secrets.token_hex(12),
+            "kind": kind,
+            "payload": {"tid": tid, **data},
+            "created_at": now,
+            "next_at": now,
+            "attempts": 0,
+        }
+        for tid, kind, data, now in notices
+        if tid in listening
+    ]
+    if rows:
+        await conn.execute(insert(webhook_outbox), rows)
 
 
 class WebhookSender:

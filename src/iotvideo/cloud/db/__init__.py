@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["MIGRATIONS", "Database"]
+__all__ = ["MIGRATIONS", "Database", "among"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -82,17 +82,8 @@ class Database:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def among(self, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
-        """``column IN values`` as one SQL text whatever the number of values.
-
-        On PostgreSQL it is ``column = ANY($1)`` with an array: an expanding ``IN`` makes a
-        new SQL text for each count of values, and each is prepared and kept by asyncpg on
-        every pooled connection (seen as memory growing through a soak, one statement per
-        group-commit batch size). SQLite keeps ``IN``; its statement cache is bounded.
-        """
-        listed = list(values)
-        if self.is_sqlite:
-            return column.in_(listed)
-        return column == any_(bindparam(None, listed, type_=ARRAY(column.type)))
+        """``column IN values`` on this database (see :func:`among`)."""
+        return among(column, values, sqlite=self.is_sqlite)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision. Safe to run from many processes at once."""
@@ -111,6 +102,22 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def among(
+    column: ColumnElement[Any], values: Iterable[Any], *, sqlite: bool
+) -> ColumnElement[bool]:
+    """``column IN values`` as one SQL text whatever the number of values.
+
+    On PostgreSQL it is ``column = ANY($1)`` with an array: an expanding ``IN`` makes a new
+    SQL text for each count of values, and each is prepared and kept by asyncpg on every
+    pooled connection (seen as memory growing through a soak, one statement per
+    group-commit batch size). SQLite keeps ``IN``; its statement cache is bounded.
+    """
+    listed = list(values)
+    if sqlite:
+        return column.in_(listed)
+    return column == any_(bindparam(None, listed, type_=ARRAY(column.type)))
 
 
 def _upgrade(connection: Connection) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, TypeGuard
 
-from sqlalchemy import case, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import select, update
 
 from iotvideo.cloud.db.tables import bindings, devices
 from iotvideo.cloud.link import presence
@@ -122,31 +121,21 @@ class DeviceSession(LinkSession):
         webhook, the apps); ``only_if_offline``: not when another session holds it now.
         The login reply's ProWritable values."""
         now = self.ctx.now()
-        marked = True
         sw = versions.get("swVer")
-        values: dict[str, Any] = {
-            "online": 1,
-            "last_online_time": now,
-            "active_time": case((devices.c.active_time == 0, now), else_=devices.c.active_time),
-            "online_instance": self.ctx.hub.instance_id,
-            "online_session": self.sid,
-        }
-        if _is_version(sw):
-            values["ota_version"] = sw
-
-        async def mark(conn: AsyncConnection) -> None:  # committed with the state below
-            nonlocal marked
-            row = devices.c.tid == self.tid
-            if only_if_offline:
-                row = row & (devices.c.online == 0)
-            marked = bool((await conn.execute(update(devices).where(row).values(values))).rowcount)
-            if marked:
-                await enqueue(conn, self.tid, "device.online", {}, now=now)
+        mark = presence.PresenceMark(
+            self.tid,
+            self.sid,
+            online=True,
+            now=now,
+            instance=self.ctx.hub.instance_id,
+            version=sw if _is_version(sw) else "",
+            only_if_offline=only_if_offline,
+        )
 
         def come_online(
             _info: DeviceInfo, model: ThingModel, state: dict[str, Any]
         ) -> dict[str, Any]:
-            if marked:
+            if mark.marked:
                 apply(state, Change("ProReadonly", "_online", {"stVal": 1}), now)
             if versions:
                 try:
@@ -160,7 +149,7 @@ class DeviceSession(LinkSession):
             }
 
         values_now = await self.ctx.things.change(self.tid, come_online, before=mark)
-        if marked:
+        if mark.marked:
             await self.ctx.hub.push(
                 self.tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 1, "t": now}}
             )
@@ -328,6 +317,6 @@ class DeviceSession(LinkSession):
         self.spawn(self.close(ws_code, code, msg))
 
 
-def _is_version(sw: Any) -> bool:
+def _is_version(sw: Any) -> TypeGuard[str]:
     """A reported swVer the cloud records as the device's OtaVersion."""
     return isinstance(sw, str) and len(sw) <= 32

@@ -17,23 +17,38 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from iotvideo.cloud.db import among
 from iotvideo.cloud.db.tables import cloud_instances, devices
 from iotvideo.cloud.link.context import LinkContext
 from iotvideo.cloud.things import DeviceInfo
-from iotvideo.cloud.webhooks import enqueue
+from iotvideo.cloud.webhooks import Notice, enqueue_many
 from iotvideo.protocol.errors import IVError
 from iotvideo.protocol.thingmodel import Change, ThingModel, apply
 
-__all__ = ["register", "run_presence", "unregister"]
+__all__ = ["PresenceMark", "mark_offline", "register", "run_presence", "unregister"]
 
 log = logging.getLogger("iotvideo.cloud.link")
 
-#: Devices marked online again at once (one group commit) when an instance comes back.
+#: Devices marked online again (when an instance comes back) or offline (when one is
+#: reaped) at once: one group commit.
 COME_BACK_AT_ONCE = 200
 
 
@@ -131,19 +146,22 @@ async def _beat_and_reap(ctx: LinkContext, *, stale_after: float, may_reap: bool
             .where(devices.c.online_instance.in_(dead))
             .values(online=0, online_instance="", online_session="")
         )
-        for tid in orphans:
-            await enqueue(conn, tid, "device.offline", {}, now=now)
+        await enqueue_many(conn, [(tid, "device.offline", {}, now) for tid in orphans])
         await conn.execute(delete(cloud_instances).where(cloud_instances.c.instance_id.in_(dead)))
     log.warning(
         "instances %s stopped beating; %d of their devices are now offline", dead, len(orphans)
     )
-    for tid in orphans:
+
+    async def tell(tid: str) -> None:
         await ctx.things.change(
             tid, lambda _i, _m, s: apply(s, Change("ProReadonly", "_online", {"stVal": 0}), now)
         )
         await ctx.hub.push(
             tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 0, "t": now}}
         )
+
+    for start in range(0, len(orphans), COME_BACK_AT_ONCE):  # a group commit per wave
+        await asyncio.gather(*(tell(tid) for tid in orphans[start : start + COME_BACK_AT_ONCE]))
     return True
 
 
@@ -185,29 +203,106 @@ async def _converge(ctx: LinkContext, sessions: set[object]) -> None:
             log.warning("device %s was marked online without a session here; now offline", tid)
 
 
+@dataclass
+class PresenceMark:
+    """A device's row marked online by a login or offline at its session's end, written
+    in the transaction of the device's state change (``Things.change(before=...)``). The
+    marks of a batch are written together: four statements however many (a login storm
+    brings hundreds at once)."""
+
+    tid: str
+    #: The session marking the device online, or whose end marks it offline.
+    session: str
+    online: bool
+    now: int
+    #: Online: the instance holding the session; the firmware version the device reported.
+    instance: str = ""
+    version: str = ""
+    #: Online: only if the row is offline (not when another session holds it now).
+    only_if_offline: bool = False
+    #: Set by the write: whether the row changed (offline: False when another session
+    #: took the device over since).
+    marked: bool = False
+
+    @classmethod
+    async def write_all(cls, conn: AsyncConnection, marks: Sequence[PresenceMark]) -> None:
+        """Write ``marks`` (each device's in the order they came) and queue the vendor's
+        ``device.online``/``device.offline`` notices of those that changed the row."""
+        sqlite = conn.dialect.name == "sqlite"
+        query = (
+            select(devices.c.tid, devices.c.online, devices.c.online_session)
+            .where(among(devices.c.tid, {m.tid for m in marks}, sqlite=sqlite))
+            .order_by(devices.c.tid)  # locked in device order: batches never deadlock
+        )
+        if not sqlite:
+            # FOR NO KEY UPDATE, as an UPDATE locks: rows referring to the device (its
+            # events, its state) may still be written meanwhile.
+            query = query.with_for_update(key_share=True)
+        rows = {tid: (online, session) for tid, online, session in await conn.execute(query)}
+        final: dict[str, dict[str, Any]] = {}
+        notices: list[Notice] = []
+        for mark in marks:
+            if mark.tid not in rows:
+                continue  # deleted meanwhile
+            online, session = rows[mark.tid]
+            if mark.online:
+                mark.marked = not mark.only_if_offline or online == 0
+            else:
+                mark.marked = session == mark.session
+            if not mark.marked:
+                continue
+            rows[mark.tid] = (1, mark.session) if mark.online else (0, "")
+            row = final.setdefault(
+                mark.tid, {"b_tid": mark.tid, "b_first": None, "b_seen": None, "b_sw": ""}
+            )
+            row["b_online"] = int(mark.online)
+            row["b_instance"] = mark.instance if mark.online else ""
+            row["b_session"] = mark.session if mark.online else ""
+            if mark.online:
+                row["b_seen"] = mark.now
+                row["b_first"] = row["b_first"] or mark.now  # the activation, if it is one
+                row["b_sw"] = mark.version or row["b_sw"]
+            kind = "device.online" if mark.online else "device.offline"
+            notices.append((mark.tid, kind, {}, mark.now))
+        if final:
+            await conn.execute(_MARK, list(final.values()))
+        await enqueue_many(conn, notices)
+
+
+_seen = bindparam("b_seen", type_=BigInteger)
+_first = bindparam("b_first", type_=BigInteger)
+_sw = bindparam("b_sw", type_=String)
+#: One device's row as its marks leave it (``b_first``/``b_seen``: when it first/last came
+#: online in the batch, or None).
+_MARK = (
+    update(devices)
+    .where(devices.c.tid == bindparam("b_tid"))
+    .values(
+        online=bindparam("b_online"),
+        online_instance=bindparam("b_instance"),
+        online_session=bindparam("b_session"),
+        last_online_time=func.coalesce(_seen, devices.c.last_online_time),
+        active_time=case(
+            (and_(devices.c.active_time == 0, _first.is_not(None)), _first),
+            else_=devices.c.active_time,
+        ),
+        ota_version=case((_sw != "", _sw), else_=devices.c.ota_version),
+    )
+)
+
+
 async def mark_offline(ctx: LinkContext, tid: str, sid: str) -> bool:
     """Mark ``tid`` offline if session ``sid`` is still the one that marked it online (a
     newer login elsewhere stands); tell the apps. False if another session took over."""
     now = ctx.now()
-    ours = False
-
-    async def mark(conn: AsyncConnection) -> None:  # committed with the state below
-        nonlocal ours
-        result = await conn.execute(
-            update(devices)
-            .where(devices.c.tid == tid, devices.c.online_session == sid)
-            .values(online=0, online_instance="", online_session="")
-        )
-        ours = bool(result.rowcount)
-        if ours:
-            await enqueue(conn, tid, "device.offline", {}, now=now)
+    mark = PresenceMark(tid, sid, online=False, now=now)
 
     def offline(_info: DeviceInfo, _model: ThingModel, state: dict[str, Any]) -> None:
-        if ours:
+        if mark.marked:
             apply(state, Change("ProReadonly", "_online", {"stVal": 0}), now)
 
     await ctx.things.change(tid, offline, before=mark)
-    if not ours:
+    if not mark.marked:
         return False
     await ctx.hub.push(
         tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 0, "t": now}}
