@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from iotvideo.app import LinkStatus
+from iotvideo.cloud.bus import REDIS_POOL, RedisBus
 from iotvideo.protocol.errors import ErrorCode, IVError
 from tests.link.world import Heard, World, app_sdk, device_client, make_world
 from tests.services import Redis
@@ -97,3 +98,19 @@ async def test_events_of_a_bus_outage_reach_an_app_that_stayed_online(
             assert LinkStatus.OFFLINE not in statuses  # the app's link never dropped
     finally:
         cloud.stop()
+
+
+async def test_a_burst_of_publishes_waits_for_pooled_connections(redis: Redis) -> None:
+    """A login storm publishes one kick per login at once: beyond the pool's connections
+    a publish waits for one (it was refused as "bus unavailable", 20004, sending the
+    devices into backoff), and no more connections than the pool's are opened."""
+    bus = RedisBus(redis.url)
+    await bus.start()
+    try:
+        burst = REDIS_POOL * 5
+        heard = await asyncio.gather(*(bus.publish(f"iv:burst:{n}", b"x") for n in range(burst)))
+        assert heard == [0] * burst  # every publish went out (no one listens there)
+        info = await bus._redis.info("clients")
+        assert info["connected_clients"] <= REDIS_POOL + 1  # the pool and the listener
+    finally:
+        await bus.close()

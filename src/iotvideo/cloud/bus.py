@@ -111,8 +111,16 @@ class MemoryBus:
         self._handlers.remove(channel, handler)
 
 
+#: Pooled Redis connections for publishing. When all are busy (a login storm publishes
+#: one kick per login) a publish waits for one, for at most REDIS_POOL_WAIT seconds:
+#: redis-py's default pool raises at once instead, which refused those logins as "bus
+#: unavailable" (20004) and sent the devices into backoff.
+REDIS_POOL = 64
+REDIS_POOL_WAIT = 10.0
+
+
 class RedisBus:
-    """Redis pub/sub: one connection publishes, one listens, for the whole process."""
+    """Redis pub/sub: a pool of connections publishes, one listens, for the whole process."""
 
     def __init__(self, url: str) -> None:
         import redis.asyncio as redis
@@ -123,12 +131,15 @@ class RedisBus:
 
         self._url = url
         # Pooled connections go stale when Redis restarts: retry a command on a fresh one.
-        self._redis: Any = redis.Redis.from_url(
+        pool = redis.BlockingConnectionPool.from_url(
             url,
+            max_connections=REDIS_POOL,
+            timeout=REDIS_POOL_WAIT,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             socket_connect_timeout=2,
         )
+        self._redis: Any = redis.Redis.from_pool(pool)
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._handlers = _Handlers()

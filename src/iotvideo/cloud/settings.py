@@ -62,8 +62,8 @@ class CloudSettings(BaseSettings):
         20,
         ge=1,
         le=1000,
-        description="PostgreSQL connections an instance keeps (and as many more at a peak): "
-        "instances x 2 x db_pool must stay under the server's max_connections.",
+        description="PostgreSQL connections an instance keeps (a burst waits for one): "
+        "instances x db_pool must stay under the server's max_connections.",
     )
     bus: str = Field(
         "memory",
