@@ -279,7 +279,7 @@ class DeviceSession(LinkSession):
                 {},
                 f"the device has {MAX_DEVICE_IN_FLIGHT} requests waiting; try again later",
             )
-            self.spawn(self.ctx.hub.answer(reply_to, rid, busy))
+            self.spawn(self._relay(reply_to, rid, busy))
             return
         local_id = self._inflight.add((reply_to, rid))
         # Forget the request a little after the asker stops waiting for it.
@@ -289,11 +289,15 @@ class DeviceSession(LinkSession):
     def on_reply(self, reply: Reply) -> None:
         target = self._inflight.take(reply.id)
         if target is not None:
-            self.spawn(
-                self.ctx.hub.answer(
-                    target[0], target[1], Outcome(reply.code, reply.data, reply.msg)
-                )
-            )
+            self.spawn(self._relay(*target, Outcome(reply.code, reply.data, reply.msg)))
+
+    async def _relay(self, reply_to: str, rid: str, outcome: Outcome) -> None:
+        """Send an answer back to the asking instance. With the bus away it is lost: the
+        asker's wait ends in its timeout, and the outage is logged once by the bus."""
+        try:
+            await self.ctx.hub.answer(reply_to, rid, outcome)
+        except IVError as exc:
+            log.debug("device %s: an answer to %s was not relayed: %s", self.tid, reply_to, exc)
 
     def on_device_push(self, op: str, data: dict[str, Any]) -> None:
         self._to_device(Push(op, data))
