@@ -4,8 +4,9 @@
 
 Three cloud processes share PostgreSQL (127.0.0.1:5432, a schema of their own) and Redis
 (127.0.0.1:6379); ``--devices`` lightweight devices (raw WebSockets, the protocol's login)
-in this process, spread over the three. Each device reconnects as the SDKs do (to the
-next URL, backoff with full jitter: uniform in [0, min(30 s, 0.5 s * 2^attempt)]). One
+in this process, spread over the three. Each device reconnects as the SDKs do (after a lost
+link to a random other URL, after a failed attempt to the next one; backoff with full
+jitter: uniform in [0, min(30 s, 0.5 s * 2^attempt)]). One
 instance is killed (SIGKILL); printed: how many devices it held, and the time from the
 kill until the last of them was logged in again elsewhere (p50 and max per device).
 """
@@ -64,8 +65,11 @@ class Roamer:
                         pass
             except (TimeoutError, OSError, websockets.WebSocketException):
                 pass
+            if self.online.is_set():  # a lost link: a random one of the others
+                self.index += 1 + random.randrange(len(self.urls) - 1)
+            else:
+                self.index += 1
             self.online.clear()
-            self.index += 1
             await asyncio.sleep(random.uniform(0, min(30.0, 0.5 * 2**attempt)))
             attempt += 1
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import socket
 import ssl
@@ -226,9 +225,10 @@ class LinkEndpoint:
             self._on_state(state, error)
 
     async def _run(self) -> None:
-        urls = itertools.cycle(self.urls)
+        index = 0
         while True:
-            url = next(urls)
+            url = self.urls[index]
+            logins = self.logins
             self._set_state(EndpointState.CONNECTING)
             refused = False
             try:
@@ -264,7 +264,17 @@ class LinkEndpoint:
                 self._set_state(EndpointState.REFUSED, self.last_error)
                 return
             self._set_state(EndpointState.OFFLINE, self.last_error)
+            index = self._next_url(index, lost=self.logins > logins)
             await asyncio.sleep(self.backoff.cap if refused else self.backoff.next())
+
+    def _next_url(self, index: int, *, lost: bool) -> int:
+        """The URL to try after ``urls[index]``: the next one; but after losing a link
+        that was up, a random one of the others, so that the clients of an instance that
+        died spread over the rest instead of all moving on to the same next one."""
+        count = len(self.urls)
+        if lost and count > 2:
+            return (index + 1 + self.backoff.rng.randrange(count - 1)) % count
+        return (index + 1) % count
 
     def _note_connect_failure(self, url: str, exc: BaseException) -> None:
         self._connect_failures += 1

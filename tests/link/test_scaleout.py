@@ -7,7 +7,9 @@ Then one instance is killed (SIGKILL) and the clients move to the other by thems
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -164,3 +166,43 @@ def test_a_request_used_on_one_instance_is_refused_as_a_replay_on_another(
     finally:
         a.stop()
         b.stop()
+
+
+def _device_sessions(cloud: Cloud) -> int:
+    text = httpx.get(cloud.url + "/metrics", timeout=10).text
+    match = re.search(r'^iotvideo_link_sessions\{peer="device"\} (\S+)$', text, re.M)
+    assert match, text
+    return int(float(match[1]))
+
+
+async def test_the_clients_of_a_dead_instance_spread_over_the_others(
+    pg_schema_url: str, tmp_path: Path
+) -> None:
+    """Clients given every instance's URL start on the first; when it dies each moves on to
+    a random one of the others, not all of them to the same next one (which took all the
+    load of the dead instance while the others idled)."""
+    clouds = [start_cloud(tmp_path / name, pg_schema_url, bus=REDIS) for name in "abc"]
+    try:
+        world = await asyncio.to_thread(make_world, clouds[0], devices=24)
+        urls = [c.url for c in clouds]
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(device_client(urls, device))
+                for device in world.devices
+            ]
+            assert _device_sessions(clouds[0]) == len(clients)
+            moved = asyncio.Event()
+            for dc in clients:
+                dc.on_status = lambda *_: moved.set()
+            clouds[0].proc.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(clouds[0].proc.wait)
+            async with asyncio.timeout(30):
+                while not all(d.logins == 2 and d.status is DeviceStatus.ONLINE for d in clients):
+                    moved.clear()
+                    await moved.wait()
+            spread = [await asyncio.to_thread(_device_sessions, c) for c in clouds[1:]]
+            assert sum(spread) == len(clients)
+            assert min(spread) > 0, spread  # all on one: 2 chances in 2^24
+    finally:
+        for cloud in clouds:
+            cloud.stop()
