@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import itertools
 import json
+import re
 import signal
 import time
 import zlib
@@ -143,6 +144,14 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
     finally:
         for cloud in clouds:
             cloud.stop()  # a killed one too: its log pipe is closed
+            # Shown by pytest when the test failed: what each cloud complained of, counted.
+            said = Counter(
+                re.sub(r"[0-9A-F]{24}", "<tid>", line.split(" ", 2)[-1].strip())
+                for line in cloud.log
+                if re.match(r"\d{4}-\d\d-\d\d .* (WARNING|ERROR) ", line)
+            )
+            counted = (f"  {n} x {text}" for text, n in said.most_common(15))
+            print(f"cloud {cloud.url}:", *counted, sep="\n")
         redis.remove()
         postgres.remove()
 
@@ -251,7 +260,7 @@ def not_back(fleet: Fleet, since: dict[str, int]) -> Callable[[], list[str]]:
             dc = camera.client
             assert dc is not None
             if dc.logins <= since.get(camera.tid, -1) or dc.status is not DeviceStatus.ONLINE:
-                out.append(camera.tid)
+                out.append(f"{camera.tid} ({dc.status.name}, {dc.logins} logins)")
         for app in fleet.apps:
             assert app.sdk is not None
             if app.sdk.link_status is not LinkStatus.ONLINE:

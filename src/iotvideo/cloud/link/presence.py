@@ -47,8 +47,7 @@ __all__ = ["PresenceMark", "mark_offline", "register", "run_presence", "unregist
 
 log = logging.getLogger("iotvideo.cloud.link")
 
-#: Devices marked online again (when an instance comes back) or offline (when one is
-#: reaped) at once: one group commit.
+#: Devices marked online again at once (one group commit) when an instance comes back.
 COME_BACK_AT_ONCE = 200
 
 
@@ -151,17 +150,15 @@ async def _beat_and_reap(ctx: LinkContext, *, stale_after: float, may_reap: bool
     log.warning(
         "instances %s stopped beating; %d of their devices are now offline", dead, len(orphans)
     )
-
-    async def tell(tid: str) -> None:
+    # One at a time: told all at once (in group commits of 200), the fleet test's clients of
+    # the killed instance were at times not back within a minute (cause not found yet).
+    for tid in orphans:
         await ctx.things.change(
             tid, lambda _i, _m, s: apply(s, Change("ProReadonly", "_online", {"stVal": 0}), now)
         )
         await ctx.hub.push(
             tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 0, "t": now}}
         )
-
-    for start in range(0, len(orphans), COME_BACK_AT_ONCE):  # a group commit per wave
-        await asyncio.gather(*(tell(tid) for tid in orphans[start : start + COME_BACK_AT_ONCE]))
     return True
 
 
