@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from iotvideo.cloud.db import Database
+from iotvideo.cloud.db import Database, among
 from iotvideo.cloud.db.tables import device_state, devices, iot_models, products
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.thingmodel import ThingModel
@@ -198,7 +198,7 @@ class Things:
             infos = await self._devices(conn, tids)
             query = (
                 select(device_state.c.tid, device_state.c.doc)
-                .where(self._db.among(device_state.c.tid, tids))
+                .where(among(conn, device_state.c.tid, tids))
                 .order_by(device_state.c.tid)
             )
             if not self._db.is_sqlite:
@@ -272,7 +272,7 @@ class Things:
                 products.c.iot_model_revision,
             )
             .join(products, products.c.product_id == devices.c.product_id)
-            .where(self._db.among(devices.c.tid, tids))
+            .where(among(conn, devices.c.tid, tids))
         )
         return {
             row.tid: DeviceInfo(

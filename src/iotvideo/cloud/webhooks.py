@@ -101,7 +101,7 @@ async def enqueue_many(conn: AsyncConnection, notices: Sequence[Notice]) -> None
                 select(devices.c.tid, vendors.c.vendor_id)
                 .join(vendors, devices.c.vendor_id == vendors.c.vendor_id)
                 .where(
-                    among(devices.c.tid, tids, sqlite=conn.dialect.name == "sqlite"),
+                    among(conn, devices.c.tid, tids),
                     vendors.c.events_url != "",
                 )
             )

@@ -81,10 +81,6 @@ class Database:
         async with self.engine.connect() as conn:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
-    def among(self, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
-        """``column IN values`` on this database (see :func:`among`)."""
-        return among(column, values, sqlite=self.is_sqlite)
-
     async def migrate(self) -> None:
         """Bring the schema to the newest revision. Safe to run from many processes at once."""
         async with self.engine.begin() as conn:
@@ -105,9 +101,10 @@ class Database:
 
 
 def among(
-    column: ColumnElement[Any], values: Iterable[Any], *, sqlite: bool
+    conn: AsyncConnection, column: ColumnElement[Any], values: Iterable[Any]
 ) -> ColumnElement[bool]:
-    """``column IN values`` as one SQL text whatever the number of values.
+    """``column IN values`` for a statement run on ``conn``: one SQL text whatever the
+    number of values.
 
     On PostgreSQL it is ``column = ANY($1)`` with an array: an expanding ``IN`` makes a new
     SQL text for each count of values, and each is prepared and kept by asyncpg on every
@@ -115,7 +112,7 @@ def among(
     group-commit batch size). SQLite keeps ``IN``; its statement cache is bounded.
     """
     listed = list(values)
-    if sqlite:
+    if conn.dialect.name == "sqlite":
         return column.in_(listed)
     return column == any_(bindparam(None, listed, type_=ARRAY(column.type)))
 

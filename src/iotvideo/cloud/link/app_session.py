@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud.access import NEVER, TokenKind, device_role, find_token
+from iotvideo.cloud.db import among
 from iotvideo.cloud.db.tables import access_tokens, app_users, bindings, devices
 from iotvideo.cloud.link.session import LinkSession, OpHandler, field
 from iotvideo.cloud.ota import find_offer
@@ -207,7 +208,7 @@ class AppSession(LinkSession):
             alive = set(
                 await conn.scalars(
                     select(access_tokens.c.token_hash).where(
-                        self.ctx.db.among(access_tokens.c.token_hash, hashes),
+                        among(conn, access_tokens.c.token_hash, hashes),
                         access_tokens.c.revoked_at.is_(None),
                         access_tokens.c.expires_at > now,
                     )

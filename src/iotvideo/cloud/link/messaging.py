@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from iotvideo.cloud.db import among
 from iotvideo.cloud.db.tables import device_events
 from iotvideo.cloud.link.hub import Hub
 from iotvideo.cloud.outages import database_unavailable
@@ -317,7 +318,7 @@ class Messaging:
                 await conn.execute(
                     select(device_events)
                     .where(
-                        self.things.db.among(device_events.c.tid, wanted),
+                        among(conn, device_events.c.tid, wanted),
                         device_events.c.seq > after,
                         device_events.c.t >= now - KEPT_SECONDS,
                     )

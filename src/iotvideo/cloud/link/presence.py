@@ -225,13 +225,12 @@ class PresenceMark:
     async def write_all(cls, conn: AsyncConnection, marks: Sequence[PresenceMark]) -> None:
         """Write ``marks`` (each device's in the order they came) and queue the vendor's
         ``device.online``/``device.offline`` notices of those that changed the row."""
-        sqlite = conn.dialect.name == "sqlite"
         query = (
             select(devices.c.tid, devices.c.online, devices.c.online_session)
-            .where(among(devices.c.tid, {m.tid for m in marks}, sqlite=sqlite))
+            .where(among(conn, devices.c.tid, {m.tid for m in marks}))
             .order_by(devices.c.tid)  # locked in device order: batches never deadlock
         )
-        if not sqlite:
+        if conn.dialect.name != "sqlite":
             # FOR NO KEY UPDATE, as an UPDATE locks: rows referring to the device (its
             # events, its state) may still be written meanwhile.
             query = query.with_for_update(key_share=True)
