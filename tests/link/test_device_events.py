@@ -74,8 +74,8 @@ async def test_events_raised_during_an_outage_arrive_once_after_it(tmp_path: Pat
         assert len(device.events) == 3
         cloud = await asyncio.to_thread(start_cloud, tmp_path / "data", port=port)
         async with asyncio.timeout(20):
-            await back.wait()  # online once the queue was sent (at login)
-        assert len(device.events) == 0
+            await back.wait()
+        await device.events_sent(timeout=20)  # sent once online
         async with app_sdk(cloud.url, world.owner) as sdk:
 
             async def listed() -> list[object]:
@@ -169,4 +169,41 @@ async def test_an_event_without_an_answer_in_time_is_sent_again_not_dropped(
                 assert heard.values == [0] and device.events.lost == 0
         finally:
             release.set()  # a failing test must not leave the cloud's handler waiting
+            await device.stop()
+
+
+async def test_a_device_with_queued_events_is_online_before_the_cloud_takes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events queued while offline are sent after the login, not as part of it: a device
+    whose cloud is slow to take events (here: stalled) is online at once, and its events
+    arrive once the cloud takes them. (The login waited for the whole queue, also for
+    events raised meanwhile: under load, devices raising events as fast as the cloud
+    acknowledged them stayed CONNECTING for minutes.)"""
+    async with inproc_cloud(tmp_path, Clock()) as cloud:
+        world: World = await asyncio.to_thread(make_world, cloud, devices=1)
+        release = asyncio.Event()
+        original = Messaging.event
+
+        async def stalled(self: Messaging, *args: Any, **kwargs: Any) -> bool:
+            await release.wait()
+            return await original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Messaging, "event", stalled)
+        device = DeviceClient(
+            world.device.certificate, cloud.url, backoff=fast_backoff(), request_timeout=60
+        )
+        for n in range(3):
+            await device.event("motion", {"n": n})  # offline: queued
+        try:
+            await device.start(timeout=5)
+            assert device.status is DeviceStatus.ONLINE and len(device.events) == 3
+            async with app_sdk(cloud.url, world.owner) as sdk:
+                heard = Heard(sdk)
+                release.set()
+                await device.events_sent(timeout=20)
+                await heard.until(2)
+                assert heard.values == [0, 1, 2] and device.events.lost == 0
+        finally:
+            release.set()
             await device.stop()

@@ -223,6 +223,26 @@ async def write_levels(app: App, values: Iterator[int], stop: asyncio.Event) -> 
         await pause(stop, WRITE_EVERY)
 
 
+def awaiting(task: asyncio.Task[Any]) -> str:
+    """Where a task waits: its chain of awaits, outermost first."""
+    steps = []
+    step: Any = task.get_coro()
+    while (frame := getattr(step, "cr_frame", None) or getattr(step, "ag_frame", None)) is not None:
+        steps.append(
+            f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}"
+        )
+        step = getattr(step, "cr_await", None) or getattr(step, "ag_await", None)
+    return " <- ".join(steps)
+
+
+def print_waits() -> None:
+    """Where this process's tasks wait, counted (shown when a client is not back)."""
+    waits = Counter(awaiting(task) for task in asyncio.all_tasks())
+    print(
+        "tasks waiting in:", *(f"  {n} x {where}" for where, n in waits.most_common(15)), sep="\n"
+    )
+
+
 async def until(condition: Callable[[], list[str]], changed: asyncio.Event, what: str) -> float:
     """Seconds until ``condition()`` (what is still missing) is empty; it is looked at
     again whenever ``changed`` is set."""
@@ -234,6 +254,7 @@ async def until(condition: Callable[[], list[str]], changed: asyncio.Event, what
                 await changed.wait()
     except TimeoutError:
         left = condition()
+        print_waits()
         raise AssertionError(f"{len(left)} {what} after {HEAL} s: {left[:5]}") from None
     return time.monotonic() - started
 

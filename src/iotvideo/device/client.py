@@ -329,7 +329,8 @@ class DeviceClient:
 
     def _on_state(self, state: EndpointState, error: IVError | None) -> None:
         if state is EndpointState.ONLINE and self._unsent():
-            # Reported while the login was restoring state: send it now.
+            # Events queued while offline, and what was reported while the login was
+            # restoring state: sent now, in the background.
             task = asyncio.create_task(self._flush_quietly())
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
@@ -361,9 +362,11 @@ class DeviceClient:
         self._restored.clear()
         try:
             await self._apply_writable(reply.get("writable") or {}, reply.get("confirmed") or {})
-            await self._flush_outbox()
+            await self._flush_reports()
         finally:
             self._restored.set()
+        # Queued events go once online (_on_state), not here: a device raising events as
+        # fast as a busy cloud acknowledges them would never finish its login.
 
     async def _apply_writable(self, wanted: dict[str, Any], confirmed: dict[str, Any]) -> None:
         """Apply the ProWritable values kept in the cloud (writes made while offline too);
@@ -392,6 +395,12 @@ class DeviceClient:
             self._retry_events_soon()
 
     async def _flush_outbox(self) -> bool:
+        """Send the reports and then the events not yet acknowledged; whether all were."""
+        await self._flush_reports()
+        return await self._send_events()
+
+    async def _flush_reports(self) -> None:
+        """Send the latest value of each path reported while it could not be sent."""
         for path, stamped in list(self._outbox.state.items()):
             if not stamped.sent:
                 try:
@@ -401,7 +410,6 @@ class DeviceClient:
                         raise
                     log.warning("device %s: the cloud refused %s: %s", self.tid, path, exc)
                 stamped.sent = True
-        return await self._send_events()
 
     async def _send_events(self) -> bool:
         """Send queued events oldest first; each leaves the queue once acknowledged (a
