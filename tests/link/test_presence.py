@@ -59,6 +59,44 @@ async def test_a_device_left_online_by_a_failed_logout_goes_offline(tmp_path: Pa
             await db.close()
 
 
+async def test_a_device_left_online_by_an_instance_no_longer_registered_goes_offline(
+    tmp_path: Path,
+) -> None:
+    """An instance reaped while the reaper died before it had marked every device of the
+    dead one offline (or a row left by an instance long gone): the devices still marked
+    online by an instance that is not registered go offline, row and state."""
+    async with inproc_cloud(tmp_path, Clock()) as cloud:
+        world = await asyncio.to_thread(make_world, cloud, devices=1)
+        tid = world.device.tid
+        db = Database(cloud.db)
+        try:
+            async with device_client(cloud.url, world.device):
+                assert (await _row(db, tid))[0] == 1
+
+            async def logged_out() -> None:
+                assert (await _row(db, tid))[0] == 0
+
+            await eventually(logged_out)
+            async with app_sdk(cloud.url, world.owner) as sdk:
+                inbox = Inbox(sdk)
+                async with db.begin() as conn:  # no such instance is registered
+                    await conn.execute(
+                        update(devices)
+                        .where(devices.c.tid == tid)
+                        .values(online=1, online_instance="gone0001", online_session="s")
+                    )
+                await inbox.property("ProReadonly._online", stVal=0)
+
+                async def offline() -> None:
+                    assert await _row(db, tid) == (0, "", "")
+                    state = await sdk.message.read_property(tid, "ProReadonly._online")
+                    assert state["stVal"] == 0
+
+                await eventually(offline)
+        finally:
+            await db.close()
+
+
 async def test_an_instance_taken_for_dead_marks_its_devices_online_again(
     tmp_path: Path,
 ) -> None:

@@ -47,7 +47,8 @@ __all__ = ["PresenceMark", "mark_offline", "register", "run_presence", "unregist
 
 log = logging.getLogger("iotvideo.cloud.link")
 
-#: Devices marked online again at once (one group commit) when an instance comes back.
+#: Devices marked online (or offline) at once, one group commit, when an instance comes
+#: back (or is gone).
 COME_BACK_AT_ONCE = 200
 
 
@@ -99,7 +100,8 @@ async def run_presence(ctx: LinkContext, sessions: set[object]) -> None:
 
 
 async def _beat_and_reap(ctx: LinkContext, *, stale_after: float, may_reap: bool) -> bool:
-    """Beat; reap instances that stopped beating (when ``may_reap``). False when this
+    """Beat; forget instances that stopped beating (when ``may_reap``), then mark offline
+    every device still marked online by an instance that is gone. False when this
     instance's own row was gone (another instance took it for dead)."""
     now = ctx.now()
     async with ctx.db.begin() as conn:
@@ -120,46 +122,55 @@ async def _beat_and_reap(ctx: LinkContext, *, stale_after: float, may_reap: bool
             )
         )
     dead = [i for i in stale if await ctx.hub.instance_alive(i) is not True]
-    if not dead:
-        return True
-    async with ctx.db.begin() as conn:
-        dead = list(  # still stale: one may have beaten meanwhile
-            await conn.scalars(
-                select(cloud_instances.c.instance_id).where(
-                    cloud_instances.c.instance_id.in_(dead),
-                    cloud_instances.c.heartbeat_at < now - stale_after,
+    if dead:
+        async with ctx.db.begin() as conn:
+            dead = list(  # still stale: one may have beaten meanwhile
+                await conn.scalars(
+                    delete(cloud_instances)
+                    .where(
+                        cloud_instances.c.instance_id.in_(dead),
+                        cloud_instances.c.heartbeat_at < now - stale_after,
+                    )
+                    .returning(cloud_instances.c.instance_id)
                 )
             )
-        )
-        if not dead:
-            return True
-        orphans = list(
-            await conn.scalars(
-                select(devices.c.tid).where(
-                    devices.c.online_instance.in_(dead), devices.c.online != 0
-                )
-            )
-        )
-        await conn.execute(
-            update(devices)
-            .where(devices.c.online_instance.in_(dead))
-            .values(online=0, online_instance="", online_session="")
-        )
-        await enqueue_many(conn, [(tid, "device.offline", {}, now) for tid in orphans])
-        await conn.execute(delete(cloud_instances).where(cloud_instances.c.instance_id.in_(dead)))
-    log.warning(
-        "instances %s stopped beating; %d of their devices are now offline", dead, len(orphans)
-    )
-    # One at a time: told all at once (in group commits of 200), the fleet test's clients of
-    # the killed instance were at times not back within a minute (cause not found yet).
-    for tid in orphans:
-        await ctx.things.change(
-            tid, lambda _i, _m, s: apply(s, Change("ProReadonly", "_online", {"stVal": 0}), now)
-        )
-        await ctx.hub.push(
-            tid, "prop", {"path": "ProReadonly._online", "value": {"stVal": 0, "t": now}}
+    released = await _release_orphans(ctx)
+    if dead:
+        log.warning(
+            "instances %s stopped beating; %d devices left online by gone instances are "
+            "now offline",
+            dead,
+            released,
         )
     return True
+
+
+async def _release_orphans(ctx: LinkContext) -> int:
+    """Mark offline the devices still marked online by an instance that is no longer
+    registered (just reaped, or reaped by an instance that died before it finished):
+    each only if the session that marked it still holds it (one that logged in again
+    elsewhere meanwhile stays online), its row and its state in one transaction, the
+    apps told. Many at a time; the number marked offline."""
+    async with ctx.db.read() as conn:
+        orphans = list(
+            await conn.execute(
+                select(devices.c.tid, devices.c.online_session).where(
+                    devices.c.online != 0,
+                    devices.c.online_instance.not_in(select(cloud_instances.c.instance_id)),
+                )
+            )
+        )
+    released = 0
+    for start in range(0, len(orphans), COME_BACK_AT_ONCE):
+        wave = orphans[start : start + COME_BACK_AT_ONCE]
+        results = await asyncio.gather(
+            *(mark_offline(ctx, tid, sid) for tid, sid in wave), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result  # the round failed; the next one takes up what is left
+        released += sum(1 for result in results if result is True)
+    return released
 
 
 async def _come_back(ctx: LinkContext, sessions: set[object]) -> None:
@@ -191,12 +202,12 @@ async def _converge(ctx: LinkContext, sessions: set[object]) -> None:
                 )
             )
         )
-    # After the read: a session is online before its login marks the row, so one whose
-    # row was read is in this set (a login during the read is not taken for a ghost).
-    live = {s.sid for s in sessions if isinstance(s, DeviceSession) and s.online}
+    # After the read: a session is in this set before its login marks the row, and until
+    # its logout has marked it offline (a login or logout during the read is not taken
+    # for a ghost); mark_offline only marks a row its session still holds.
+    live = {s.sid for s in sessions if isinstance(s, DeviceSession)}
     for tid, sid in marked:
-        if sid not in live:
-            await mark_offline(ctx, tid, sid)
+        if sid not in live and await mark_offline(ctx, tid, sid):
             log.warning("device %s was marked online without a session here; now offline", tid)
 
 
