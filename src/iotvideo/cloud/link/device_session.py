@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any, TypeGuard
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from iotvideo.cloud.db.tables import bindings, devices
 from iotvideo.cloud.link import presence
@@ -31,6 +31,19 @@ log = logging.getLogger("iotvideo.cloud.link")
 LOGIN_SKEW = 300
 #: Requests the cloud has sent a device and awaits answers for; more get 21084 at once.
 MAX_DEVICE_IN_FLIGHT = 128
+
+
+#: A logging-in device's key, whether it is disabled and whether it has an owner. Built
+#: once: SQLAlchemy derives a statement's cache key on every execution of a new one (a
+#: tenth of a login's CPU in a login storm).
+_LOGIN_QUERY = select(
+    devices.c.public_key,
+    devices.c.disabled,
+    select(bindings.c.access_id)
+    .where(bindings.c.tid == devices.c.tid, bindings.c.role == "owner")
+    .exists()
+    .label("owned"),
+).where(devices.c.tid == bindparam("tid"))
 
 
 class DeviceSession(LinkSession):
@@ -79,19 +92,8 @@ class DeviceSession(LinkSession):
         timestamp = field(login.data, "ts", int)
         signature = field(login.data, "sig", str)
         versions = login.data.get("version") or {}
-        owner = (
-            select(bindings.c.access_id)
-            .where(bindings.c.tid == devices.c.tid, bindings.c.role == "owner")
-            .exists()
-        )
         async with self.ctx.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(devices.c.public_key, devices.c.disabled, owner.label("owned")).where(
-                        devices.c.tid == tid
-                    )
-                )
-            ).first()
+            row = (await conn.execute(_LOGIN_QUERY, {"tid": tid})).first()
         if row is None:
             raise IVError.of(ErrorCode.IVASrvErr_dst_notexsit, f"no device {tid!r}")
         if abs(timestamp - self.ctx.now()) > LOGIN_SKEW:
