@@ -30,6 +30,16 @@ async def _row(db: Database, tid: str) -> tuple[int, str, str]:
     return int(row.online), str(row.online_instance), str(row.online_session)
 
 
+async def _set_row(db: Database, tid: str, online: int, instance: str, session: str) -> None:
+    """Set the device's presence columns as a failed or unfinished step would leave them."""
+    async with db.begin() as conn:
+        await conn.execute(
+            update(devices)
+            .where(devices.c.tid == tid)
+            .values(online=online, online_instance=instance, online_session=session)
+        )
+
+
 async def test_a_device_left_online_by_a_failed_logout_goes_offline(tmp_path: Path) -> None:
     async with inproc_cloud(tmp_path, Clock()) as cloud:
         world = await asyncio.to_thread(make_world, cloud, devices=1)
@@ -41,12 +51,7 @@ async def test_a_device_left_online_by_a_failed_logout_goes_offline(tmp_path: Pa
                 assert online == 1 and instance
             # As if the logout's last steps had failed: still marked online, by a session
             # that no longer exists on this instance.
-            async with db.begin() as conn:
-                await conn.execute(
-                    update(devices)
-                    .where(devices.c.tid == tid)
-                    .values(online=1, online_instance=instance, online_session="gone")
-                )
+            await _set_row(db, tid, 1, instance, "gone")
 
             async def offline() -> None:
                 assert (await _row(db, tid))[0] == 0
@@ -64,7 +69,8 @@ async def test_a_device_left_online_by_an_instance_no_longer_registered_goes_off
 ) -> None:
     """An instance reaped while the reaper died before it had marked every device of the
     dead one offline (or a row left by an instance long gone): the devices still marked
-    online by an instance that is not registered go offline, row and state."""
+    online by an instance that is not registered go offline: their row, and the apps are
+    told."""
     async with inproc_cloud(tmp_path, Clock()) as cloud:
         world = await asyncio.to_thread(make_world, cloud, devices=1)
         tid = world.device.tid
@@ -79,12 +85,7 @@ async def test_a_device_left_online_by_an_instance_no_longer_registered_goes_off
             await eventually(logged_out)
             async with app_sdk(cloud.url, world.owner) as sdk:
                 inbox = Inbox(sdk)
-                async with db.begin() as conn:  # no such instance is registered
-                    await conn.execute(
-                        update(devices)
-                        .where(devices.c.tid == tid)
-                        .values(online=1, online_instance="gone0001", online_session="s")
-                    )
+                await _set_row(db, tid, 1, "gone0001", "s")  # no such instance is registered
                 await inbox.property("ProReadonly._online", stVal=0)
 
                 async def offline() -> None:
