@@ -61,7 +61,7 @@ async def run(args: argparse.Namespace, root: Path) -> None:
         devices, _, _ = await asyncio.to_thread(vendor.setup, args.devices)
         print(f"  created in {time.perf_counter() - t0:.0f} s", flush=True)
         certificates = [d.Certificate for d in devices]
-        urls = [c.url.replace("http://", "ws://") + "/link/device" for c in clouds]
+        urls = [c.device_url for c in clouds]
         before = [c.rss_bytes() for c in clouds]
         free_before = _available_mib()
         context = mp.get_context("spawn")

@@ -82,7 +82,7 @@ async def run(args: argparse.Namespace, root: Path) -> None:
         vendor = await asyncio.to_thread(Vendor, clouds[0])
         print(f"creating {args.devices} devices...", flush=True)
         devices, _, _ = await asyncio.to_thread(vendor.setup, args.devices)
-        urls = [c.url.replace("http://", "ws://") + "/link/device" for c in clouds]
+        urls = [c.device_url for c in clouds]
         roamers = [
             Roamer(DeviceCertificate.parse(d.Certificate), urls, i % 3)
             for i, d in enumerate(devices)

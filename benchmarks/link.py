@@ -85,6 +85,11 @@ class Cloud:
         body = json.loads(out.stdout)
         return body["SecretId"], body["SecretKey"]
 
+    @property
+    def device_url(self) -> str:
+        """Where devices open their link WebSocket."""
+        return self.url.replace("http://", "ws://") + "/link/device"
+
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -280,7 +285,7 @@ async def idle_devices(cloud: Cloud, vendor: Vendor, count: int) -> tuple[int, f
     """Log ``count`` devices in with raw WebSockets and hold them; (connected, KB each, s)."""
     print(f"  creating {count} devices...", flush=True)
     devices, _, _ = await asyncio.to_thread(vendor.setup, count)
-    url = cloud.url.replace("http://", "ws://") + "/link/device"
+    url = cloud.device_url
     before = cloud.rss_bytes()
     fleet = Fleet()
     took = await fleet.connect(url, [d.Certificate for d in devices])

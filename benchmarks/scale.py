@@ -169,7 +169,7 @@ async def run(args: argparse.Namespace, root: Path) -> None:
         vendor = await asyncio.to_thread(Vendor, cloud)
         print(f"creating {args.devices} devices...", flush=True)
         devices, _, _ = await asyncio.to_thread(vendor.setup, args.devices)
-        url = cloud.url.replace("http://", "ws://") + "/link/device"
+        url = cloud.device_url
         certificates = [d.Certificate for d in devices]
         await fleet.connect(url, certificates)  # first logins create each device's state
         await fleet.close()
