@@ -15,7 +15,7 @@ from typing import Any
 import uvicorn
 
 from iotvideo.cloud import CloudSettings, create_app
-from iotvideo.cloud.server import bind
+from iotvideo.cloud.server import WS_OPTIONS, bind
 from tests.support import CloudAddress
 
 
@@ -30,17 +30,18 @@ class Clock:
 
 
 @asynccontextmanager
-async def inproc_cloud(data: Path, clock: Clock, **settings_: Any) -> AsyncIterator[CloudAddress]:
+async def inproc_cloud(
+    data: Path, clock: Clock, *, server: dict[str, Any] | None = None, **settings_: Any
+) -> AsyncIterator[CloudAddress]:
     """The cloud on ``clock``; ``settings_`` override its settings (e.g. a wide
-    ``signature_max_skew`` for vendor calls while the clock is days away)."""
+    ``signature_max_skew`` for vendor calls while the clock is days away), ``server``
+    uvicorn's options (e.g. its ping interval)."""
     options: dict[str, Any] = {"heartbeat_interval": 0.05, "log_level": "warning"}
     settings = CloudSettings(data=data, **(options | settings_))
     ready = asyncio.Event()
     app = create_app(settings, clock=clock, on_ready=ready.set)
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, lifespan="on", ws_max_size=1 << 20)
-    )
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", **(WS_OPTIONS | (server or {}))))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     await ready.wait()
     try:

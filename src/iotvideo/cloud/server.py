@@ -15,16 +15,32 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
 from iotvideo.cloud.app import create_app
 from iotvideo.cloud.db import Database
+from iotvideo.cloud.link.router import LinkProtocol
 from iotvideo.cloud.settings import CloudSettings
 
-__all__ = ["bind", "configure_logging", "run"]
+__all__ = ["WS_OPTIONS", "bind", "configure_logging", "run"]
 
 log = logging.getLogger("iotvideo.cloud")
+
+#: uvicorn's WebSocket options for a cloud (``run``, and the tests' in-process clouds).
+WS_OPTIONS: dict[str, Any] = {
+    # The link paths on our lean wire, any other WebSocket path on uvicorn's own protocol.
+    "ws": LinkProtocol,
+    # Link frames are small (docs/protocol.md); 1 MiB bounds what a peer can make us hold.
+    "ws_max_size": 1 << 20,
+    # Link frames are small JSON; zlib contexts would cost ~100 KB per connection.
+    "ws_per_message_deflate": False,
+    # A silent peer is pinged after 20 s and dropped 20 s later (for link connections,
+    # by the presence sweep: within one more sweep interval).
+    "ws_ping_interval": 20,
+    "ws_ping_timeout": 20,
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -154,13 +170,7 @@ def run(settings: CloudSettings) -> int:
         http="auto",
         lifespan="on",
         timeout_graceful_shutdown=10,
-        # Link frames are small (docs/protocol.md); 1 MiB bounds what a peer can make us hold.
-        ws="websockets-sansio",
-        ws_max_size=1 << 20,
-        # Link frames are small JSON; zlib contexts would cost ~100 KB per connection.
-        ws_per_message_deflate=False,
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
+        **WS_OPTIONS,
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
     )

@@ -318,16 +318,19 @@ async def mark_offline(ctx: LinkContext, tid: str, sid: str) -> bool:
 
 
 def _sweep(ctx: LinkContext, sessions: set[object]) -> None:
-    """Close sessions idle for too long, and those whose access token expired."""
+    """Ping silent connections (WebSocket keepalive), close sessions idle for too long,
+    and those whose access token expired."""
     from iotvideo.cloud.link.session import LinkSession
     from iotvideo.protocol import link
     from iotvideo.protocol.errors import ErrorCode
 
     limit = time.monotonic() - ctx.settings.link_idle_timeout
     now = ctx.now()
+    loop_now = asyncio.get_running_loop().time()
     for session in list(sessions):
         if not isinstance(session, LinkSession) or session.closing:
             continue
+        session.ws.keepalive(loop_now)
         if session.expires_at <= now:
             code = ErrorCode.IVTermErr_msg_calling_check_token_error
             session.spawn(session.close(link.CLOSE_REFUSED, code, "the access token expired"))

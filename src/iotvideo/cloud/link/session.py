@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
-
 from iotvideo.cloud.link.context import LinkContext
+from iotvideo.cloud.link.wire import LinkSocket
 from iotvideo.cloud.outages import database_unavailable
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
@@ -44,7 +42,7 @@ class LinkSession:
 
     kind = "link"
 
-    def __init__(self, ws: WebSocket, ctx: LinkContext) -> None:
+    def __init__(self, ws: LinkSocket, ctx: LinkContext) -> None:
         self.ws = ws
         self.ctx = ctx
         self.sid = secrets.token_hex(8)
@@ -73,10 +71,13 @@ class LinkSession:
                 async with self._send_lock:
                     await self.ws.send_text(frame.encode())
         except TimeoutError:
+            # A peer that stops reading fills its socket buffers and every send waits;
+            # a graceful close would never finish flushing either, pinning the session
+            # and its buffers: drop the connection (the receive loop then ends).
             log.warning("%s session %s stopped reading; dropping it", self.kind, self.sid)
             self.closing = True
-            _abort(self.ws)
-        except (RuntimeError, OSError, WebSocketDisconnect):
+            self.ws.abort()
+        except ConnectionError:
             self.closing = True  # the peer is gone; the receive loop will notice
 
     def send_soon(self, frame: Request | Reply | Push) -> None:
@@ -106,26 +107,21 @@ class LinkSession:
 
     async def close(self, ws_code: int, code: int, msg: str) -> None:
         """Say ``bye`` with the seed code, then close the WebSocket."""
-        if self.closing and self.ws.application_state == WebSocketState.DISCONNECTED:
+        if self.closing and self.ws.closed:
             return
         self.closing = True
         await self.send(Push("bye", {"code": int(code), "msg": msg}))
-        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-            await self.ws.close(ws_code, f"{int(code)} {msg}"[:120])
+        await self.ws.close(ws_code, f"{int(code)} {msg}"[:120])
 
     # Receiving
 
     async def receive(self) -> Request | Reply | Push | FrameError | None:
         """The next frame, a FrameError for a bad one, or None when the peer is gone."""
-        try:
-            message = await self.ws.receive()
-        except (RuntimeError, OSError, WebSocketDisconnect):
-            return None
-        if message["type"] == "websocket.disconnect":
+        text = await self.ws.receive()
+        if text is None:
             return None
         self.last_seen = time.monotonic()
-        text = message.get("text")
-        if text is None:
+        if not isinstance(text, str):
             return FrameError(
                 ErrorCode.IVTermErr_msg_gdm_handle_parse_json_fail, "frames are JSON text"
             )
@@ -166,7 +162,7 @@ class LinkSession:
         finally:
             limits.pending -= 1
         if isinstance(frame, Request) and frame.op == "login":
-            address = self.ws.client.host if self.ws.client else ""
+            address = self.ws.client_host
             if not limits.logins.allow(address, self.ctx.clock()):
                 wait = limits.logins.retry_after(address, self.ctx.clock())
                 # Not a refusal of the credentials: the client reconnects with backoff.
@@ -270,20 +266,6 @@ class LinkSession:
         for task in list(self._tasks):
             task.cancel()
         self.closing = True
-
-
-def _abort(ws: WebSocket) -> None:
-    """Drop the connection at once.
-
-    Why: a peer that stops reading fills its socket buffers; uvicorn then makes every send
-    wait (flow control), and a graceful close never finishes flushing, so the session and
-    its buffers would stay pinned for ever. Starlette has no abort: the ASGI ``send`` is a
-    bound method of uvicorn's protocol, whose transport we abort (``connection_lost`` then
-    wakes every waiter and ends the session)."""
-    protocol = getattr(getattr(ws, "_send", None), "__self__", None)
-    transport = getattr(protocol, "transport", None)
-    if transport is not None and hasattr(transport, "abort"):
-        transport.abort()
 
 
 def field(

@@ -1,0 +1,286 @@
+"""The link WebSockets' own wire (``cloud/link/wire.py``): the handshake, frames a library
+would never send, fragments, pings both ways, closing, and the same endpoints under
+another ASGI server. A hand-written client sends exactly the bytes each case needs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from iotvideo.cloud.link.wire import accept_key, client_address
+from iotvideo.protocol.errors import ErrorCode
+from tests.inproc import Clock, inproc_cloud
+from tests.link.world import World, app_sdk, device_client, make_world
+from tests.support import Cloud, CloudAddress
+
+TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+class RawPeer:
+    """A WebSocket client written by hand."""
+
+    #: Every peer opened, closed when its test ends (the ``_shut_peers`` fixture).
+    opened: list[RawPeer] = []
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        RawPeer.opened.append(self)
+
+    @classmethod
+    async def open(
+        cls, cloud: CloudAddress, path: str = "/link/app", **headers: str
+    ) -> tuple[int, dict[str, str], RawPeer]:
+        """Connect and send the upgrade request; the status, headers and the peer."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", cloud.port)
+        fields = {
+            "Host": cloud.endpoint,
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+            "Sec-WebSocket-Version": "13",
+        } | {name.replace("_", "-"): value for name, value in headers.items()}
+        head = "".join(f"{k}: {v}\r\n" for k, v in fields.items() if v)
+        writer.write(f"GET {path} HTTP/1.1\r\n{head}\r\n".encode())
+        response = (await reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
+        status = int(response[0].split()[1])
+        answer = dict(line.split(": ", 1) for line in response[1:] if line)
+        answer = {k.lower(): v for k, v in answer.items()}
+        if status == 101:
+            assert answer["sec-websocket-accept"] == accept_key(
+                fields["Sec-WebSocket-Key"].encode()
+            ).decode()
+        return status, answer, cls(reader, writer)
+
+    def send(
+        self, opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True, rsv: int = 0
+    ) -> None:
+        n = len(payload)
+        first = (0x80 if fin else 0) | rsv | opcode
+        mask_bit = 0x80 if masked else 0
+        if n < 126:
+            head = struct.pack("!BB", first, mask_bit | n)
+        elif n < 1 << 16:
+            head = struct.pack("!BBH", first, mask_bit | 126, n)
+        else:
+            head = struct.pack("!BBQ", first, mask_bit | 127, n)
+        if masked:
+            key = os.urandom(4)
+            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+            head += key
+        self.writer.write(head + payload)
+
+    def send_json(self, body: dict[str, Any]) -> None:
+        self.send(TEXT, json.dumps(body).encode())
+
+    async def frame(self) -> tuple[int, bytes] | None:
+        """The next frame from the cloud (None at the end of the connection)."""
+        try:
+            b0, b1 = await self.reader.readexactly(2)
+            n = b1 & 0x7F
+            if n == 126:
+                (n,) = struct.unpack("!H", await self.reader.readexactly(2))
+            elif n == 127:
+                (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
+            assert not b1 & 0x80, "the cloud's frames are not masked"
+            return b0 & 0x0F, await self.reader.readexactly(n)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+
+    async def message(self) -> dict[str, Any]:
+        """The next JSON frame (answering pings on the way)."""
+        while True:
+            got = await asyncio.wait_for(self.frame(), 10)
+            assert got is not None, "the connection ended"
+            opcode, payload = got
+            if opcode == TEXT:
+                body: dict[str, Any] = json.loads(payload)
+                return body
+            assert opcode == PING, got
+            self.send(PONG, payload)
+
+    async def close_code(self) -> int:
+        """Read to the cloud's close frame; its code. The connection then ends."""
+        while True:
+            got = await asyncio.wait_for(self.frame(), 10)
+            assert got is not None, "the connection ended without a close frame"
+            if got[0] == CLOSE:
+                (code,) = struct.unpack("!H", got[1][:2])
+                assert await asyncio.wait_for(self.frame(), 10) is None
+                return int(code)
+
+    def shut(self) -> None:
+        self.writer.close()
+
+
+@pytest.fixture(autouse=True)
+async def _shut_peers() -> AsyncIterator[None]:
+    yield
+    while RawPeer.opened:
+        peer = RawPeer.opened.pop()
+        peer.shut()
+        with contextlib.suppress(ConnectionError):
+            await peer.writer.wait_closed()
+
+
+def test_the_accept_key_is_rfc_6455s() -> None:
+    # The example of RFC 6455, section 1.3.
+    assert accept_key(b"dGhlIHNhbXBsZSBub25jZQ==") == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def test_the_client_behind_a_trusted_proxy_is_the_forwarded_one() -> None:
+    trusted = "127.0.0.1,10.0.0.0/8"
+    assert client_address("127.0.0.1", [b"198.51.100.7"], trusted) == "198.51.100.7"
+    # The nearest address the proxies did not add themselves: a client cannot forge it.
+    chain = [b"203.0.113.9, 198.51.100.7", b"10.1.2.3"]
+    assert client_address("127.0.0.1", chain, trusted) == "198.51.100.7"
+    # A peer that is not a trusted proxy is the client, whatever it forwards.
+    assert client_address("198.51.100.8", [b"203.0.113.9"], trusted) == "198.51.100.8"
+    assert client_address("127.0.0.1", [b"198.51.100.7"], None) == "127.0.0.1"
+    assert client_address("127.0.0.1", [], trusted) == "127.0.0.1"
+    assert client_address("198.51.100.8", [b"203.0.113.9, 10.0.0.1"], "*") == "203.0.113.9"
+
+
+async def test_the_handshake_is_checked(sqlite_cloud: Cloud) -> None:
+    status, _, peer = await RawPeer.open(sqlite_cloud)
+    assert status == 101
+    assert (await peer.message())["op"] == "hello"
+    peer.shut()
+    status, headers, peer = await RawPeer.open(sqlite_cloud, Sec_WebSocket_Version="8")
+    assert status == 426 and headers["sec-websocket-version"] == "13"
+    assert await peer.frame() is None
+    status, _, peer = await RawPeer.open(sqlite_cloud, Sec_WebSocket_Key="short")
+    assert status == 400 and await peer.frame() is None
+    # Any other WebSocket path goes on to the app, which has no such endpoint.
+    status, _, peer = await RawPeer.open(sqlite_cloud, "/link/nothing")
+    assert status == 403
+    peer.shut()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        pytest.param({"opcode": TEXT, "payload": b"{}", "masked": False}, 1002, id="unmasked"),
+        pytest.param({"opcode": TEXT, "payload": b"{}", "rsv": 0x40}, 1002, id="extension-bit"),
+        pytest.param({"opcode": 0x3, "payload": b""}, 1002, id="unknown-opcode"),
+        pytest.param({"opcode": 0x0, "payload": b"x"}, 1002, id="lone-continuation"),
+        pytest.param({"opcode": PING, "payload": b"x" * 126}, 1002, id="long-ping"),
+        pytest.param({"opcode": PING, "payload": b"", "fin": False}, 1002, id="split-ping"),
+        pytest.param({"opcode": TEXT, "payload": b'{"a": "\xff"}'}, 1007, id="not-utf8"),
+    ],
+)
+async def test_a_broken_frame_closes_the_connection_with_its_code(
+    sqlite_cloud: Cloud, frame: dict[str, Any], code: int
+) -> None:
+    _, _, peer = await RawPeer.open(sqlite_cloud)
+    await peer.message()  # hello
+    peer.send(**frame)
+    assert await peer.close_code() == code
+
+
+async def test_a_message_over_the_size_limit_is_refused_before_it_arrives(
+    sqlite_cloud: Cloud,
+) -> None:
+    _, _, peer = await RawPeer.open(sqlite_cloud)
+    await peer.message()
+    # Only the header of a 2 MiB frame: the cloud refuses it without reading on.
+    peer.writer.write(struct.pack("!BBQ", 0x81, 0x80 | 127, 2 << 20) + os.urandom(4))
+    assert await peer.close_code() == 1009
+    # The same across fragments: each small, together too large.
+    _, _, peer = await RawPeer.open(sqlite_cloud)
+    await peer.message()
+    peer.send(TEXT, b"x" * 600_000, fin=False)
+    peer.send(0x0, b"x" * 600_000, fin=False)
+    assert await peer.close_code() == 1009
+
+
+async def test_fragments_binary_frames_pings_and_closing(sqlite_cloud: Cloud) -> None:
+    world = await asyncio.to_thread(make_world, sqlite_cloud, devices=1)
+    _, _, peer = await RawPeer.open(sqlite_cloud)
+    assert (await peer.message())["op"] == "hello"
+    login = json.dumps(
+        {
+            "id": 1,
+            "op": "login",
+            "data": {"access_id": world.owner.access_id, "access_token": world.owner.token},
+        }
+    ).encode()
+    # A login in three fragments, with a ping between two of them (RFC 6455 allows it).
+    peer.send(TEXT, login[:10], fin=False)
+    peer.send(0x0, login[10:20], fin=False)
+    peer.send(PING, b"between")
+    peer.send(0x0, login[20:])
+    assert await peer.frame() == (PONG, b"between")
+    assert (await peer.message())["code"] == 0
+    # Binary frames are not frames of the link: answered with a code, the link stays up.
+    peer.send(BINARY, b"\x00\x01")
+    refused = await peer.message()
+    assert refused["op"] == "error"
+    assert refused["data"]["code"] == ErrorCode.IVTermErr_msg_gdm_handle_parse_json_fail
+    # A frame above 64 KiB (a 64-bit length on the wire) reaches the link's own size check.
+    pad = "x" * 70_000
+    peer.send(TEXT, json.dumps({"id": 2, "op": "ping", "data": {"pad": pad}}).encode())
+    too_big = await peer.message()
+    assert (too_big["id"], too_big["code"]) == (2, ErrorCode.IVMessageError_ExceedsMaxLength)
+    peer.send_json({"id": 3, "op": "ping", "data": {}})
+    assert (await peer.message())["id"] == 3
+    # The peer closes: the cloud answers with the same code and hangs up.
+    peer.send(CLOSE, struct.pack("!H", 1000))
+    assert await peer.close_code() == 1000
+
+
+async def test_a_peer_that_stops_answering_pings_is_dropped(tmp_path: Path) -> None:
+    pings = {"ws_ping_interval": 0.3, "ws_ping_timeout": 0.3}
+    async with inproc_cloud(tmp_path, Clock(), server=pings, login_timeout=60) as cloud:
+        _, _, silent = await RawPeer.open(cloud)
+        _, _, alive = await RawPeer.open(cloud)
+        assert (await silent.message())["op"] == "hello"
+        assert (await alive.message())["op"] == "hello"
+
+        async def answer_pings(peer: RawPeer, count: int) -> None:
+            for _ in range(count):
+                assert await asyncio.wait_for(peer.frame(), 10) == (PING, b"")
+                peer.send(PONG, b"")
+
+        answering = asyncio.create_task(answer_pings(alive, 3))
+        # The silent peer is pinged, does not answer, and is dropped (well before its
+        # login time runs out).
+        frames = []
+        while (got := await asyncio.wait_for(silent.frame(), 10)) is not None:
+            frames.append(got)
+        assert frames and all(opcode == PING for opcode, _ in frames)
+        # The other answers each ping and stays.
+        await answering
+        alive.send(PING, b"still here")
+        while (got := await asyncio.wait_for(alive.frame(), 10)) == (PING, b""):
+            alive.send(PONG, b"")
+        assert got == (PONG, b"still here")
+        alive.shut()
+
+
+async def test_a_stopping_cloud_says_it_restarts(tmp_path: Path) -> None:
+    async with inproc_cloud(tmp_path, Clock()) as cloud:
+        _, _, peer = await RawPeer.open(cloud)
+        await peer.message()
+    assert await peer.close_code() == 1012
+
+
+async def test_the_link_under_another_asgi_server(tmp_path: Path) -> None:
+    """uvicorn's own WebSocket protocol, as any ASGI server would serve the app."""
+    async with inproc_cloud(tmp_path, Clock(), server={"ws": "websockets-sansio"}) as cloud:
+        world: World = await asyncio.to_thread(make_world, cloud, devices=1)
+        async with (
+            device_client(cloud.url, world.device) as device,
+            app_sdk(cloud.url, world.owner) as sdk,
+        ):
+            await device.report("ProReadonly.temperature", 12.5)
+            value = await sdk.message.read_property(world.device.tid, "ProReadonly.temperature")
+            assert value["stVal"] == 12.5
