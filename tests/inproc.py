@@ -31,17 +31,18 @@ class Clock:
 
 @asynccontextmanager
 async def inproc_cloud(
-    data: Path, clock: Clock, *, server: dict[str, Any] | None = None, **settings_: Any
+    data: Path, clock: Clock, *, uvicorn_options: dict[str, Any] | None = None, **settings_: Any
 ) -> AsyncIterator[CloudAddress]:
     """The cloud on ``clock``; ``settings_`` override its settings (e.g. a wide
-    ``signature_max_skew`` for vendor calls while the clock is days away), ``server``
-    uvicorn's options (e.g. its ping interval)."""
+    ``signature_max_skew`` for vendor calls while the clock is days away),
+    ``uvicorn_options`` the server's (e.g. its ping interval)."""
     options: dict[str, Any] = {"heartbeat_interval": 0.05, "log_level": "warning"}
     settings = CloudSettings(data=data, **(options | settings_))
     ready = asyncio.Event()
     app = create_app(settings, clock=clock, on_ready=ready.set)
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", **(WS_OPTIONS | (server or {}))))
+    options = WS_OPTIONS | (uvicorn_options or {})
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", **options))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     await ready.wait()
     try:

@@ -12,7 +12,7 @@ import os
 import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -29,7 +29,7 @@ class RawPeer:
     """A WebSocket client written by hand."""
 
     #: Every peer opened, closed when its test ends (the ``_shut_peers`` fixture).
-    opened: list[RawPeer] = []
+    opened: ClassVar[list[RawPeer]] = []
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
@@ -55,9 +55,10 @@ class RawPeer:
         answer = dict(line.split(": ", 1) for line in response[1:] if line)
         answer = {k.lower(): v for k, v in answer.items()}
         if status == 101:
-            assert answer["sec-websocket-accept"] == accept_key(
-                fields["Sec-WebSocket-Key"].encode()
-            ).decode()
+            assert (
+                answer["sec-websocket-accept"]
+                == accept_key(fields["Sec-WebSocket-Key"].encode()).decode()
+            )
         return status, answer, cls(reader, writer)
 
     def send(
@@ -239,7 +240,7 @@ async def test_fragments_binary_frames_pings_and_closing(sqlite_cloud: Cloud) ->
 
 async def test_a_peer_that_stops_answering_pings_is_dropped(tmp_path: Path) -> None:
     pings = {"ws_ping_interval": 0.3, "ws_ping_timeout": 0.3}
-    async with inproc_cloud(tmp_path, Clock(), server=pings, login_timeout=60) as cloud:
+    async with inproc_cloud(tmp_path, Clock(), uvicorn_options=pings, login_timeout=60) as cloud:
         _, _, silent = await RawPeer.open(cloud)
         _, _, alive = await RawPeer.open(cloud)
         assert (await silent.message())["op"] == "hello"
@@ -275,7 +276,8 @@ async def test_a_stopping_cloud_says_it_restarts(tmp_path: Path) -> None:
 
 async def test_the_link_under_another_asgi_server(tmp_path: Path) -> None:
     """uvicorn's own WebSocket protocol, as any ASGI server would serve the app."""
-    async with inproc_cloud(tmp_path, Clock(), server={"ws": "websockets-sansio"}) as cloud:
+    uvicorns_own = {"ws": "websockets-sansio"}
+    async with inproc_cloud(tmp_path, Clock(), uvicorn_options=uvicorns_own) as cloud:
         world: World = await asyncio.to_thread(make_world, cloud, devices=1)
         async with (
             device_client(cloud.url, world.device) as device,
