@@ -77,6 +77,27 @@ def test_login_proofs() -> None:
     assert link.login_message("T", "n", 5) == b"iotvideo-login-v1\nT\nn\n5"
 
 
+def test_libsodium_and_openssl_agree_on_every_proof() -> None:
+    """The cloud verifies with libsodium (PyNaCl), a device without it with OpenSSL."""
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    message = link.login_message("TID", "nonce-1-0123456789ab", 1000)
+    good = key.sign(message)
+    cases = [
+        (public, message, good, True),
+        (public, message + b"x", good, False),
+        (public, message, good[:-1] + bytes([good[-1] ^ 1]), False),
+        (public, message, good[:63], False),
+        (public, message, b"", False),
+        (public[:31], message, good, False),
+        (Ed25519PrivateKey.generate().public_key().public_bytes_raw(), message, good, False),
+    ]
+    assert link._verify is not link._verify_openssl, "PyNaCl is installed with the cloud"
+    for public_key, signed, signature, valid in cases:
+        assert link._verify(public_key, signed, signature) is valid
+        assert link._verify_openssl(public_key, signed, signature) is valid
+
+
 def test_backoff_grows_with_full_jitter_and_resets() -> None:
     backoff = Backoff(base=0.5, cap=30, rng=random.Random(7))
     delays = [backoff.next() for _ in range(12)]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -56,6 +58,10 @@ class Database:
             pool_size=pool_size,
             max_overflow=0,
             pool_timeout=15,
+            # Device states are JSON documents read and written whole by every change: a
+            # tenth of a login's CPU with the standard library's codec.
+            json_serializer=_json_text,
+            json_deserializer=orjson.loads,
         )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:
@@ -98,6 +104,15 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _json_text(value: Any) -> str:
+    """``value`` as JSON text, as ``json.dumps`` writes it (orjson's, or the standard
+    library's for what orjson refuses: integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def among(

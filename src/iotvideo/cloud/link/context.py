@@ -11,6 +11,7 @@ import httpx
 from iotvideo.cloud.db import Database
 from iotvideo.cloud.limits import Limits
 from iotvideo.cloud.link.hub import Hub
+from iotvideo.cloud.link.logins import LoginKeys
 from iotvideo.cloud.metrics import Metrics
 from iotvideo.cloud.outages import Outages
 from iotvideo.cloud.settings import CloudSettings
@@ -34,6 +35,11 @@ class LinkContext:
     limits: Limits
     outages: Outages = field(default_factory=Outages)
     metrics: Metrics = field(default_factory=Metrics)
+    #: Device logins' keys, read together.
+    logins: LoginKeys = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.logins = LoginKeys(self.db)
 
     def now(self) -> int:
         return int(self.clock())

@@ -6,9 +6,9 @@ import asyncio
 import logging
 from typing import Any, TypeGuard
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import update
 
-from iotvideo.cloud.db.tables import bindings, devices
+from iotvideo.cloud.db.tables import devices
 from iotvideo.cloud.link import presence
 from iotvideo.cloud.link.hub import Outcome
 from iotvideo.cloud.link.session import LinkSession, OpHandler, field
@@ -31,19 +31,6 @@ log = logging.getLogger("iotvideo.cloud.link")
 LOGIN_SKEW = 300
 #: Requests the cloud has sent a device and awaits answers for; more get 21084 at once.
 MAX_DEVICE_IN_FLIGHT = 128
-
-
-#: A logging-in device's key, whether it is disabled and whether it has an owner. Built
-#: once: SQLAlchemy derives a statement's cache key on every execution of a new one (a
-#: tenth of a login's CPU in a login storm).
-_LOGIN_QUERY = select(
-    devices.c.public_key,
-    devices.c.disabled,
-    select(bindings.c.access_id)
-    .where(bindings.c.tid == devices.c.tid, bindings.c.role == "owner")
-    .exists()
-    .label("owned"),
-).where(devices.c.tid == bindparam("tid"))
 
 
 class DeviceSession(LinkSession):
@@ -92,8 +79,7 @@ class DeviceSession(LinkSession):
         timestamp = field(login.data, "ts", int)
         signature = field(login.data, "sig", str)
         versions = login.data.get("version") or {}
-        async with self.ctx.db.read() as conn:
-            row = (await conn.execute(_LOGIN_QUERY, {"tid": tid})).first()
+        row = await self.ctx.logins.get(tid)
         if row is None:
             raise IVError.of(ErrorCode.IVASrvErr_dst_notexsit, f"no device {tid!r}")
         if abs(timestamp - self.ctx.now()) > LOGIN_SKEW:
