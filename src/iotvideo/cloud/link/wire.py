@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["AsgiLinkSocket", "LinkSocket", "LinkWire", "accept_key", "client_address"]
 
 log = logging.getLogger("iotvideo.cloud.link")
+#: Where uvicorn logs each WebSocket it accepts (at info), as it did for the link's.
+_server_log = logging.getLogger("uvicorn.error")
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x1, 0x2, 0x8, 0x9, 0xA
@@ -326,12 +328,14 @@ class LinkWire(asyncio.Protocol):
             response += [name, b": ", value, b"\r\n"]
         response.append(b"\r\n")
         self.transport.write(b"".join(response))
+        _server_log.info('%s - "WebSocket %s" [accepted]', self.client_host, path.decode())
         self._open = True
         self._heard = asyncio.get_running_loop().time()
         self.opened(path)
 
     def _refuse(self, status: str, extra: bytes = b"") -> None:
         assert self.transport is not None
+        _server_log.info('%s - "WebSocket" %s', self.client_host, status)
         self._close_sent = True
         self.transport.write(
             f"HTTP/1.1 {status}\r\n".encode()
