@@ -520,7 +520,7 @@ class LinkWire(asyncio.Protocol):
     def keepalive(self, now: float) -> None:
         interval = self._config.ws_ping_interval
         timeout = self._config.ws_ping_timeout
-        if not self._open or self._gone or self.transport is None or interval is None:
+        if not self._open or self.closed or self.transport is None or interval is None:
             return
         if self._ping_at:
             if timeout is not None and now - self._ping_at > timeout:
