@@ -286,3 +286,26 @@ async def test_the_link_under_another_asgi_server(tmp_path: Path) -> None:
             await device.report("ProReadonly.temperature", 12.5)
             value = await sdk.message.read_property(world.device.tid, "ProReadonly.temperature")
             assert value["stVal"] == 12.5
+
+
+async def test_logins_are_limited_per_client_behind_a_trusted_proxy(tmp_path: Path) -> None:
+    """A balancer on loopback forwards every client: each client's address is its own."""
+    async with inproc_cloud(tmp_path, Clock(), login_rate=0.5) as cloud:  # 5 at once each
+
+        async def login_from(client: str) -> dict[str, Any]:
+            _, _, peer = await RawPeer.open(cloud, X_Forwarded_For=client)
+            await peer.message()  # hello
+            login = {"access_id": "nobody", "access_token": "wrong"}
+            peer.send_json({"id": 1, "op": "login", "data": login})
+            return await peer.message()
+
+        # Seven clients, one login each: every one is answered (refused for its token).
+        for i in range(1, 8):
+            answer = await login_from(f"198.51.100.{i}")
+            assert answer["id"] == 1, answer
+        # Seven logins of one client: past its burst, it is told to come back later.
+        answers = [await login_from("198.51.100.99") for _ in range(7)]
+        limited = [a for a in answers if a.get("op") == "bye"]
+        assert len(limited) >= 2, answers
+        assert limited[0]["data"]["code"] == ErrorCode.IVTermErr_msg_gdm_handle_processing
+        assert "198.51.100.99" in limited[0]["data"]["msg"]
