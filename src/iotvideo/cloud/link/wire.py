@@ -559,7 +559,7 @@ class AsgiLinkSocket:
     async def send_text(self, text: str) -> None:
         try:
             await self._ws.send_text(text)
-        except (RuntimeError, WebSocketDisconnect) as exc:
+        except (RuntimeError, OSError, WebSocketDisconnect) as exc:  # uvicorn: OSError
             raise ConnectionError("the link connection is closed") from exc
 
     async def close(self, code: int, reason: str) -> None:
