@@ -203,6 +203,40 @@ async def test_a_message_over_the_size_limit_is_refused_before_it_arrives(
     assert await peer.close_code() == 1009
 
 
+async def test_a_message_in_too_many_fragments_is_refused(sqlite_cloud: Cloud) -> None:
+    _, _, peer = await RawPeer.open(sqlite_cloud)
+    await peer.message()
+    peer.send(TEXT, b"{", fin=False)
+    for _ in range(1100):  # empty ones too: each would cost the cloud a list entry
+        peer.send(0x0, b"", fin=False)
+    assert await peer.close_code() == 1009
+
+
+async def test_a_frame_that_trickles_in_is_read_whole(sqlite_cloud: Cloud) -> None:
+    world = await asyncio.to_thread(make_world, sqlite_cloud, devices=1)
+    _, _, peer = await RawPeer.open(sqlite_cloud)
+    await peer.message()
+    peer.send_json(
+        {
+            "id": 1,
+            "op": "login",
+            "data": {"access_id": world.owner.access_id, "access_token": world.owner.token},
+        }
+    )
+    assert (await peer.message())["code"] == 0
+    # A 60 KB request written a few hundred bytes at a time (the cloud reads it in as
+    # many pieces as TCP gives it).
+    request = json.dumps({"id": 2, "op": "ping", "data": {"pad": "y" * 60_000}}).encode()
+    key = os.urandom(4)
+    wire = struct.pack("!BBH", 0x81, 0x80 | 126, len(request)) + key
+    wire += bytes(b ^ key[i % 4] for i, b in enumerate(request))
+    for at in range(0, len(wire), 300):
+        peer.writer.write(wire[at : at + 300])
+        await peer.writer.drain()
+    answer = await peer.message()
+    assert (answer["id"], answer["code"]) == (2, 0)
+
+
 async def test_fragments_binary_frames_pings_and_closing(sqlite_cloud: Cloud) -> None:
     world = await asyncio.to_thread(make_world, sqlite_cloud, devices=1)
     _, _, peer = await RawPeer.open(sqlite_cloud)

@@ -53,6 +53,8 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 #: Messages received and not yet read by the session before the socket stops reading.
 _MAX_UNREAD = 32
+#: Fragments one message may come in (empty ones count: they cost a list entry each).
+_MAX_FRAGMENTS = 1024
 #: Seconds the cloud waits for the peer's close frame after sending its own.
 _CLOSE_TIMEOUT = 10.0
 
@@ -206,9 +208,12 @@ class LinkWire(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.client_host = ""
         self._open = False
-        #: Bytes received and not yet parsed (b"" between frames, the usual case).
-        self._buffer = b""
-        #: A fragmented message being received: its opcode, then its payloads.
+        #: Bytes received and not yet parsed: b"" between frames (the usual case), a
+        #: bytearray while a frame arrives in pieces (appended to in place: a frame
+        #: trickled in byte by byte costs linear time, not quadratic).
+        self._buffer: bytes | bytearray = b""
+        #: A fragmented message being received: its opcode, its size so far, then its
+        #: payloads.
         self._fragments: list[Any] | None = None
         #: Whole messages the session has not read yet (None: none).
         self._unread: list[str | bytes] | None = None
@@ -248,7 +253,10 @@ class LinkWire(asyncio.Protocol):
             return
         self._heard = asyncio.get_running_loop().time()
         self._ping_at = 0.0
-        self._buffer = self._buffer + data if self._buffer else data
+        if self._buffer:
+            self._buffer += data  # a bytearray
+        else:
+            self._buffer = data
         self._parse()
 
     def eof_received(self) -> bool | None:
@@ -384,7 +392,7 @@ class LinkWire(asyncio.Protocol):
             if opcode >= 0x8 and (length > 125 or not b0 & 0x80):
                 self._fail(1002, "control frames are short and whole")
                 return
-            so_far = sum(map(len, self._fragments[1:])) if self._fragments else 0
+            so_far = self._fragments[1] if self._fragments else 0
             if so_far + length > max_size:
                 self._fail(1009, f"messages are at most {max_size} bytes")
                 return
@@ -395,12 +403,19 @@ class LinkWire(asyncio.Protocol):
             pos = start + length
             if not self._frame_in(opcode, bool(b0 & 0x80), payload):
                 return
-        self._buffer = buf[pos:] if pos < end else b""
+        if pos >= end:
+            self._buffer = b""
+        elif isinstance(buf, bytearray):
+            del buf[:pos]  # buf is self._buffer
+        else:
+            self._buffer = bytearray(buf[pos:])
 
     def _frame_in(self, opcode: int, fin: bool, payload: bytes) -> bool:
         """Handle one frame; False once reading stops (the connection is closing)."""
         if opcode == _PING:
-            if not self._close_sent and self.transport is not None:
+            # Not while the peer leaves our frames unread (RFC 6455 lets a pong answer
+            # only the latest ping): a flood of pings must not pile pongs up here.
+            if not self._close_sent and self._drained is None and self.transport is not None:
                 self.transport.write(_frame(_PONG, payload))
             return True
         if opcode == _PONG:
@@ -413,7 +428,7 @@ class LinkWire(asyncio.Protocol):
                 self._fail(1002, "a message began before the last one ended")
                 return False
             if not fin:
-                self._fragments = [opcode, payload]
+                self._fragments = [opcode, len(payload), payload]
                 return True
             return self._message(opcode, payload)
         if opcode == 0x0:
@@ -421,9 +436,13 @@ class LinkWire(asyncio.Protocol):
                 self._fail(1002, "a continuation frame with no message")
                 return False
             self._fragments.append(payload)
+            self._fragments[1] += len(payload)
+            if len(self._fragments) > 2 + _MAX_FRAGMENTS:
+                self._fail(1009, f"messages are at most {_MAX_FRAGMENTS} fragments")
+                return False
             if not fin:
                 return True
-            kind, *parts = self._fragments
+            kind, _size, *parts = self._fragments
             self._fragments = None
             return self._message(kind, b"".join(parts))
         self._fail(1002, f"unknown opcode {opcode}")
@@ -459,15 +478,27 @@ class LinkWire(asyncio.Protocol):
         self._wake()
 
     def _fail(self, code: int, reason: str) -> None:
-        """The peer broke the protocol: close with ``code`` and read no more."""
+        """The peer broke the protocol: close with ``code``; what it sends next is
+        discarded (its frames can no longer be told apart)."""
         log.info("link connection from %s closed: %s", self.client_host, reason)
         self._buffer = b""
         self._fragments = None
-        if self.transport is not None:
+        self._open = False  # data_received discards from now on
+        transport = self.transport
+        if transport is not None:
             if not self._close_sent:
                 self._close_sent = True
-                self.transport.write(_close_frame(code, reason))
-            self.transport.close()
+                transport.write(_close_frame(code, reason))
+            if transport.can_write_eof():
+                # Half-close and read on until the peer hangs up: closing with its frames
+                # still unread would reset the connection, and the peer could lose our
+                # close frame (and its code) with it.
+                transport.write_eof()
+                if self._close_timer is None:
+                    loop = asyncio.get_running_loop()
+                    self._close_timer = loop.call_later(_CLOSE_TIMEOUT, self.abort)
+            else:
+                transport.close()
         self._wake()
 
     def _wake(self) -> None:
