@@ -392,7 +392,8 @@ class LinkWire(asyncio.Protocol):
             if opcode >= 0x8 and (length > 125 or not b0 & 0x80):
                 self._fail(1002, "control frames are short and whole")
                 return
-            so_far = self._fragments[1] if self._fragments else 0
+            # A continuation adds to its message; a ping between fragments does not.
+            so_far = self._fragments[1] if self._fragments and opcode == 0x0 else 0
             if so_far + length > max_size:
                 self._fail(1009, f"messages are at most {max_size} bytes")
                 return
