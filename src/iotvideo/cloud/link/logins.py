@@ -10,6 +10,7 @@ and a storm shares its reads.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +72,7 @@ class LoginKeys:
     async def _read_all(self) -> None:
         """Read what waits, a batch at a time; what arrives meanwhile is the next batch."""
         while self._waiting:
-            tids = list(self._waiting)[:MAX_BATCH]
+            tids = list(itertools.islice(self._waiting, MAX_BATCH))
             batch = {tid: self._waiting.pop(tid) for tid in tids}
             try:
                 found = await self._read(tids)

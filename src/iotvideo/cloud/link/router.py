@@ -21,7 +21,7 @@ from iotvideo.cloud.link.app_session import AppSession
 from iotvideo.cloud.link.context import LinkContext
 from iotvideo.cloud.link.device_session import DeviceSession
 from iotvideo.cloud.link.session import LinkSession
-from iotvideo.cloud.link.wire import AsgiLinkSocket, LinkSocket, LinkWire
+from iotvideo.cloud.link.wire import AsgiLinkSocket, LinkWire
 
 __all__ = ["LinkEndpoints", "LinkProtocol"]
 
@@ -98,12 +98,11 @@ class LinkProtocol(LinkWire):
         task.add_done_callback(tasks.discard)
 
     async def _run(self, session: LinkSession, sessions: set[object]) -> None:
-        socket: LinkSocket = self
         try:
             await _serve(session, sessions)
         except Exception:
             log.exception("%s session %s failed", session.kind, session.sid)
-            socket.abort()
+            self.abort()
             return
         # A session that ends without closing (it always closes: belt and braces).
-        await socket.close(1000, "")
+        await self.close(1000, "")

@@ -284,9 +284,8 @@ class LinkWire(asyncio.Protocol):
         """The server is stopping: say so (1012, service restart) and hang up."""
         if self.transport is None:
             return
-        if self._open and not self._close_sent:
-            self._close_sent = True
-            self.transport.write(_close_frame(1012, "the cloud is restarting"))
+        if self._open:
+            self._send_close(_close_frame(1012, "the cloud is restarting"))
         self.transport.close()
         self._wake()
 
@@ -472,9 +471,7 @@ class LinkWire(asyncio.Protocol):
         """The peer's close frame: answer it (unless it answers ours) and hang up."""
         if self.transport is None:
             return
-        if not self._close_sent:
-            self._close_sent = True
-            self.transport.write(_frame(_CLOSE, payload[:2]))
+        self._send_close(_frame(_CLOSE, payload[:2]))
         self.transport.close()
         self._wake()
 
@@ -487,20 +484,28 @@ class LinkWire(asyncio.Protocol):
         self._open = False  # data_received discards from now on
         transport = self.transport
         if transport is not None:
-            if not self._close_sent:
-                self._close_sent = True
-                transport.write(_close_frame(code, reason))
+            self._send_close(_close_frame(code, reason))
             if transport.can_write_eof():
                 # Half-close and read on until the peer hangs up: closing with its frames
                 # still unread would reset the connection, and the peer could lose our
                 # close frame (and its code) with it.
                 transport.write_eof()
-                if self._close_timer is None:
-                    loop = asyncio.get_running_loop()
-                    self._close_timer = loop.call_later(_CLOSE_TIMEOUT, self.abort)
+                self._hang_up_later()
             else:
                 transport.close()
         self._wake()
+
+    def _send_close(self, frame: bytes) -> None:
+        """Our close frame: once, and nothing after it."""
+        if not self._close_sent and self.transport is not None:
+            self._close_sent = True
+            self.transport.write(frame)
+
+    def _hang_up_later(self) -> None:
+        """Drop the connection if the peer has not hung up within ``_CLOSE_TIMEOUT``."""
+        if self._close_timer is None:
+            loop = asyncio.get_running_loop()
+            self._close_timer = loop.call_later(_CLOSE_TIMEOUT, self.abort)
 
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None
@@ -537,12 +542,10 @@ class LinkWire(asyncio.Protocol):
             await asyncio.shield(drained)
 
     async def close(self, code: int, reason: str) -> None:
-        if self._gone or self._close_sent or self.transport is None:
+        if self._gone or self._close_sent:
             return
-        self._close_sent = True
-        self.transport.write(_close_frame(code, reason))
-        # Hang up if the peer does not answer our close frame.
-        self._close_timer = asyncio.get_running_loop().call_later(_CLOSE_TIMEOUT, self.abort)
+        self._send_close(_close_frame(code, reason))
+        self._hang_up_later()
         self._wake()
 
     def abort(self) -> None:
