@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import re
 import signal
 import time
@@ -20,6 +21,7 @@ import pytest
 
 from iotvideo.device import DeviceClient, DeviceStatus
 from iotvideo.protocol import tc3
+from tests.link.test_frames import app_raw
 from tests.link.world import Inbox, World, app_sdk, device_client, eventually, make_world
 from tests.support import Cloud, error_code, start_cloud
 
@@ -86,6 +88,42 @@ async def test_device_and_app_on_different_instances(pair: tuple[Cloud, Cloud, W
         assert (stored["setVal"], stored["stVal"]) == (1, 2)
         await dc.start()
         await inbox.property("ProWritable.nightMode", setVal=1, stVal=1)
+
+
+async def test_a_write_whose_writer_leaves_at_once_reaches_the_device(
+    pair: tuple[Cloud, Cloud, World],
+) -> None:
+    """A writer on B sends prop.write and closes its link 0-6 ms later, the device on A:
+    each of 20 writes is stored, handed to the device and its answer recorded (setVal,
+    stVal and the device agree). Before, most were stored and never delivered."""
+    a, b, world = pair
+    tid = world.device.tid
+    applied: asyncio.Queue[int] = asyncio.Queue()
+
+    def install(dc: DeviceClient) -> None:
+        @dc.on_write("nightMode")
+        def night(value: int) -> int:
+            if value:  # not the default the device applies at login
+                applied.put_nowait(value)
+            return value
+
+    rng = random.Random(27)
+    world.use(b)
+    async with device_client(a.url, world.device, install), app_sdk(a.url, world.guest) as guest:
+        inbox = Inbox(guest)
+        for i in range(20):
+            value = 1 + i % 2
+            async with app_raw(world) as conn:
+                data = {"tid": tid, "path": "ProWritable.nightMode.setVal", "json": str(value)}
+                await conn.send({"id": 99, "op": "prop.write", "data": data})
+                # The fault injected: the writer goes 0-6 ms after its request.
+                await asyncio.sleep(rng.uniform(0, 0.006))
+            async with asyncio.timeout(10):
+                assert await applied.get() == value
+            await inbox.property("ProWritable.nightMode", setVal=value, stVal=value)
+        state = await guest.message.read_property(tid, "ProWritable.nightMode")
+        assert (state["setVal"], state["stVal"]) == (2, 2)
+        assert applied.empty()
 
 
 async def test_clients_move_when_an_instance_dies(pair: tuple[Cloud, Cloud, World]) -> None:

@@ -55,6 +55,9 @@ def _no_relation(message: str) -> IVError:
 
 class AppSession(LinkSession):
     kind = "app"
+    #: A write the cloud has read is stored and handed to the device even if the writer
+    #: closes its link at once (docs/protocol.md, "Writes").
+    lasting_ops = frozenset({"prop.write"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -10,7 +10,6 @@ online (8000 otherwise).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 from collections.abc import Iterable
@@ -51,8 +50,8 @@ class Messaging:
         self.things = things
         self.hub = hub
         self.device_timeout = device_timeout
-        #: Deliveries that finish even when the writer's session goes away.
-        self._deliveries: set[asyncio.Task[WriteResult]] = set()
+        #: Writes that finish even when the writer's session goes away.
+        self._carried: set[asyncio.Future[WriteResult]] = set()
         #: Devices whose ProWritable values are to be handed over again (reconcile).
         self._unsettled: set[str] = set()
         self._settling: asyncio.Task[None] | None = None
@@ -93,7 +92,19 @@ class Messaging:
     async def write(
         self, tid: str, path: str, value_json: str, *, deliver: bool = True
     ) -> WriteResult:
-        """write_property: store, then deliver a ProWritable to the device."""
+        """write_property: store, then deliver a ProWritable to the device.
+
+        Once called, the write runs to its end even if the caller is cancelled (a writer
+        whose link closes cancels its request): a stored ``setVal`` is always handed to the
+        device, and the device's answer recorded, so the cloud never keeps a desired value
+        that nothing is delivering. Shutting the cloud down stops it; the device then gets
+        the value at its next login."""
+        work = asyncio.ensure_future(self._write(tid, path, value_json, deliver))
+        self._carried.add(work)
+        work.add_done_callback(self._forget)
+        return await asyncio.shield(work)
+
+    async def _write(self, tid: str, path: str, value_json: str, deliver: bool) -> WriteResult:
         now = self.things.now()
 
         def stage(
@@ -109,17 +120,12 @@ class Messaging:
             return WriteResult(value=obj, delivered=True)
         if not deliver:
             return WriteResult(value=obj, delivered=False)
-        # The device's answer is recorded even if the writer leaves meanwhile (its session
-        # ends and cancels this request): the delivery runs in a task of its own.
-        delivery = asyncio.ensure_future(self._deliver(tid, change, obj, before))
-        self._deliveries.add(delivery)
-        delivery.add_done_callback(self._forget)
-        return await asyncio.shield(delivery)
+        return await self._deliver(tid, change, obj, before)
 
-    def _forget(self, delivery: asyncio.Task[WriteResult]) -> None:
-        self._deliveries.discard(delivery)
-        if not delivery.cancelled():
-            delivery.exception()  # a refusal nobody waits for any more is not an error
+    def _forget(self, work: asyncio.Future[WriteResult]) -> None:
+        self._carried.discard(work)
+        if not work.cancelled():
+            work.exception()  # a refusal nobody waits for any more is not an error
 
     async def _deliver(self, tid: str, change: Change, obj: Any, before: Any) -> WriteResult:
         """Hand a stored setVal to the device; record what it applied, or undo a refusal."""
@@ -149,11 +155,14 @@ class Messaging:
         return WriteResult(value=recorded, delivered=True)
 
     async def close(self) -> None:
-        """Stop handing values over again (the next login of each device does it)."""
+        """Stop writing and handing values over again (the next login of each device
+        hands it every value it has not confirmed)."""
+        pending: list[asyncio.Future[Any]] = [*self._carried]
         if self._settling is not None:
-            self._settling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._settling
+            pending.append(self._settling)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def reconcile(self, tid: str) -> None:
         """Hand the device again, in the background, each ProWritable whose ``setVal`` it

@@ -41,6 +41,9 @@ class LinkSession:
     """The transport half of a device or app session."""
 
     kind = "link"
+    #: Ops carried out to their end once read, even when the peer leaves before its reply:
+    #: their tasks are not cancelled when the session ends (see ``finish``).
+    lasting_ops: frozenset[str] = frozenset()
 
     def __init__(self, ws: LinkSocket, ctx: LinkContext) -> None:
         self.ws = ws
@@ -56,6 +59,7 @@ class LinkSession:
         self._in_flight = 0
         self._rate = ctx.limits.session_limiter()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._lasting: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
         """Handshake, login, then serve until the peer leaves."""
@@ -215,7 +219,10 @@ class LinkSession:
                     )
                 else:
                     self._in_flight += 1
-                    self.spawn(self._answer_counted(handlers, frame))
+                    task = self.spawn(self._answer_counted(handlers, frame))
+                    if frame.op in self.lasting_ops:
+                        self._lasting.add(task)
+                        task.add_done_callback(self._lasting.discard)
 
     async def _answer_counted(self, handlers: dict[str, OpHandler], request: Request) -> None:
         try:
@@ -263,7 +270,9 @@ class LinkSession:
         """A reply to a request the cloud sent; sessions that send requests override this."""
 
     async def finish(self) -> None:
-        for task in list(self._tasks):
+        """End the session's work: every task but the lasting ops' requests, which run on
+        (their replies go nowhere)."""
+        for task in list(self._tasks - self._lasting):
             task.cancel()
         self.closing = True
 
