@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from iotvideo.protocol.errors import ErrorCode, IVError
@@ -44,6 +45,7 @@ async def test_a_database_outage_is_retry_shortly_and_one_log_line(
                 signed_post, cloud, world.key, "DescribeDevice", {"Tid": tid}
             )
             assert error_code(vendor) == "ResourceUnavailable"
+            await _http_says_retry_shortly(cloud.url, tid, world.owner.token)
             postgres.start()
 
             async def served() -> None:
@@ -59,3 +61,22 @@ async def test_a_database_outage_is_retry_shortly_and_one_log_line(
         assert "Traceback" not in log, log
     finally:
         cloud.stop()
+
+
+async def _http_says_retry_shortly(url: str, tid: str, token: str) -> None:
+    """The app-facing HTTP routes during the outage: 503 with code 20004, not a bare 500."""
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        answers = [
+            await http.get("/vas/service", params={"deviceId": tid}, headers=auth),
+            await http.get("/vas/events", params={"deviceId": tid, "startTime": 0,
+                                                  "endTime": 2_000_000_000}, headers=auth),
+            await http.post(f"/whep/{tid}", content=b"v=0\r\n",
+                            headers={**auth, "Content-Type": "application/sdp"}),
+        ]  # fmt: skip
+        health = await http.get("/healthz")
+    for answer in answers:
+        assert answer.status_code == 503, (answer.request.url, answer.text)
+        assert answer.json()["code"] == ErrorCode.IVTermErr_msg_calling_no_srv_addr
+        assert answer.headers["retry-after"].isdigit()
+    assert health.status_code == 503 and health.json()["db"] != "ok"

@@ -213,7 +213,7 @@ def test_revoked_key_is_refused_at_once(sqlite_cloud: Cloud) -> None:
 
 
 def test_healthz_and_openapi(sqlite_cloud: Cloud) -> None:
-    health = {"status": "ok", "db": "ok", "bus": "ok"}
+    health = {"status": "ok", "db": "ok", "bus": "ok", "storage": "ok"}
     assert httpx.get(sqlite_cloud.url + "/healthz").json() == health
     assert httpx.get(sqlite_cloud.url + "/readyz").json() == health
     schema = httpx.get(sqlite_cloud.url + "/openapi.json").json()

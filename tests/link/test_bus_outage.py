@@ -48,11 +48,24 @@ async def test_the_bus_reconnects_by_itself(redis: Redis, tmp_path: Path) -> Non
         ):
             assert (await sdk.message.write_property(world.device.tid, path, "1"))["stVal"] == 1
             redis.kill()
-            assert await _health(cloud, "down") == {"status": "error", "db": "ok", "bus": "down"}
+            assert await _health(cloud, "down") == {
+                "status": "error", "db": "ok", "bus": "down", "storage": "ok"
+            }  # fmt: skip
             # Meanwhile a request that needs the bus gets a code that says: retry shortly.
             with pytest.raises(IVError) as unavailable:
                 await sdk.message.write_property(world.device.tid, path, "0")
             assert unavailable.value.code == ErrorCode.IVTermErr_msg_calling_no_srv_addr
+            async with httpx.AsyncClient(timeout=30) as http:
+                whep = await http.post(
+                    f"{cloud.url}/whep/{world.device.tid}",
+                    content=b"v=0\r\n",
+                    headers={
+                        "Authorization": f"Bearer {world.owner.token}",
+                        "Content-Type": "application/sdp",
+                    },
+                )
+            assert whep.status_code == 503, whep.text
+            assert whep.json()["code"] == ErrorCode.IVTermErr_msg_calling_no_srv_addr
             redis.start()
             await _health(cloud, "ok")
             # Subscriptions were made again: a write reaches the device and comes back.

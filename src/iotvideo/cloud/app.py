@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from iotvideo import __version__
-from iotvideo.cloud import health
+from iotvideo.cloud import health, http_errors
 from iotvideo.cloud.bus import Bus, make_bus
 from iotvideo.cloud.console import FILES as CONSOLE_FILES
 from iotvideo.cloud.console import ConsoleFiles
@@ -143,6 +143,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware)
+    http_errors.install(app)
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(whep_router)

@@ -189,8 +189,12 @@ def _write(path: Path, body: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         tmp = path.with_suffix(".part")
-        tmp.write_bytes(body)
-        tmp.replace(path)
+        try:
+            tmp.write_bytes(body)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no partial file behind
+            raise
 
 
 async def _device(request: Request, *, cap: int, allow_empty: bool = False) -> str:

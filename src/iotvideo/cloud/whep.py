@@ -29,7 +29,7 @@ import hmac
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from iotvideo.cloud.link.hub import Outcome
@@ -41,7 +41,6 @@ from iotvideo.protocol.media import DEFINITIONS
 __all__ = ["router"]
 
 log = logging.getLogger("iotvideo.cloud.whep")
-router = APIRouter()
 
 MAX_SDP = 32_000
 CORS = {
@@ -64,6 +63,14 @@ STATUS = {
     int(ErrorCode.IVPlayerError_InvalidParameter): 400,
     int(ErrorCode.IVPlayerError_AVInformationAbnormal): 400,
 }
+
+
+def _cors_on_errors(request: Request) -> None:
+    """The cloud's own error answers (an outage: cloud/http_errors.py) carry CORS too."""
+    request.state.error_headers = CORS
+
+
+router = APIRouter(dependencies=[Depends(_cors_on_errors)])
 
 
 async def _ask(request: Request, tid: str, op: str, body: dict[str, Any]) -> Outcome:
