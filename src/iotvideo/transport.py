@@ -17,6 +17,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any
@@ -144,6 +145,9 @@ class LinkEndpoint:
         #: Why the last connection attempt failed before login: "URL: cause".
         self.last_connect_error: str | None = None
         self.logins = 0
+        #: Seconds to add to this machine's clock to read the cloud's (0 while they agree
+        #: within a second): from each ``hello``, and :meth:`set_cloud_time`.
+        self.clock_offset = 0.0
         self._bye_refused = False
         self._in_login = False
         self._ws: ClientConnection | None = None
@@ -157,6 +161,23 @@ class LinkEndpoint:
     @property
     def online(self) -> bool:
         return self.state is EndpointState.ONLINE
+
+    def now(self) -> float:
+        """The cloud's time as this machine reads it (UNIX seconds): its own clock, set
+        right by the last reading of the cloud's. A camera without a battery-backed
+        clock boots with the wrong time; logins, uploads and event times use this."""
+        return time.time() + self.clock_offset
+
+    def set_cloud_time(self, cloud_time: float) -> None:
+        """A reading of the cloud's clock (UNIX seconds) taken just now."""
+        offset = link.clock_offset(cloud_time, time.time())
+        if offset and abs(offset - self.clock_offset) > link.CLOCK_TOLERANCE:
+            log.warning(
+                "%s: this clock is %+.1f s off the cloud's; using the cloud's time",
+                self.name,
+                -offset,
+            )
+        self.clock_offset = offset
 
     async def start(self) -> None:
         if self._runner is None or self._runner.done():
@@ -292,6 +313,9 @@ class LinkEndpoint:
             raise IVError.of(
                 ErrorCode.IVTermErr_msg_access_lib_not_init, "the cloud did not say hello"
             )
+        cloud_ms = hello.data.get("time_ms")
+        if isinstance(cloud_ms, int) and not isinstance(cloud_ms, bool):
+            self.set_cloud_time(cloud_ms / 1000)
         reader = asyncio.create_task(self._read(ws))
         try:
             login = self._login(str(hello.data.get("nonce", "")))

@@ -738,10 +738,19 @@ class CardRecorder:
     When the card goes away it stops writing and checks every ``poll`` seconds for it."""
 
     def __init__(
-        self, card: Card, video: MediaStream, audio: AudioStream | None, *, poll: float = 1.0
+        self,
+        card: Card,
+        video: MediaStream,
+        audio: AudioStream | None,
+        *,
+        poll: float = 1.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock``: the recording time (UNIX seconds); a device's is
+        :meth:`DeviceClient.now <iotvideo.device.DeviceClient.now>`, the cloud's time."""
         self.card, self.video_stream, self.audio_stream = card, video, audio
         self.poll = poll
+        self.clock = clock
         info = video.info
         self._writer = _Writer(card, info.width, info.height, audio.codec if audio else None)
         self._worker = SerialWorker("card-recorder", maxsize=600)
@@ -829,7 +838,7 @@ class CardRecorder:
             if self._skipping and not packet.keyframe:
                 self.frames_lost += 1
                 continue
-            if self._worker.submit(self._write_video, packet, time.time() * 1000):
+            if self._worker.submit(self._write_video, packet, self.clock() * 1000):
                 self._skipping = False
             else:
                 self.frames_lost += 1
@@ -840,7 +849,7 @@ class CardRecorder:
     async def _pump_audio(self, viewer: Viewer, rate: int) -> None:
         while (packet := await viewer.get()) is not None:
             if self.card_present:
-                self._worker.submit(self._writer.audio, packet, rate, time.time() * 1000)
+                self._worker.submit(self._writer.audio, packet, rate, self.clock() * 1000)
 
     def _write_video(self, packet: MediaPacket, wall_ms: float) -> None:
         try:

@@ -29,7 +29,6 @@ import asyncio
 import inspect
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -196,6 +195,12 @@ class DeviceClient:
             name=f"device {self.tid}",
         )
 
+    def now(self) -> float:
+        """The time (UNIX seconds) by the cloud's clock: this machine's, set right at each
+        login when it is more than a second off (a camera with no battery-backed clock
+        boots with the wrong time). Logins, reports, events and uploads use it."""
+        return self.link.now()
+
     @property
     def logins(self) -> int:
         return self.link.logins
@@ -277,7 +282,7 @@ class DeviceClient:
 
         While offline the latest value per path is kept and sent after the next login.
         """
-        stamped = _Stamped(value, int(time.time()))
+        stamped = _Stamped(value, int(self.now()))
         self._outbox.state[path] = stamped
         if self.link.online:
             await self.link.request("report", {"path": path, "value": value})
@@ -288,7 +293,7 @@ class DeviceClient:
         when online, else after the next login; at least once: the cloud drops a repeat by
         its id). Raises only when the cloud refuses it for good (e.g. 20101: not in the
         product's model), and then forgets it."""
-        self.events.add(name, value, int(time.time()))
+        self.events.add(name, value, int(self.now()))
         if self.link.online:
             try:
                 await self._send_events()
@@ -340,7 +345,7 @@ class DeviceClient:
             self.on_status(status, error)
 
     def _login_data(self, nonce: str) -> dict[str, Any]:
-        now = int(time.time())
+        now = int(self.now())
         try:
             signature = link.sign_login(self.certificate.private_key, self.tid, nonce, now)
         except ValueError:  # a server that is not our cloud, asking us to sign something
@@ -468,7 +473,7 @@ class DeviceClient:
             await self._restored.wait()
             applied = await self._apply_write(name, data.get("value"))
             self._outbox.state[f"ProWritable.{name}"] = _Stamped(
-                applied, int(time.time()), sent=True
+                applied, int(self.now()), sent=True
             )
             return {"value": applied}
         if op == "action":
@@ -498,7 +503,7 @@ class DeviceClient:
 
     def _read_value(self, name: str) -> dict[str, Any]:
         if name in self._reads:
-            return {"value": self._reads[name](), "t": int(time.time())}
+            return {"value": self._reads[name](), "t": int(self.now())}
         stamped = self._outbox.state.get(f"ProReadonly.{name}")
         if stamped is None:
             raise IVError.of(

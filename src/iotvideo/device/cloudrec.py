@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import io
 import json
 import logging
 import secrets
-import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -246,7 +246,7 @@ class CloudRecorder:
         ``live_picture``). Kept and uploaded like segments; returns its alarmId."""
         if not 0 < alarm_type < 1 << 32:
             raise ValueError("alarm_type is a non-zero 32-bit mask")
-        now = int(time.time())
+        now = int(self.device.now())
         start = now if start is None else start
         end = max(start, now if end is None else end)
         if picture is None and live_picture:
@@ -345,7 +345,7 @@ class CloudRecorder:
         )
         try:
             async for packet in viewer:
-                worker.submit(take, packet, int(time.time() * 1000))
+                worker.submit(take, packet, int(self.device.now() * 1000))
         finally:
             stream.remove_viewer(viewer)
             if listening is not None:
@@ -366,7 +366,7 @@ class CloudRecorder:
         viewer = audio.add_viewer()
         try:
             async for packet in viewer:
-                worker.submit(segmenter.add_audio, packet.data, int(time.time() * 1000))
+                worker.submit(segmenter.add_audio, packet.data, int(self.device.now() * 1000))
         finally:
             audio.remove_viewer(viewer)
 
@@ -404,7 +404,7 @@ class CloudRecorder:
         else:
             chn, start, end = (int(v) for v in path.stem.split("_"))
             target = f"/vas/device/segment?chn={chn}&start={start}&end={end}"
-        now = int(time.time())
+        now = int(self.device.now())
         message = upload_message(self.device.tid, "POST", target, body, now)
         headers = {
             "x-iv-tid": self.device.tid,
@@ -423,6 +423,8 @@ class CloudRecorder:
         if response.status_code >= 500:
             self._url_index += 1
             return False
+        if response.status_code == 401 and self._clock_was_off(response):
+            return False  # signed again with the cloud's time
         if response.status_code >= 400:
             # Refused for good (no service any more, a bad segment): drop it.
             log.warning("segment %s refused: %s", path.name, response.text)
@@ -432,6 +434,18 @@ class CloudRecorder:
         async with self._progress:
             self._progress.notify_all()
         return True
+
+    def _clock_was_off(self, response: httpx.Response) -> bool:
+        """Whether a refused upload's signature time was off (the clock moved since the
+        last login): the device's clock is set by the answer's ``Date`` and the upload
+        tried again, instead of losing the segment."""
+        try:
+            cloud = email.utils.parsedate_to_datetime(response.headers["date"]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            return False
+        before = self.device.link.clock_offset
+        self.device.link.set_cloud_time(cloud)
+        return abs(self.device.link.clock_offset - before) > link.CLOCK_TOLERANCE
 
     async def wait_uploaded(self, count: int) -> None:
         """Wait until ``count`` segments in all have reached the cloud."""

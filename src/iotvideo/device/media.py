@@ -430,7 +430,7 @@ class DeviceMedia:
             channel = self.channels[self.card_source]
             if card_recording:
                 self.card_recorder = CardRecorder(
-                    card, channel.video.stream(card.definition), channel.audio
+                    card, channel.video.stream(card.definition), channel.audio, clock=device.now
                 )
                 self.card_recorder.start()
             device.add_op("card.days", self._card_days)

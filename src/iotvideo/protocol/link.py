@@ -32,11 +32,13 @@ __all__ = [
     "NONCE_PATTERN",
     "PROTOCOL_VERSION",
     "Backoff",
+    "CLOCK_TOLERANCE",
     "FrameError",
     "Purpose",
     "Push",
     "Reply",
     "Request",
+    "clock_offset",
     "decode_data",
     "encode_data",
     "login_message",
@@ -57,6 +59,23 @@ MAX_DATA_SIZE = 30000
 CLOSE_REFUSED = 4001  # login refused or session ended for good: do not reconnect
 CLOSE_REPLACED = 4002  # the same device or terminal logged in elsewhere
 CLOSE_RETRY = 4003  # ended by the cloud, reconnect later (e.g. shutting down)
+#: A device clock within this many seconds of the cloud's is left alone: NTP keeps it
+#: closer than one reading of the cloud's clock over the network does.
+CLOCK_TOLERANCE = 1.0
+
+
+def clock_offset(cloud_time: float, local_time: float) -> float:
+    """Seconds to add to a device's clock to read the cloud's, from a reading of the
+    cloud's clock (``hello``'s ``time_ms``/1000, an HTTP ``Date``) taken at ``local_time``
+    by the device's. 0 within :data:`CLOCK_TOLERANCE`.
+
+    >>> clock_offset(1_800_000_600.0, 1_800_000_000.0)
+    600.0
+    >>> clock_offset(1_800_000_000.4, 1_800_000_000.0)
+    0.0
+    """
+    offset = cloud_time - local_time
+    return offset if abs(offset) > CLOCK_TOLERANCE else 0.0
 
 
 class FrameError(Exception):

@@ -147,6 +147,7 @@ class LinkSession:
             "v": link.PROTOCOL_VERSION,
             "nonce": self.nonce,
             "time": self.ctx.now(),
+            "time_ms": int(self.ctx.clock() * 1000),
             "session": self.sid,
         }
         limits = self.ctx.limits
