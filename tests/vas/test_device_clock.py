@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -43,11 +42,11 @@ def world(cloud: Cloud) -> World:
 
 
 @pytest.fixture
-def shifted(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+def shifted(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
     """This process's wall clock (what the device SDK reads) ``request.param`` s off."""
     shift = int(request.param)
     monkeypatch.setattr(time, "time", lambda: REAL() + shift)
-    yield shift
+    return shift
 
 
 @pytest.mark.parametrize("shifted", SHIFTS.values(), ids=SHIFTS.keys(), indirect=True)

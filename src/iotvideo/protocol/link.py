@@ -27,12 +27,12 @@ from iotvideo.protocol import jsontext
 from iotvideo.protocol.errors import ErrorCode
 
 __all__ = [
+    "CLOCK_TOLERANCE",
     "MAX_DATA_SIZE",
     "MAX_FRAME_BYTES",
     "NONCE_PATTERN",
     "PROTOCOL_VERSION",
     "Backoff",
-    "CLOCK_TOLERANCE",
     "FrameError",
     "Purpose",
     "Push",
