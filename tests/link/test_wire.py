@@ -20,7 +20,7 @@ from iotvideo.cloud.link.wire import accept_key, client_address
 from iotvideo.protocol.errors import ErrorCode
 from tests.inproc import Clock, inproc_cloud
 from tests.link.world import World, app_sdk, device_client, make_world
-from tests.support import Cloud, CloudAddress
+from tests.support import Cloud, CloudAddress, start_cloud
 
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 
@@ -37,10 +37,18 @@ class RawPeer:
 
     @classmethod
     async def open(
-        cls, cloud: CloudAddress, path: str = "/link/app", **headers: str
+        cls,
+        cloud: CloudAddress,
+        path: str = "/link/app",
+        *,
+        source: str = "127.0.0.1",
+        **headers: str,
     ) -> tuple[int, dict[str, str], RawPeer]:
-        """Connect and send the upgrade request; the status, headers and the peer."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", cloud.port)
+        """Connect from ``source`` (a loopback address) and send the upgrade request; the
+        status, headers and the peer."""
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", cloud.port, local_addr=(source, 0)
+        )
         fields = {
             "Host": cloud.endpoint,
             "Upgrade": "websocket",
@@ -197,13 +205,67 @@ async def test_a_message_over_the_size_limit_is_refused_before_it_arrives(
     assert await peer.close_code() == 1009
     # The same across fragments: each small, together too large; a ping between two
     # fragments of a message just under the limit does not count toward it.
-    _, _, peer = await RawPeer.open(sqlite_cloud)
-    await peer.message()
+    world = await asyncio.to_thread(make_world, sqlite_cloud, devices=1)
+    peer = await _logged_in(sqlite_cloud, world)
     peer.send(TEXT, b"x" * ((1 << 20) - 10), fin=False)
     peer.send(PING, b"p" * 100)
     assert await peer.frame() == (PONG, b"p" * 100)
     peer.send(0x0, b"x" * 600_000, fin=False)
     assert await peer.close_code() == 1009
+
+
+async def _logged_in(cloud: CloudAddress, world: World, source: str = "127.0.0.1") -> RawPeer:
+    _, _, peer = await RawPeer.open(cloud, source=source)
+    assert (await peer.message())["op"] == "hello"
+    login = {"access_id": world.owner.access_id, "access_token": world.owner.token}
+    peer.send_json({"id": 1, "op": "login", "data": login})
+    assert (await peer.message())["code"] == 0
+    return peer
+
+
+def _rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+async def test_before_its_login_a_connection_holds_little(tmp_path: Path) -> None:
+    """200 connections that never log in, each sending the header and all but one byte of
+    a 1 MiB frame: each is closed with 1009 from its header, and the cloud's memory stays
+    bounded (it grew by 1 MiB per connection). One address holding its most connections
+    waiting to log in does not lock other addresses out."""
+    cloud = start_cloud(tmp_path / "data", env={"IOTVIDEO_MAX_PENDING_PER_ADDRESS": "20"})
+    try:
+        world = await asyncio.to_thread(make_world, cloud, devices=1)
+        before = _rss_mib(cloud.proc.pid)
+        for _ in range(10):
+            peers = [(await RawPeer.open(cloud))[2] for _ in range(20)]
+            for peer in peers:
+                assert (await peer.message())["op"] == "hello"
+                peer.writer.write(struct.pack("!BBQ", 0x81, 0xFF, 1 << 20) + os.urandom(4))
+                peer.writer.write(b"x" * ((1 << 20) - 1))
+            codes = await asyncio.gather(*(peer.close_code() for peer in peers))
+            assert codes == [1009] * 20
+        grown = _rss_mib(cloud.proc.pid) - before
+        assert grown < 40, f"the cloud grew by {grown:.1f} MiB"
+
+        # 20 connections from 127.0.0.1 wait, each in the middle of an 8000-byte login.
+        holding = [(await RawPeer.open(cloud))[2] for _ in range(20)]
+        for peer in holding:
+            assert (await peer.message())["op"] == "hello"
+            peer.writer.write(struct.pack("!BBH", 0x81, 0xFE, 8000) + os.urandom(4) + b"x" * 7999)
+        # The 21st from there is told to retry; another address logs in.
+        _, _, extra = await RawPeer.open(cloud)
+        bye = await extra.message()
+        assert (
+            bye["op"] == "bye"
+            and bye["data"]["code"] == ErrorCode.IVTermErr_msg_gdm_handle_processing
+        )
+        closing = await asyncio.wait_for(extra.frame(), 10)
+        assert closing is not None and closing[0] == CLOSE
+        assert struct.unpack("!H", closing[1][:2]) == (4003,)
+        await _logged_in(cloud, world, source="127.0.0.2")
+    finally:
+        cloud.stop()
 
 
 async def test_a_message_in_too_many_fragments_is_refused(sqlite_cloud: Cloud) -> None:

@@ -176,6 +176,7 @@ async def _start_link(
         link_rate=settings.link_rate,
         link_burst=2 * settings.link_rate,
         max_pending=settings.max_pending_links,
+        max_pending_per_address=settings.max_pending_per_address,
     )
     link = LinkContext(settings, db, things, hub, messaging, http, clock, limits)
     await presence.register(link)

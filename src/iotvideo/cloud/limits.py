@@ -73,9 +73,29 @@ class Limits:
     #: Link requests per logged-in session.
     link_rate: float
     link_burst: float
-    #: Link connections that have not logged in yet.
+    #: Link connections that have not logged in yet, in all and per client address.
     max_pending: int
+    max_pending_per_address: int = 100
     pending: int = 0
+    pending_by_address: dict[str, int] = field(default_factory=dict)
+
+    def start_waiting(self, address: str) -> bool:
+        """Count a connection from ``address`` that waits for its login; False (and not
+        counted) when that address has ``max_pending_per_address`` waiting already, so
+        that one client cannot fill the cloud's pending slots and lock others out."""
+        waiting = self.pending_by_address.get(address, 0)
+        if waiting >= self.max_pending_per_address:
+            return False
+        self.pending_by_address[address] = waiting + 1
+        self.pending += 1
+        return True
+
+    def stop_waiting(self, address: str) -> None:
+        """The connection logged in or left."""
+        self.pending -= 1
+        waiting = self.pending_by_address.pop(address, 1) - 1
+        if waiting:
+            self.pending_by_address[address] = waiting
 
     def session_limiter(self) -> RateLimiter:
         return RateLimiter(self.link_rate, self.link_burst)

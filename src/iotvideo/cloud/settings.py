@@ -137,6 +137,12 @@ class CloudSettings(BaseSettings):
     max_pending_links: int = Field(
         1000, ge=1, description="Link connections that have not logged in yet, at most."
     )
+    max_pending_per_address: int = Field(
+        100,
+        ge=1,
+        description="Link connections from one client address that have not logged in yet, "
+        "at most (the forwarded client's behind a trusted proxy).",
+    )
     max_bind_tokens: int = Field(
         20, ge=1, description="Unexpired, unused bind tokens one user may hold."
     )

@@ -35,6 +35,9 @@ MAX_BACKLOG = 1024
 #: Requests of one peer answered at once; more are refused with 20100 until replies go
 #: out. Bounds what one flooding peer costs (tasks, memory) and what it can push onward.
 MAX_IN_FLIGHT = 32
+#: A message before login is at most this big: a login is a few hundred bytes. A bigger
+#: one closes the connection (1009) from its frame's header, before its bytes arrive.
+MAX_LOGIN_BYTES = 8192
 
 
 class LinkSession:
@@ -151,8 +154,18 @@ class LinkSession:
             "session": self.sid,
         }
         limits = self.ctx.limits
-        limits.pending += 1  # until it logs in or leaves: the router caps how many wait
+        address = self.ws.client_host
+        # Counted until it logs in or leaves: the router caps how many wait in all, this
+        # how many from one address.
+        if not limits.start_waiting(address):
+            await self.close(
+                link.CLOSE_RETRY,
+                ErrorCode.IVTermErr_msg_gdm_handle_processing,
+                f"too many connections from {address} waiting to log in; retry shortly",
+            )
+            return None
         try:
+            self.ws.limit_messages(MAX_LOGIN_BYTES)
             await self.send(Push("hello", hello))
             try:
                 async with asyncio.timeout(self.ctx.settings.login_timeout):
@@ -165,9 +178,9 @@ class LinkSession:
                 )
                 return None
         finally:
-            limits.pending -= 1
+            limits.stop_waiting(address)
+        self.ws.limit_messages(None)
         if isinstance(frame, Request) and frame.op == "login":
-            address = self.ws.client_host
             if not limits.logins.allow(address, self.ctx.clock()):
                 wait = limits.logins.retry_after(address, self.ctx.clock())
                 # Not a refusal of the credentials: the client reconnects with backoff.

@@ -95,6 +95,12 @@ class LinkSocket(Protocol):
         calls this for every session, so no connection keeps a timer of its own."""
         ...
 
+    def limit_messages(self, size: int | None) -> None:
+        """Close the connection with 1009 on a message over ``size`` bytes from now on
+        (None: the server's own maximum). Before its login a peer has nothing to say but
+        the login: a few KB."""
+        ...
+
 
 def _frame(opcode: int, payload: bytes) -> bytes:
     """A server frame (unmasked, final)."""
@@ -186,6 +192,7 @@ class LinkWire(asyncio.Protocol):
         "_fragments",
         "_gone",
         "_heard",
+        "_max_size",
         "_open",
         "_ping_at",
         "_server_state",
@@ -226,6 +233,7 @@ class LinkWire(asyncio.Protocol):
         #: The loop's time when the peer was last heard from, and when it was pinged.
         self._heard = 0.0
         self._ping_at = 0.0
+        self._max_size: int = config.ws_max_size
 
     # What subclasses decide
 
@@ -371,7 +379,7 @@ class LinkWire(asyncio.Protocol):
     def _parse(self) -> None:
         buf = self._buffer
         pos, end = 0, len(buf)
-        max_size = self._config.ws_max_size
+        max_size = self._max_size
         while end - pos >= 2:
             b0, b1 = buf[pos], buf[pos + 1]
             opcode, length, head = b0 & 0x0F, b1 & 0x7F, pos + 2
@@ -552,6 +560,9 @@ class LinkWire(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def limit_messages(self, size: int | None) -> None:
+        self._max_size = self._config.ws_max_size if size is None else size
+
     def keepalive(self, now: float) -> None:
         interval = self._config.ws_ping_interval
         timeout = self._config.ws_ping_timeout
@@ -572,6 +583,7 @@ class AsgiLinkSocket:
 
     def __init__(self, ws: WebSocket) -> None:
         self._ws = ws
+        self._max_size: int | None = None
 
     @property
     def client_host(self) -> str:
@@ -589,7 +601,15 @@ class AsgiLinkSocket:
         if message["type"] == "websocket.disconnect":
             return None
         text = message.get("text")
-        return text if text is not None else bytes(message.get("bytes") or b"")
+        data = text if text is not None else bytes(message.get("bytes") or b"")
+        if self._max_size is not None and len(data) > self._max_size:
+            await self.close(1009, f"messages are at most {self._max_size} bytes")
+            return None
+        return data
+
+    def limit_messages(self, size: int | None) -> None:
+        """Checked once a message is whole (the server below reads it first)."""
+        self._max_size = size
 
     async def send_text(self, text: str) -> None:
         try:
