@@ -270,3 +270,66 @@ async def test_firmware_kept_by_the_cloud(world: World, tmp_path: Path) -> None:
     async with httpx.AsyncClient() as http:
         missing = await http.get(world.cloud.url + "/firmware/" + "0" * 32 + "-x.bin")
     assert missing.status_code == 404
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """Serves one file with Range; the first answer breaks off after ``cut`` bytes."""
+
+    body = b""
+    cut: int | None = None
+    asked: list[str | None] = []  # noqa: RUF012 - set per test
+
+    def do_GET(self) -> None:
+        wanted = self.headers.get("Range")
+        type(self).asked.append(wanted)
+        start = int(wanted.removeprefix("bytes=").rstrip("-")) if wanted else 0
+        data = self.body[start:]
+        self.send_response(206 if wanted else 200)
+        self.send_header("Content-Length", str(len(data)))
+        if wanted:
+            self.send_header(
+                "Content-Range", f"bytes {start}-{len(self.body) - 1}/{len(self.body)}"
+            )
+        self.end_headers()
+        cut, type(self).cut = type(self).cut, None
+        self.wfile.write(data if cut is None else data[:cut])
+        self.close_connection = True
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+async def test_a_broken_download_resumes_and_leaves_no_part_behind(
+    world: World, tmp_path: Path
+) -> None:
+    body = bytes(range(256)) * (12 << 10)  # 3 MiB
+    _Flaky.body, _Flaky.cut, _Flaky.asked = body, 1 << 20, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    folder = tmp_path / "fw"
+    installed: list[bytes] = []
+    device = DeviceClient(world.device.certificate, world.cloud.url)
+    updater = FirmwareUpdater(
+        device, install=lambda path, _v: installed.append(path.read_bytes()), folder=folder
+    )
+    offer = {
+        "version": "9.9.9",
+        "url": f"http://127.0.0.1:{server.server_address[1]}/fw.bin",
+        "size": len(body),
+        "md5": hashlib.md5(body).hexdigest(),  # noqa: S324
+    }
+    try:
+        with pytest.raises(IVError) as broke:
+            await updater.upgrade(offer)
+        assert "resumes" in broke.value.message
+        (part,) = folder.glob("*.part")
+        assert part.stat().st_size == 1 << 20
+        stale = folder / f"firmware-{device.tid}-9.9.8.part"  # an older version's leftover
+        stale.write_bytes(b"x" * 1000)
+        assert await updater.upgrade(offer) == {"version": "9.9.9"}
+        assert _Flaky.asked == [None, f"bytes={1 << 20}-"]  # the rest only
+        assert installed == [body]
+        assert sorted(p.name for p in folder.iterdir()) == [f"firmware-{device.tid}-9.9.9.bin"]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -6,7 +6,8 @@ cloud's ``ota.upgrade`` push (the vendor's UpgradeDevice).
     updater = FirmwareUpdater(device, install=flash)   # flash(path, version), may be async
 
 An upgrade downloads the file the cloud names, reporting ``ProReadonly._otaUpgrade``
-(0..100) as it goes, checks its size and MD5, hands it to ``install``, then takes the new
+(0..100) as it goes (a download that breaks off resumes where it stopped at the next
+upgrade to that version), checks its size and MD5, hands it to ``install``, then takes the new
 version and reports it (``ProConst._versionInfo.swVer``; also sent at every login), so
 the cloud records it. A file of the wrong size or MD5 is refused (20103) and the device
 stays on its version.
@@ -128,23 +129,49 @@ class FirmwareUpdater:
             return {"version": version}
 
     async def _download(self, url: str, size: int, md5: str, version: str) -> Path:
+        """The verified file of ``version``. It downloads into ``<name>.part``: a download
+        that breaks off keeps what it got, and the next upgrade to the same version asks
+        for the rest (HTTP Range; from the start when the server ignores it). Parts of
+        other versions are removed; a part that fails its check is too."""
         folder = self.folder or Path(tempfile.gettempdir())
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"firmware-{self.device.tid}-{version}.bin"
-        digest = hashlib.md5()  # noqa: S324 - the platform's file check, not security
-        got, reported = 0, 0
-        await self._progress(0)
+        part = path.with_suffix(".part")
+        digest, got = await asyncio.to_thread(_resume_point, folder, part, self.device.tid, size)
+        await self._progress(min(99, got * 100 // size) if size else 0)
+        if got < size:
+            digest, got = await self._fetch(url, part, digest, got, size)
+        if got != size or digest.hexdigest() != md5:
+            part.unlink(missing_ok=True)
+            what = "size" if got != size else "MD5"
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_gdm_handle_fail,
+                f"firmware {version} is corrupt: its {what} does not match; not installed",
+            )
+        part.replace(path)
+        return path
+
+    async def _fetch(
+        self, url: str, part: Path, digest: Any, got: int, size: int
+    ) -> tuple[Any, int]:
+        """Append the rest of the file from byte ``got`` to ``part``; (digest, bytes)."""
+        headers = {"Range": f"bytes={got}-"} if got else {}
+        reported = got * 100 // size
         try:
             async with (
                 httpx.AsyncClient(timeout=self.timeout) as http,
-                http.stream("GET", url) as response,
+                http.stream("GET", url, headers=headers) as response,
             ):
-                if response.status_code != 200:
+                if response.status_code == 200 and got:
+                    log.info("device %s: the firmware server cannot resume; from the start",
+                             self.device.tid)  # fmt: skip
+                    digest, got = hashlib.md5(), 0  # noqa: S324 - the platform's file check
+                elif response.status_code not in (200, 206):
                     raise IVError.of(
                         ErrorCode.IVTermErr_msg_gdm_handle_fail,
                         f"firmware download answered HTTP {response.status_code}",
                     )
-                with path.open("wb") as out:
+                with part.open("ab" if got else "wb") as out:
                     async for chunk in response.aiter_bytes():
                         got += len(chunk)
                         if got > size:
@@ -157,19 +184,34 @@ class FirmwareUpdater:
                             await self._progress(percent)
         except httpx.HTTPError as exc:
             raise IVError.of(
-                ErrorCode.IVTermErr_msg_gdm_handle_fail, f"firmware download failed: {exc}"
-            ) from None
-        if got != size or digest.hexdigest() != md5:
-            path.unlink(missing_ok=True)
-            what = "size" if got != size else "MD5"
-            raise IVError.of(
                 ErrorCode.IVTermErr_msg_gdm_handle_fail,
-                f"firmware {version} is corrupt: its {what} does not match; not installed",
-            )
-        return path
+                f"firmware download failed at byte {got} of {size} (the next upgrade "
+                f"resumes there): {exc}",
+            ) from None
+        return digest, got
 
     async def _progress(self, percent: int) -> None:
         try:
             await self.device.report(PROGRESS, percent)
         except IVError as exc:  # offline: the latest value is sent after login
             log.info("device %s: progress not sent: %s", self.device.tid, exc)
+
+
+def _resume_point(folder: Path, part: Path, tid: str, size: int) -> tuple[Any, int]:
+    """Remove the parts of other versions; the MD5 state and length of ``part`` (a part
+    longer than ``size`` is removed). Blocking: run it in a thread."""
+    for other in folder.glob(f"firmware-{tid}-*.part"):
+        if other != part:
+            other.unlink(missing_ok=True)
+    digest = hashlib.md5()  # noqa: S324 - the platform's file check, not security
+    try:
+        got = part.stat().st_size
+    except FileNotFoundError:
+        return digest, 0
+    if got > size:
+        part.unlink()
+        return digest, 0
+    with part.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest, got
