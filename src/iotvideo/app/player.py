@@ -86,6 +86,10 @@ __all__ = [
 
 log = logging.getLogger("iotvideo.app.player")
 
+#: When the cloud says the device went offline (its link dropped), the device has this
+#: long to answer a ``ping`` over the peer connection; the session goes on if it does.
+PEER_CHECK_TIMEOUT = 3.0
+
 
 class PlayerStatus(Enum):
     IDLE = "idle"
@@ -179,6 +183,7 @@ class Connection:
         self._workers: list[SerialWorker] = []
         self._stop_watching: Callable[[], None] | None = None
         self._teardown_task: asyncio.Future[None] | None = None
+        self._peer_check: asyncio.Future[None] | None = None
 
     # State
 
@@ -324,8 +329,11 @@ class Connection:
             self._set_status(PlayerStatus.STOPPED)
 
     def _on_message(self, message: DeviceMessage) -> None:
-        """The cloud says the device went offline (its link dropped): the peer is gone
-        too, long before ICE would notice."""
+        """The cloud says the device went offline (its link dropped). The media may not
+        have: the session is peer to peer, and a device's link drops and comes back (an
+        instance of the cloud dies, a network blip). Ask the device over the peer
+        connection; the session ends only if it does not answer (long before ICE would
+        notice that it is gone)."""
         if (
             message.device_id == self.device_id
             and message.kind == "property"
@@ -333,14 +341,36 @@ class Connection:
             and isinstance(message.value, dict)
             and message.value.get("stVal") == 0
             and self._pc is not None
+            and (self._peer_check is None or self._peer_check.done())
         ):
-            self._lost(
-                _err(ErrorCode.IVTermErr_msg_calling_timeout_disconnect, "the device went offline")
-            )
+            self._peer_check = asyncio.ensure_future(self._check_peer())
+
+    async def _check_peer(self) -> None:
+        try:
+            await self._control_request("ping", "pong", PEER_CHECK_TIMEOUT)
+        except IVError as exc:
+            if exc.code in (
+                ErrorCode.IVPlayerError_DeviceOperationFailed,  # no answer
+                ErrorCode.IVConnError_Disconnected,
+            ):
+                self._lost(
+                    _err(
+                        ErrorCode.IVTermErr_msg_calling_timeout_disconnect,
+                        "the device went offline",
+                    )
+                )
+            # Any other answer (an error from a device that has no ping): it is there.
+        else:
+            log.info("%s %s: the device's link dropped; the session goes on", self.kind,
+                     self.device_id)  # fmt: skip
 
     async def _teardown(self) -> None:
         pc, self._pc = self._pc, None
         self._ended.set()
+        self._end_frames()
+        check, self._peer_check = self._peer_check, None
+        if check is not None and check is not asyncio.current_task():
+            check.cancel()
         stop_watching, self._stop_watching = self._stop_watching, None
         if stop_watching is not None:
             stop_watching()
@@ -356,6 +386,10 @@ class Connection:
             self._received.put_nowait(None)
         if pc is not None:
             await pc.close()
+
+    def _end_frames(self) -> None:
+        """The connection ended: every ``frames()`` loop ends (hooked in Connection, the
+        players override it)."""
 
     def _lost(self, error: IVError) -> None:
         """The device hung up or the connection broke."""
@@ -567,9 +601,6 @@ class MonitorPlayer(Connection):
         if callable(close):
             close()
         await self.disconnect()
-        for queue in self._frame_queues:
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(None)
 
     # Media setup
 
@@ -691,7 +722,11 @@ class MonitorPlayer(Connection):
                 log.exception("audio renderer failed")
 
     async def frames(self, *, maxsize: int = 30) -> AsyncIterator[av.VideoFrame]:
-        """Decoded frames as they arrive (a slow reader gets the newest), until stop."""
+        """Decoded frames as they arrive (a slow reader gets the newest), until the
+        connection ends (stop, the device hangs up, the connection is lost); at once
+        when it has ended already."""
+        if self.status in (PlayerStatus.STOPPED, PlayerStatus.FAILED):
+            return
         queue: asyncio.Queue[av.VideoFrame | None] = asyncio.Queue(maxsize)
         self._frame_queues.append(queue)
         try:
@@ -699,6 +734,12 @@ class MonitorPlayer(Connection):
                 yield frame
         finally:
             self._frame_queues.remove(queue)
+
+    def _end_frames(self) -> None:
+        for queue in self._frame_queues:
+            if queue.full():
+                queue.get_nowait()  # the end must get in: a reader waits for it
+            queue.put_nowait(None)
 
     # Snapshot and recording
 

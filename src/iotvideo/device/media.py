@@ -242,6 +242,8 @@ class MediaSession:
                 )
         elif op == "keyframe":
             self.video.keyframe_wanted()
+        elif op == "ping":  # the app checks that the session lives on without the link
+            self._control("pong")
         elif op in ("seek", "pause", "resume", "speed") and self.playback is not None:
             self.media._spawn(self._playback_control(op, request))
         elif op in ("download", "download.pause") and self.download is not None:
