@@ -108,14 +108,16 @@ def _box_blur(picture: np.ndarray) -> np.ndarray:
     """A 3x3 mean (edges repeated)."""
     p = np.pad(picture, 1, mode="edge")
     rows = p[:-2] + p[1:-1] + p[2:]
-    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
+    summed: np.ndarray = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+    return summed / 9.0
 
 
 def _neighbours(moving: np.ndarray) -> np.ndarray:
     """How many of each pixel's 3x3 (itself included) moved."""
     p = np.pad(moving.astype(np.uint8), 1)
     rows = p[:-2] + p[1:-1] + p[2:]
-    return rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+    counted: np.ndarray = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+    return counted
 
 
 class MotionDetector:
