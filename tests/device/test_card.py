@@ -24,6 +24,9 @@ class NoLink:
     def add_op(self, _op: str, _handler: Any) -> None:
         pass
 
+    def now(self) -> float:
+        return time.time()
+
 
 def consistent(card: Card) -> None:
     """Every indexed file exists with its size, every file on the card is indexed, each

@@ -17,7 +17,9 @@ from iotvideo.cli.media import IceAddressOpt, use_ice_addresses
 __all__ = ["device_app"]
 
 device_app = typer.Typer(
-    help="Run or provision a simulated camera with the device SDK.", no_args_is_help=True
+    help="Run or provision the demo camera (simulated) with the device SDK; for real "
+    "cameras, see `iotvideo gateway`.",
+    no_args_is_help=True,
 )
 
 
@@ -60,7 +62,7 @@ def run(
         ),
     ] = "tone:440",
     max_viewers: Annotated[
-        int, typer.Option(min=1, help="Viewers served at once; more get 20007.")
+        int, typer.Option(min=1, help="Viewers served at once per channel; more get 20007.")
     ] = 4,
     talk_dir: Annotated[
         Path | None,
@@ -108,7 +110,12 @@ def run(
     ] = 30.0,
     log_level: LogLevelOpt = LogLevel.info,
 ) -> None:
-    """Run the simulated camera until Ctrl-C.
+    """Run the demo camera (simulated readings and events) until Ctrl-C.
+
+    This is the demo: its temperature drifts on its own and its motion events come at
+    random, whatever is in front of the lens. To bring real cameras and NVRs in, with
+    motion detected on their pictures, run `iotvideo gateway --config FILE`
+    (docs/gateway.md).
 
     It has a night mode, an LED, a cameraOn action, a temperature and motion events; it
     serves live video and audio to the app's players, records to the cloud while a

@@ -9,6 +9,7 @@ from iotvideo.cli._common import SERVER_EXTRA, die
 from iotvideo.cli.app import app_app
 from iotvideo.cli.cloud import cloud_command, db_app, keys_app, vendor_app
 from iotvideo.cli.device import device_app
+from iotvideo.cli.gateway import gateway_app
 from iotvideo.cli.media import use_ice_addresses as _media_commands  # noqa: F401 - registers app play/snapshot/record/talk
 from iotvideo.cli.playback import parse_time as _playback_commands  # noqa: F401 - registers app playback/download
 from iotvideo.cli.vas import cloud_app as _vas_commands  # noqa: F401 - registers app events/cloud
@@ -36,6 +37,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(vendor_app, name="vendor")
 app.add_typer(app_app, name="app")
 app.add_typer(device_app, name="device")
+app.add_typer(gateway_app, name="gateway")
 
 
 def _version(value: bool) -> None:

@@ -211,15 +211,29 @@ def publish_model(
             show_default=False,
         ),
     ] = None,
+    gateway_channels: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            metavar="N",
+            help="Publish the model of gateway devices with N channels (`iotvideo gateway`: "
+            "1 for cameras, the channel count for NVRs).",
+        ),
+    ] = None,
     cloud: CloudOpt = DEFAULT_CLOUD,
     secret_id: SecretIdOpt = None,
     secret_key_stdin: SecretKeyStdinOpt = False,
 ) -> None:
     """Publish a product's thing model (RunIotModel): its devices' properties, actions
-    and events. Without a file, the model `iotvideo device run` needs."""
+    and events. Without a file, the model `iotvideo device run` (the demo camera) needs;
+    with --gateway-channels, the model of `iotvideo gateway`'s devices."""
+    from iotvideo.device.gateway.model import gateway_model
     from iotvideo.device.simulator import DEMO_MODEL
 
-    model = DEMO_MODEL
+    if model_file is not None and gateway_channels is not None:
+        die("give a MODEL_FILE or --gateway-channels, not both", 2)
+    model = DEMO_MODEL if gateway_channels is None else gateway_model(gateway_channels)
     if model_file is not None:
         try:
             model = json.loads(model_file.read_text(encoding="utf-8"))

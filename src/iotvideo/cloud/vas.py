@@ -26,7 +26,7 @@ from typing import Any
 import av
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.background import BackgroundTask
@@ -623,6 +623,7 @@ async def upload_event(request: Request) -> Response:
                 }
                 await enqueue(conn, tid, "vas.event", notice, now=now)
         except IntegrityError:
+            await _extend_event(state.db, tid, event_id, end, alarm_type)
             return _answer({"alarmId": event_id, "duplicate": True})
         except BaseException:
             for rel in (picture, thumb):
@@ -637,6 +638,22 @@ async def upload_event(request: Request) -> Response:
         return _answer({"alarmId": event_id, "duplicate": False})
     except Refused as exc:
         return _refusal(exc)
+
+
+async def _extend_event(db: Any, tid: str, event_id: str, end: int, bits: int) -> None:
+    """A repeat of a stored event: its end moves later and its bits are added (a device
+    raises an event when it starts and sends it again when it ends); nothing else."""
+    async with db.begin() as conn:
+        await conn.execute(
+            update(cloud_events)
+            .where(cloud_events.c.tid == tid, cloud_events.c.alarm_id == event_id)
+            .values(
+                end_time=func.max(cloud_events.c.end_time, end)
+                if conn.dialect.name == "sqlite"
+                else func.greatest(cloud_events.c.end_time, end),
+                alarm_type=cloud_events.c.alarm_type.op("|")(bits),
+            )
+        )
 
 
 def _masks(request: Request) -> list[int]:

@@ -226,7 +226,7 @@ class CloudRecorder:
     def pending(self) -> list[Path]:
         """Segments and events waiting for upload, oldest first."""
         kept = [*self.buffer_dir.glob("*.ts"), *self.buffer_dir.glob("*.evt")]
-        return sorted(kept, key=lambda p: int(p.stem.split("_")[1]))
+        return sorted(kept, key=lambda p: (int(p.stem.split("_")[1]), p.stem.endswith("-upd")))
 
     # Events
 
@@ -239,11 +239,14 @@ class CloudRecorder:
         end: int | None = None,
         picture: bytes | None = None,
         live_picture: bool = True,
+        event_id: str | None = None,
     ) -> str:
         """Raise a cloud event (``alarm_type`` bits: bit0 motion, bit1 sound..., bit15
         "has video", bits 16+ the vendor's own) from ``start`` to ``end`` (UNIX seconds,
         default now). Its picture: ``picture`` (JPEG), else the live stream's (with
-        ``live_picture``). Kept and uploaded like segments; returns its alarmId."""
+        ``live_picture``). Kept and uploaded like segments; returns its alarmId. The
+        same ``event_id`` again (no picture needed) moves the event's end later and adds
+        its bits: an event raised when it starts, then ended."""
         if not 0 < alarm_type < 1 << 32:
             raise ValueError("alarm_type is a non-zero 32-bit mask")
         now = int(self.device.now())
@@ -255,7 +258,7 @@ class CloudRecorder:
                 picture = await stream_snapshot(stream)
             except (ValueError, TimeoutError) as exc:
                 log.warning("event without a picture: %s", exc)
-        event_id = secrets.token_hex(10)
+        event_id = event_id or secrets.token_hex(10)
         first = first_alarm_type or (alarm_type & -alarm_type)
         header = json.dumps(
             {
@@ -266,7 +269,8 @@ class CloudRecorder:
                 "id": event_id,
             }
         )
-        path = self.buffer_dir / f"{self.chn}_{start * 1000}_{event_id}.evt"
+        later = "-upd" if picture is None and not live_picture else ""  # after the first
+        path = self.buffer_dir / f"{self.chn}_{start * 1000}_{event_id}{later}.evt"
         data = header.encode() + b"\n" + (picture or b"")
         await asyncio.to_thread(_atomic_write, path, data)
         self._queued.set()

@@ -391,6 +391,7 @@ class DeviceMedia:
         download_idle_timeout: float = 10.0,
         download_rate: float | None = None,
         card_recording: bool = True,
+        cards: dict[str, Card] | None = None,
     ) -> None:
         """Serve ``device``'s media. The sources are opened here, which blocks while a file
         or an RTSP camera is probed (up to 10 s): on an event loop use :meth:`open`.
@@ -399,7 +400,9 @@ class DeviceMedia:
         first) is recorded onto it for as long as this runs, and apps can list, play back
         and download its recordings (construct it in a running event loop);
         ``download_rate`` caps a download's bytes a second; ``card_recording=False`` serves
-        the card's recordings without adding to them (the user turned recording off)."""
+        the card's recordings without adding to them (the user turned recording off).
+        ``cards`` gives several channels a card each (an NVR): source id -> card.
+        ``max_viewers`` is per channel."""
         self.device = device
         self.max_viewers = max_viewers
         #: Seconds an answered session has to connect before its place is freed.
@@ -416,45 +419,108 @@ class DeviceMedia:
         device.add_op("media.offer", self._offer)
         device.add_op("media.close", self._close_session)
         device.add_op("media.candidate", self._add_candidate)
-        #: The memory card, the source it records and its recorder.
-        self.card = card
-        self.card_source = card_source or next(iter(self.channels))
-        self.card_recorder: CardRecorder | None = None
+        #: The memory cards by the source each records, and their recorders.
+        self.cards: dict[str, Card] = dict(cards or {})
+        if card is not None:
+            self.cards[card_source or next(iter(self.channels))] = card
+        self.card_recorders: dict[str, CardRecorder] = {}
         #: Seconds a download session waits for the next request (then 20136).
         self.download_idle_timeout = download_idle_timeout
         #: Bytes a second a download may take (None: as fast as the connection goes).
         self.download_rate = download_rate
         #: The download sending a file now (one per device).
         self.download_owner: Download | None = None
-        if card is not None:
-            if self.card_source not in self.channels:
-                raise ValueError(f"no source {self.card_source!r} to record")
-            channel = self.channels[self.card_source]
+        for source in self.cards:
+            if source not in self.channels:
+                raise ValueError(f"no source {source!r} to record")
             if card_recording:
-                self.card_recorder = CardRecorder(
-                    card, channel.video.stream(card.definition), channel.audio, clock=device.now
-                )
-                self.card_recorder.start()
-            device.add_op("card.days", self._card_days)
-            device.add_op("card.list", self._card_list)
+                self.record(source)
+        if self.cards:
+            self._serve_cards()
+
+    def _serve_cards(self) -> None:
+        self.device.add_op("card.days", self._card_days)
+        self.device.add_op("card.list", self._card_list)
+
+    def add_channel(self, source: str, channel: Channel) -> None:
+        """Serve one more channel (an NVR's camera that came up)."""
+        self.channels[source] = channel
+
+    async def remove_channel(self, source: str) -> None:
+        """Stop serving a channel: hang up its sessions (20002), finish its card's file,
+        stop its streams. Its card stays mounted for the caller to close."""
+        for session in [s for s in self.sessions if s.source_id == source]:
+            await session.close(ErrorCode.IVTermErr_msg_calling_dev_hangup)
+        recorder = self.card_recorders.pop(source, None)
+        if recorder is not None:
+            await recorder.stop()
+        self.cards.pop(source, None)
+        channel = self.channels.pop(source, None)
+        if channel is not None:
+            channel.video.stop()
+            if channel.audio is not None:
+                channel.audio.stop()
+
+    def add_card(self, source: str, card: Card, *, recording: bool = True) -> None:
+        """Give channel ``source`` a memory card (in a running event loop): apps list, play
+        and download its recordings; with ``recording``, it records around the clock."""
+        first = not self.cards
+        self.cards[source] = card
+        if recording:
+            self.record(source)
+        if first:
+            self._serve_cards()
+
+    def record(self, source: str) -> CardRecorder:
+        """Start recording ``source`` onto its card (in a running event loop)."""
+        card, channel = self.cards[source], self.channels[source]
+        recorder = CardRecorder(
+            card, channel.video.stream(card.definition), channel.audio, clock=self.device.now
+        )
+        recorder.start()
+        self.card_recorders[source] = recorder
+        return recorder
+
+    @property
+    def card(self) -> Card | None:
+        """The first channel's card (a camera's only one)."""
+        return next(iter(self.cards.values()), None)
+
+    @property
+    def card_source(self) -> str:
+        return next(iter(self.cards), next(iter(self.channels)))
+
+    @property
+    def card_recorder(self) -> CardRecorder | None:
+        return self.card_recorders.get(self.card_source)
 
     @property
     def viewers(self) -> int:
+        """Viewing sessions, all channels together."""
         return sum(1 for s in self.sessions if s.kind not in wire.NON_VIEWING)
+
+    def viewers_of(self, source: str) -> int:
+        """Viewing sessions of one channel (``max_viewers`` is per channel)."""
+        return sum(
+            1 for s in self.sessions if s.kind not in wire.NON_VIEWING and s.source_id == source
+        )
 
     def _need_card(
         self,
         source: Any = None,
         code: ErrorCode = ErrorCode.IVTermErr_msg_find_record_file_fail,
     ) -> Card:
-        if self.card is None:
+        if not self.cards:
             raise IVError.of(code, "this device has no memory card")
-        if source not in (None, "", self.card_source):
+        key = self.card_source if source in (None, "") else str(source)
+        card = self.cards.get(key)
+        if card is None:
             raise IVError.of(
                 ErrorCode.IVPlayerError_InvalidParameter,
-                f"source {source!r} is not recorded; the card holds source {self.card_source}",
+                f"source {source!r} is not recorded; the cards hold sources "
+                f"{', '.join(self.cards)}",
             )
-        return self.card
+        return card
 
     async def _card_days(self, data: dict[str, Any]) -> dict[str, Any]:
         """card.days: the days of ``month`` (YYYY-MM) with recordings, in the app's time
@@ -510,9 +576,9 @@ class DeviceMedia:
         written, and stop the sources."""
         for session in list(self.sessions):
             await session.close(ErrorCode.IVTermErr_msg_calling_dev_hangup)
-        if self.card_recorder is not None:
-            await self.card_recorder.stop()
-            self.card_recorder = None
+        recorders, self.card_recorders = self.card_recorders, {}
+        for recorder in recorders.values():
+            await recorder.stop()
         for channel in self.channels.values():
             channel.video.stop()
             if channel.audio is not None:
@@ -570,7 +636,13 @@ class DeviceMedia:
         sdp, kind = data.get("sdp"), data.get("kind", "monitor")
         if not isinstance(sdp, str) or kind not in wire.KINDS:
             raise _bad("an offer needs sdp and a kind of " + ", ".join(wire.KINDS))
-        source_id = str(data.get("source") or next(iter(self.channels)))
+        if not self.channels:
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_calling_dev_hangup, "no camera of this device is up"
+            )
+        recorded = kind in ("playback", "download") and self.cards
+        default = self.card_source if recorded else next(iter(self.channels))
+        source_id = str(data.get("source") or default)
         if source_id not in self.channels:
             raise IVError.of(
                 ErrorCode.IVPlayerError_InvalidParameter,
@@ -583,19 +655,18 @@ class DeviceMedia:
         if kind == "playback":
             playback = await self._playback_stream(source_id, data)
         elif kind == "download":
-            self._need_card(code=ErrorCode.IVDownloadError_FileNotFound)
-        if kind not in wire.NON_VIEWING and self.viewers >= self.max_viewers:
+            self._need_card(source_id, code=ErrorCode.IVDownloadError_FileNotFound)
+        if kind not in wire.NON_VIEWING and self.viewers_of(source_id) >= self.max_viewers:
             raise IVError.of(
                 ErrorCode.IVTermErr_msg_calling_all_chn_busy,
-                f"all {self.max_viewers} viewing channels are busy",
+                f"all {self.max_viewers} viewing channels of source {source_id} are busy",
             )
         servers = ice_servers(data.get("ice_servers") or [])
         pc = RTCPeerConnection(rtc_configuration(servers))
         session = MediaSession(self, pc, kind, source_id, str(data.get("from", "")))
         session.playback = playback
         if kind == "download":
-            assert self.card is not None
-            session.download = Download(session, self.card)
+            session.download = Download(session, self._need_card(source_id))
         self.sessions.add(session)
         try:
             return await self._answer(session, sdp, definition)
@@ -653,7 +724,7 @@ class DeviceMedia:
         at = int(_number(data.get("at", 0), "at"))
         speed = _speed(data.get("speed", 1.0))
         await asyncio.to_thread(card.locate, at)
-        info = self.channels[self.card_source].video.stream(card.definition).info
+        info = self.channels[source_id].video.stream(card.definition).info
         holder: dict[str, PlaybackStream] = {}
 
         def ended(position: float) -> None:
@@ -707,7 +778,7 @@ class DeviceMedia:
                     "codec": played.codec,
                     "width": played.width,
                     "height": played.height,
-                    "definition": self.card.definition if self.card else definition,
+                    "definition": self.cards[session.source_id].definition,
                 }
             elif transceiver.kind == "audio" and session.playback is not None:
                 if channel.audio is not None:

@@ -13,7 +13,7 @@ How :class:`MotionDetector` tells motion from noise:
   way: the median difference over the zones is taken off first;
 - sensor noise is measured on each picture (the median absolute difference, a robust
   sigma) and a pixel counts only when it differs by several sigmas (``sensitivity`` 1: 3
-  sigmas; 0: 12), and by at least a few grey levels;
+  sigmas; 0: 12), and by at least 6 grey levels (``sensitivity`` 1) to 20 (0);
 - a moving pixel needs moving neighbours (5 of its 3x3): lone pixels are noise;
 - only pixels inside the zones count, and their share of the zones must reach
   ``min_area``.
@@ -124,16 +124,22 @@ class MotionDetector:
     """The built-in :class:`Detector` (see the module's text)."""
 
     #: How fast the background follows a still pixel, and one that moved, per picture.
-    ADAPT_STILL = 0.1
+    ADAPT_STILL = 0.15
     ADAPT_MOVING = 0.005
-    #: A changed pixel differs by at least this many grey levels, whatever the noise.
+    #: A changed pixel differs by at least this many grey levels (at sensitivity 1; 20 at
+    #: 0), whatever the noise: while the light changes, what does not follow it (a
+    #: camera's burned-in clock, a black corner) lags the background by a few levels.
     MIN_LEVELS = 6.0
+    #: Pictures that only build the background after a start (a stream's first pictures
+    #: settle: exposure, the encoder's first keyframes).
+    WARMUP = 3
 
     def __init__(self, settings: MotionSettings) -> None:
         self.settings = settings
         self._background: np.ndarray | None = None
         self._mask: np.ndarray | None = None
         self._area = 1
+        self._seen = 0
 
     def detect(self, frame: np.ndarray, t: float) -> Detection | None:
         picture = _box_blur(_box_blur(frame.astype(np.float32)))
@@ -141,7 +147,9 @@ class MotionDetector:
             self._background = picture
             self._mask = zone_mask(self.settings.zones, *picture.shape)
             self._area = max(1, int(self._mask.sum()))
+            self._seen = 0
             return None
+        self._seen += 1
         mask = self._mask
         assert mask is not None
         diff = picture - self._background
@@ -149,15 +157,15 @@ class MotionDetector:
             diff -= float(np.median(diff[mask]))  # a change of light moves every pixel
         magnitude = np.abs(diff)
         sigma = 1.4826 * float(np.median(magnitude[mask])) if self._area > 1 else 0.0
-        sensitivity = min(1.0, max(0.0, self.settings.sensitivity))
-        threshold = max(self.MIN_LEVELS, (3.0 + 9.0 * (1.0 - sensitivity)) * sigma)
+        dull = 1.0 - min(1.0, max(0.0, self.settings.sensitivity))
+        threshold = max(self.MIN_LEVELS + 14.0 * dull, (3.0 + 9.0 * dull) * sigma)
         moving = (magnitude > threshold) & mask
         moving &= _neighbours(moving) >= 5
         rate = np.where(moving, self.ADAPT_MOVING, self.ADAPT_STILL).astype(np.float32)
         self._background += rate * (picture - self._background)
         changed = int(moving.sum())
         score = changed / self._area
-        if changed == 0 or score < self.settings.min_area:
+        if changed == 0 or score < self.settings.min_area or self._seen < self.WARMUP:
             return None
         ys, xs = np.nonzero(moving)
         height, width = moving.shape
