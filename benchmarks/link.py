@@ -62,8 +62,13 @@ class Cloud:
         if cpu is not None:
             cmd = ["taskset", "-c", str(cpu), *cmd]
         # Thousands of simulated devices log in from one address: lift the per-address
-        # login limit and the per-session request rate for the run.
-        env = {**os.environ, "IOTVIDEO_LOGIN_RATE": "1000000", "IOTVIDEO_LINK_RATE": "1000000"}
+        # login limits and the per-session request rate for the run.
+        env = {
+            **os.environ,
+            "IOTVIDEO_LOGIN_RATE": "1000000",
+            "IOTVIDEO_LINK_RATE": "1000000",
+            "IOTVIDEO_MAX_PENDING_PER_ADDRESS": "1000000",
+        }
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
         assert self.proc.stderr is not None
         for line in self.proc.stderr:

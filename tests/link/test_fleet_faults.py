@@ -133,6 +133,7 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
             "IOTVIDEO_LOGIN_RATE": "100000",
             "IOTVIDEO_VENDOR_RATE": "100000",
             "IOTVIDEO_MAX_PENDING_LINKS": "5000",
+            "IOTVIDEO_MAX_PENDING_PER_ADDRESS": "5000",
         }
         shared = tmp_path / "shared"
         for _ in range(3):
