@@ -581,3 +581,41 @@ async def test_the_seed_callback_form_of_a_download(
             await finished.wait()
         assert calls[-1] == f"failure {int(ErrorCode.IVDownloadError_IncorrectOffset)}"
         await downloader.stop()
+
+
+async def test_each_channel_of_an_nvr_has_its_own_card(world: World, tmp_path: Path) -> None:
+    """Two channels, a card each with a different past: the list, playback and download
+    of each ``sourceId`` are its own card's; a source without a card is refused."""
+    now = int(time.time()) * 1000
+    starts = {"1": now - 7200_000, "2": now - 3600_000}
+    cards = {}
+    for source, start in starts.items():
+        card = Card(tmp_path / f"card{source}", file_seconds=10)
+        card.mount()
+        await asyncio.to_thread(fill_test_recording, card, start, 20)
+        cards[source] = card
+    sources = {"1": ("testsrc:", "none"), "2": ("testsrc:", "none"), "3": ("testsrc:", "none")}
+    try:
+        async with live(world, sources=sources, cards=cards, card_recording=False) as lv:
+            tid = world.device.tid
+            for source, start in starts.items():
+                page = await get_playback_list(tid, now - 10_800_000, now, sdk=lv.sdk,
+                                               source_id=source)  # fmt: skip
+                assert [i.start_time for i in page.items] == [start, start + 10_000]
+                player = PlaybackPlayer(tid, page.items[0], sdk=lv.sdk, source_id=source)
+                await player.play()
+                shown = stamp_of((await take_frames(player, 1))[0]).time_ms
+                assert start <= shown < start + 2_000, (source, shown)
+                await player.stop()
+                got = bytearray()
+                downloader = FileDownloader(tid, sdk=lv.sdk, source_id=source)
+                await downloader.download(page.items[1].start_time, on_data=got.extend)
+                await downloader.stop()
+                card = cards[source]
+                assert bytes(got) == card.path(card.file(start + 10_000)).read_bytes()
+            with pytest.raises(IVError) as none:
+                await get_playback_list(tid, 0, now, sdk=lv.sdk, source_id=3)
+            assert none.value.code == ErrorCode.IVPlayerError_InvalidParameter
+    finally:
+        for card in cards.values():
+            card.close()

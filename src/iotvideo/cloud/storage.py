@@ -1,8 +1,12 @@
 """Cloud-storage services: packages, order and service states, kept from the clock.
 
-Packages (the reference platform's): ``yc1m3d``, ``yc1m7d``, ``yc1m30d``: continuous
-recording for one month per order, the video kept 3, 7 or 30 days. A service's start
-and end are those of its counted orders (not refunded, not moved away); its status:
+Packages (the reference platform's 14 PkgIds): ``y`` then ``c`` (continuous: everything
+is recorded) or ``e`` (events: only the video around events is kept), then the length
+of one order (``1m`` a month of 30 days, ``1y`` a year of 365, ``1w`` a week), then the
+days the video is kept (``3d``, ``7d``, ``30d``): ``yc1m3d`` ... ``ye1w7d``. A
+service's kind (the app's ``curOrderPkgType``: 1 continuous, 2 events) is that of the
+order covering now. A service's start and end are those of its counted orders (not
+refunded, not moved away); its status:
 
 - 1 in use: an order covers now (or one is still to come);
 - 2 to renew: every order has ended, but recordings made while they ran are still kept
@@ -26,6 +30,8 @@ __all__ = [
     "MONTH",
     "PACKAGES",
     "OrderStatus",
+    "Package",
+    "PackageKind",
     "ServiceStatus",
     "ServiceView",
     "channel_view",
@@ -34,10 +40,38 @@ __all__ = [
 ]
 
 DAY = 86_400
-#: One order's length: the packages are monthly.
 MONTH = 30 * DAY
-#: PkgId -> days the video is kept.
-PACKAGES = {"yc1m3d": 3, "yc1m7d": 7, "yc1m30d": 30}
+#: One order's length, by the PkgId's middle part.
+LENGTHS = {"1m": MONTH, "1y": 365 * DAY, "1w": 7 * DAY}
+
+
+class PackageKind(IntEnum):
+    """What a package records (the seed's ``curOrderPkgType``)."""
+
+    CONTINUOUS = 1
+    EVENTS = 2
+
+
+@dataclass(frozen=True)
+class Package:
+    kind: PackageKind
+    #: Seconds one order lasts.
+    length: int
+    #: Days the video is kept.
+    days: int
+
+
+def _packages() -> dict[str, Package]:
+    made = {}
+    for letter, kind in (("c", PackageKind.CONTINUOUS), ("e", PackageKind.EVENTS)):
+        for span, days in (("1m", 3), ("1m", 7), ("1m", 30), ("1y", 3), ("1y", 7),
+                           ("1y", 30), ("1w", 7)):  # fmt: skip
+            made[f"y{letter}{span}{days}d"] = Package(kind, LENGTHS[span], days)
+    return made
+
+
+#: PkgId -> what it is.
+PACKAGES: dict[str, Package] = _packages()
 
 
 class ServiceStatus(IntEnum):
@@ -87,6 +121,8 @@ class ServiceView:
     current: Any
     #: The earliest time whose recordings may still be listed (playbackStartTime).
     playback_start: int
+    #: What the current order records (continuous when there is none).
+    kind: PackageKind = PackageKind.CONTINUOUS
 
 
 def service_view(orders: Sequence[Any], now: int) -> ServiceView:
@@ -103,7 +139,9 @@ def service_view(orders: Sequence[Any], now: int) -> ServiceView:
     else:
         status = ServiceStatus.EXPIRED
     playback_start = max(start, now - days * DAY)
-    return ServiceView(status, start, end, days, current, playback_start)
+    package = PACKAGES.get(str(current.pkg_id))
+    kind = package.kind if package is not None else PackageKind.CONTINUOUS
+    return ServiceView(status, start, end, days, current, playback_start, kind)
 
 
 async def channel_view(conn: AsyncConnection, tid: str, chn: int, now: int) -> ServiceView:

@@ -308,7 +308,7 @@ async def service_detail(request: Request) -> Response:
                 "status": int(view.status),
                 "startTime": view.start_time,
                 "endTime": view.end_time,
-                "curOrderPkgType": 1,
+                "curOrderPkgType": int(view.kind),
                 "curOrderStorageDays": view.storage_days,
                 "curOrderStartTime": current.start_time if current is not None else 0,
                 "curOrderEndTime": current.end_time if current is not None else 0,

@@ -16,6 +16,12 @@ every ``vas.changed`` push, and every ``poll_interval`` seconds.
 
 Events (:meth:`CloudRecorder.event`) go the same way, with a picture of the live stream.
 
+Under an event plan (``pkg_type`` 2 from the cloud) segments are cut every
+:data:`EVENT_SEGMENT_SECONDS` and kept back in ``buffer_dir/held``: only those of the
+clips around events are uploaded (:mod:`iotvideo.device.clips`: a pre-roll of 5 s
+before each event, a post-roll of 5 s after it), and the others are dropped once older
+than the pre-roll.
+
 Audio, when the source has it, is decoded and re-encoded once per recording as AAC
 (what HLS players expect) and muxed with the video, placed by its arrival time.
 """
@@ -38,6 +44,7 @@ import av
 import httpx
 
 from iotvideo.device.client import DeviceClient
+from iotvideo.device.clips import PRE_ROLL_MS, EventClips
 from iotvideo.device.media import DeviceMedia
 from iotvideo.media.audio import AudioDecoder
 from iotvideo.media.fanout import MediaPacket, Viewer
@@ -54,6 +61,9 @@ from iotvideo.transport import http_url
 __all__ = ["CloudRecorder"]
 
 log = logging.getLogger("iotvideo.device.cloudrec")
+
+#: Segment length under an event plan: a clip's edges are at most this far from its own.
+EVENT_SEGMENT_SECONDS = 2.0
 
 
 @dataclass
@@ -184,8 +194,12 @@ class CloudRecorder:
         self.segment_seconds = segment_seconds
         self.poll_interval = poll_interval
         self.backoff = backoff or Backoff(base=0.5, cap=10.0)
-        #: Whether the cloud said the service is in use (so the device records).
+        #: Whether the cloud said the service is in use (so the device records), and what
+        #: its plan keeps: 1 everything, 2 the clips around events.
         self.recording = False
+        self.pkg_type = 1
+        self.clips = EventClips()
+        self._recorded_type = 1
         self.uploaded = 0
         #: Which of the device's cloud URLs uploads go to; the next one after a failure.
         self._url_index = 0
@@ -240,13 +254,15 @@ class CloudRecorder:
         picture: bytes | None = None,
         live_picture: bool = True,
         event_id: str | None = None,
+        ongoing: bool = False,
     ) -> str:
         """Raise a cloud event (``alarm_type`` bits: bit0 motion, bit1 sound..., bit15
         "has video", bits 16+ the vendor's own) from ``start`` to ``end`` (UNIX seconds,
         default now). Its picture: ``picture`` (JPEG), else the live stream's (with
         ``live_picture``). Kept and uploaded like segments; returns its alarmId. The
         same ``event_id`` again (no picture needed) moves the event's end later and adds
-        its bits: an event raised when it starts, then ended."""
+        its bits: an event raised when it starts, then ended. ``ongoing``: the end is not
+        known yet (under an event plan its clip stays open until the repeat)."""
         if not 0 < alarm_type < 1 << 32:
             raise ValueError("alarm_type is a non-zero 32-bit mask")
         now = int(self.device.now())
@@ -259,6 +275,10 @@ class CloudRecorder:
             except (ValueError, TimeoutError) as exc:
                 log.warning("event without a picture: %s", exc)
         event_id = event_id or secrets.token_hex(10)
+        self.clips.event(event_id, start * 1000, None if ongoing else end * 1000)
+        if self.pkg_type == 2:
+            await asyncio.to_thread(self._release)
+            self._queued.set()
         first = first_alarm_type or (alarm_type & -alarm_type)
         header = json.dumps(
             {
@@ -294,10 +314,11 @@ class CloudRecorder:
             try:
                 status = await self.device.link.request("vas.status", {"chn": self.chn})
                 wanted = bool(status.get("recording"))
+                self.pkg_type = 2 if status.get("pkg_type") == 2 else 1
+                if self.recording and (not wanted or self.pkg_type != self._recorded_type):
+                    await self._stop_recording()  # again below, cut for the new plan
                 if wanted and not self.recording:
                     self._start_recording()
-                elif not wanted and self.recording:
-                    await self._stop_recording()
             except IVError as exc:  # offline: keep doing what we did, ask once back
                 log.debug("vas status unknown: %s", exc)
                 if not self.device.link.online:
@@ -312,6 +333,7 @@ class CloudRecorder:
 
     def _start_recording(self) -> None:
         self.recording = True
+        self._recorded_type = self.pkg_type
         channel = self.media.channels[self.source_id]
         stream = channel.video.stream(self.definition)
         viewer = stream.add_viewer()
@@ -332,9 +354,10 @@ class CloudRecorder:
         self, stream: MediaStream, viewer: Viewer, audio: AudioStream | None
     ) -> None:
         info = stream.info
-        segmenter = _Segmenter(
-            info.width, info.height, self.segment_seconds, audio.codec if audio else None
-        )
+        seconds = self.segment_seconds
+        if self._recorded_type == 2:  # short: a clip's edges fall close to its events
+            seconds = min(seconds, EVENT_SEGMENT_SECONDS)
+        segmenter = _Segmenter(info.width, info.height, seconds, audio.codec if audio else None)
         worker = SerialWorker(f"vas-{self.device.tid}", maxsize=1000)
         loop = asyncio.get_running_loop()
 
@@ -375,11 +398,34 @@ class CloudRecorder:
             audio.remove_viewer(viewer)
 
     def _save(self, segmenter: _Segmenter, loop: asyncio.AbstractEventLoop) -> None:
-        """On the worker: write finished segments to the buffer, then wake the uploader."""
+        """On the worker: write finished segments to the buffer, then wake the uploader.
+        Under an event plan a segment outside every clip is held back instead."""
         while segmenter.finished:
             start, end, data = segmenter.finished.pop(0)
-            _atomic_write(self.buffer_dir / f"{self.chn}_{start}_{end}.ts", data)
+            name = f"{self.chn}_{start}_{end}.ts"
+            if self._recorded_type == 2 and not self.clips.wanted(start, end):
+                held = self.buffer_dir / "held"
+                held.mkdir(exist_ok=True)
+                _atomic_write(held / name, data)
+                self._prune(held, start)
+                continue
+            _atomic_write(self.buffer_dir / name, data)
             loop.call_soon_threadsafe(self._queued.set)
+
+    def _prune(self, held: Path, newest_start: int) -> None:
+        """Drop held segments older than the pre-roll; forget clips that ended."""
+        for path in held.glob("*.ts"):
+            if int(path.stem.split("_")[2]) <= newest_start - PRE_ROLL_MS:
+                path.unlink(missing_ok=True)
+        self.clips.forget_before(newest_start - PRE_ROLL_MS)
+
+    def _release(self) -> None:
+        """Upload the held segments a clip now wants (an event's pre-roll). Blocking."""
+        held = self.buffer_dir / "held"
+        for path in sorted(held.glob("*.ts")) if held.is_dir() else []:
+            _chn, start, end = (int(v) for v in path.stem.split("_"))
+            if self.clips.wanted(start, end):
+                path.replace(self.buffer_dir / path.name)
 
     # Uploads
 

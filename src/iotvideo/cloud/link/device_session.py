@@ -177,11 +177,18 @@ class DeviceSession(LinkSession):
         }
 
     async def _vas_status(self, request: Request) -> dict[str, Any]:
-        """Whether a channel's cloud storage is in use (the device records while it is)."""
+        """Whether a channel's cloud storage is in use (the device records while it is),
+        and what it keeps: everything (``pkg_type`` 1) or the video around events (2)."""
         chn = field(request.data, "chn", int, required=False, default=0)
         async with self.ctx.db.read() as conn:
             view = await channel_view(conn, self.tid, chn, self.ctx.now())
-        return {"chn": chn, "status": int(view.status), "recording": view.status == 1}
+        recording = view.status == 1
+        return {
+            "chn": chn,
+            "status": int(view.status),
+            "recording": recording,
+            "pkg_type": int(view.kind),
+        }
 
     async def _ota_query(self, request: Request) -> dict[str, Any]:
         """The firmware this device is offered ({} when none): version, url, size, md5."""

@@ -17,7 +17,6 @@ from sqlalchemy import insert, select, update
 from iotvideo.cloud import ids
 from iotvideo.cloud.db.tables import AnyRow, storage_orders, storage_services
 from iotvideo.cloud.storage import (
-    MONTH,
     PACKAGES,
     OrderStatus,
     ServiceStatus,
@@ -30,7 +29,10 @@ from iotvideo.cloud.vendor.params import Id, Params, Short, Timestamp
 
 __all__ = ["register"]
 
-PkgId = Literal["yc1m3d", "yc1m7d", "yc1m30d"]
+PkgId = Literal[
+    "yc1m3d", "yc1m7d", "yc1m30d", "yc1y3d", "yc1y7d", "yc1y30d", "yc1w7d",
+    "ye1m3d", "ye1m7d", "ye1m30d", "ye1y3d", "ye1y7d", "ye1y30d", "ye1w7d",
+]  # fmt: skip
 Channel = Annotated[int, Field(ge=0, le=255)]
 
 
@@ -148,7 +150,7 @@ async def _add_order(
             order_id=order_id,
             service_id=service_id,
             pkg_id=pkg_id,
-            storage_days=PACKAGES[pkg_id],
+            storage_days=PACKAGES[pkg_id].days,
             start_time=start,
             end_time=end,
             created_at=ctx.now,
@@ -196,8 +198,9 @@ async def create_storage_service(
         service_id = await _new_service(
             ctx, device.tid, p.ChnNum, p.AccessId or "", p.StorageRegion
         )
+    length = PACKAGES[p.PkgId].length
     for n in range(p.OrderCount):
-        await _add_order(ctx, service_id, p.PkgId, start + n * MONTH, start + (n + 1) * MONTH)
+        await _add_order(ctx, service_id, p.PkgId, start + n * length, start + (n + 1) * length)
     ctx.tell_device(device.tid, "vas.changed", {"chn": p.ChnNum})
     result = await _describe(ctx, await _service(ctx, service_id))
     return {"IsRenew": existing is not None, **result}

@@ -275,6 +275,7 @@ class ChannelRunner:
                 picture=picture,
                 live_picture=False,
                 event_id=_alarm_id(self, start.t),
+                ongoing=True,  # under an event plan, its clip runs until the end comes
             )
 
     async def _finish(self, end: EventEnd, alarm_id: str) -> None:
