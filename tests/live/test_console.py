@@ -10,6 +10,7 @@ import asyncio
 import base64
 import datetime
 import io
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,10 +25,12 @@ from playwright.async_api import Browser, Page, expect
 from iotvideo.device.card import Card, fill_test_recording
 from iotvideo.device.client import DeviceClient
 from iotvideo.device.cloudrec import CloudRecorder
+from iotvideo.device.gateway.model import gateway_model
 from iotvideo.device.media import DeviceMedia
 from iotvideo.media.testsrc import read_stamp
 from iotvideo.protocol.provision import parse_qr_payload
-from tests.link.world import World, device_client
+from tests.cloud.official import call
+from tests.link.world import Device, World, device_client
 from tests.live.helpers import live
 from tests.support import ffprobe
 
@@ -314,3 +317,37 @@ async def test_console_plays_the_memory_card(
     finally:
         card.close()
         await page.close()
+
+
+async def test_the_console_picks_a_channel_of_an_nvr(world: World, chromium: Browser) -> None:
+    """A device whose model has two channels (a gateway's NVR) gets a channel picker; the
+    live view plays the channel chosen (channel 2 here is 640x360, channel 1 320x180),
+    and the card section lists that channel's card."""
+    api = world.api
+    pid = call(api, "CreateProduct", ProductModel="nvr", ProductName="nvr",
+               ProductDescription="nvr").Data.ProductId  # fmt: skip
+    call(api, "RunIotModel", ProductId=pid, IotModel=json.dumps(gateway_model(2)))
+    made = call(api, "CreateDevices", ProductId=pid, Number=1).Data[0]
+    call(api, "CreateBinding", AccessId=world.owner.access_id, Tid=made.Tid, Role="owner")
+    nvr = Device(made.Tid, made.Certificate)
+    sources = {"1": ("testsrc:?size=320x180", "none"), "2": ("testsrc:?size=640x360", "none")}
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    async with live(world, device=nvr, sources=sources):
+        await sign_in(page, world.cloud.url, world.owner.access_id, world.owner.token)
+        item = page.locator(f'#device-list li[data-tid="{made.Tid}"]')
+        await expect(item).to_have_attribute("data-online", "1", timeout=15_000)
+        await item.get_by_role("link").click()
+        picker = page.get_by_label("Channel")
+        await expect(picker).to_be_visible(timeout=15_000)
+        await page.get_by_role("button", name="Watch").click()
+        status = page.locator("#live .status")
+        await expect(status).to_contain_text("Playing 320×180", timeout=15_000)
+        await picker.select_option("2")
+        await page.get_by_role("button", name="Watch").click()
+        await expect(status).to_contain_text("Playing 640×360", timeout=15_000)
+        await shot(page, "nvr-channel-2")
+    await context.close()
+    assert problems == []

@@ -14,6 +14,10 @@ const STORE = "iotvideo.console";
 let link = null;
 let devices = new Map(); // tid -> {tid, name, online, role}
 let leaveView = () => {};
+// The channel shown of each NVR (a gateway device with ProReadonly.chn1..N): its
+// sourceId on the link, and its cloud-storage channel (0 on a one-channel camera).
+const channels = new Map(); // tid -> {source, cloud}
+const channelOf = (tid) => channels.get(tid) || { source: "", cloud: 0 };
 
 // Helpers
 
@@ -100,6 +104,9 @@ function onlineText(online) {
 
 /** The VAS HTTP API with the bearer token: resolves with `data`, rejects with {code, msg}. */
 async function vas(path, params = {}, init = {}) {
+  if (params.deviceId && params.sourceId === undefined) {
+    params = { ...params, sourceId: channelOf(params.deviceId).cloud };
+  }
   const query = new URLSearchParams(params).toString();
   const response = await fetch(`/vas/${path}${query ? `?${query}` : ""}`, {
     ...init,
@@ -273,11 +280,15 @@ function deviceView(tid) {
   const eventsBox = section("events", "Events");
   const cloudBox = section("cloud", "Cloud recordings");
   const cardBox = section("card", "Memory card");
+  const picker = h("select", { id: "channel" });
+  const pick = h("p", { hidden: true }, h("label", { for: "channel" }, "Channel "), picker);
   main.replaceChildren(
     h("p", {}, h("a", { href: "#/devices" }, "← Devices")),
     h("h1", {}, device.name),
+    pick,
     h("div", { class: "grid" }, liveBox, modelBox, eventsBox, cloudBox, cardBox),
   );
+  channelPicker(tid, picker, pick);
   const stops = [
     liveSection(tid, liveBox),
     modelSection(tid, modelBox),
@@ -286,6 +297,33 @@ function deviceView(tid) {
     cardSection(tid, cardBox),
   ];
   return () => stops.forEach((stop) => stop && stop());
+}
+
+/** A device with several channels (ProReadonly.chn1..N in its model) gets a channel
+ * picker; choosing one shows the device again, every section on that channel. */
+async function channelPicker(tid, picker, pick) {
+  let model;
+  try {
+    model = (await link.request("model.get", { tid })).model;
+  } catch {
+    return; // the model section says why
+  }
+  const numbers = Object.keys(model.ProReadonly || {})
+    .map((name) => /^chn(\d+)$/.exec(name))
+    .filter(Boolean)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b);
+  if (numbers.length < 2) return;
+  const current = channelOf(tid).source || String(numbers[0]);
+  picker.replaceChildren(
+    ...numbers.map((n) => h("option", { value: String(n), selected: String(n) === current }, `Channel ${n}`)),
+  );
+  if (!channels.has(tid)) channels.set(tid, { source: current, cloud: Number(current) });
+  pick.hidden = false;
+  picker.addEventListener("change", () => {
+    channels.set(tid, { source: picker.value, cloud: Number(picker.value) });
+    route();
+  });
 }
 
 function liveSection(tid, box) {
@@ -324,7 +362,7 @@ function liveSection(tid, box) {
     status.textContent = "Connecting…";
     try {
       const t0 = performance.now();
-      session = await watch(link, tid, video, definition.value);
+      session = await watch(link, tid, video, definition.value, { source: channelOf(tid).source });
       session.addEventListener("ended", (e) => {
         if (session && e.detail.code) {
           stop();
@@ -758,7 +796,8 @@ function cardSection(tid, box) {
   const list = async () => {
     const start = dayStart();
     try {
-      const reply = await link.request("card.list", { tid, start, end: start + 86400000, page: 0, size: 500 });
+      const source = channelOf(tid).source;
+      const reply = await link.request("card.list", { tid, start, end: start + 86400000, page: 0, size: 500, source });
       files.replaceChildren(
         ...reply.items.map((f) =>
           h("li", {}, h("button", { class: "play-file", onclick: () => play(f.start) },
@@ -776,7 +815,7 @@ function cardSection(tid, box) {
     status.textContent = "Connecting…";
     try {
       rate = Number(speed.value);
-      session = await watch(link, tid, video, "low", { kind: "playback", at, speed: rate });
+      session = await watch(link, tid, video, "low", { kind: "playback", at, speed: rate, source: channelOf(tid).source });
       paused = false;
       pause.textContent = "Pause";
       setPosition(at);

@@ -104,7 +104,8 @@ export class LiveSession extends EventTarget {
 
 /**
  * Start watching ``tid`` into ``video`` (``kind`` monitor, or playback of the memory card
- * from ``at`` ms at ``speed``); resolves with a LiveSession. With ``trickle``
+ * from ``at`` ms at ``speed``; ``source`` an NVR's channel, "" the first); resolves with
+ * a LiveSession. With ``trickle``
  * (the default) the offer goes out at once and the browser's ICE candidates follow with
  * media.candidate as it finds them; without it, the offer waits for all of them.
  */
@@ -113,7 +114,7 @@ export async function watch(
   tid,
   video,
   definition = "low",
-  { trickle = true, kind = "monitor", at = undefined, speed = undefined } = {},
+  { trickle = true, kind = "monitor", at = undefined, speed = undefined, source = "" } = {},
 ) {
   const ice = await link.request("media.ice", { tid });
   const pc = new RTCPeerConnection({ iceServers: ice.ice_servers || [] });
@@ -150,7 +151,7 @@ export async function watch(
     if (!trickle) await gathered(pc);
     const answer = await link.request(
       "media.offer",
-      { tid, sdp: pc.localDescription.sdp, kind, definition, ...(kind === "playback" ? { at, speed } : {}) },
+      { tid, sdp: pc.localDescription.sdp, kind, definition, source, ...(kind === "playback" ? { at, speed } : {}) },
       20000,
     );
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
