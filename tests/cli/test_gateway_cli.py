@@ -73,10 +73,13 @@ def test_check_probes_each_channel_and_names_each_bad_entry(
 async def test_a_bad_entry_is_one_line_and_sighup_changes_only_what_changed(
     sqlite_cloud: Cloud, tmp_path: Path
 ) -> None:
-    tid, owner = await asyncio.to_thread(_device, sqlite_cloud, tmp_path, 3)
+    tid, owner = await asyncio.to_thread(_device, sqlite_cloud, tmp_path, 4)
     config = tmp_path / "cameras.toml"
     head = f'cloud = "{sqlite_cloud.url}"\n[[device]]\ncert = "gw.cert"\n'
     duplicate = '[[device]]\ncert = "gw.cert"\n' + _channels(1)
+    # Channel 4's camera never answers: one line, retried, and the rest runs.
+    dead = f'[[device.channel]]\nnumber = 4\nvideo = "rtsp://127.0.0.1:{free_port()}/cam"\n'
+    head += dead
     config.write_text(head + _channels(1, 2) + duplicate)
     with loopback_ice():
         async with app_sdk(sqlite_cloud.url, owner) as sdk:
@@ -105,6 +108,9 @@ async def _reload_under_way(
 ) -> None:
     await asyncio.to_thread(
         gateway.wait_for, rf"device 2: Tid {tid} is device 1 .* \(this device does not run\)"
+    )
+    await asyncio.to_thread(
+        gateway.wait_for, r"device 1 .* channel 4: cannot open rtsp://.*; retrying with backoff"
     )
     for number in (1, 2):
         await _online(sdk, tid, number)
