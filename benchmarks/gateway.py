@@ -2,6 +2,7 @@
 time to first frame.
 
     .venv/bin/python benchmarks/gateway.py [--boxes 10] [--still-minutes 10] [--plays 10]
+        [--channels 2] [--seconds 20] [--parts ttff,cpu,detection]
 
 Everything on loopback: a cloud, RTSP cameras (GStreamer's RTSP server, separate
 processes) and ``iotvideo gateway`` (a process of its own, so its CPU and memory are its
@@ -209,8 +210,7 @@ async def cpu_memory(args: argparse.Namespace, cloud: Cloud, vendor: Vendor, dat
             data / "c",
             cloud,
             devices[0].Certificate,
-            [channel(main, detect=sub, extra=", fps = 5, width = 320") for (main, _), (sub, _)
-             in cameras],
+            [channel(main, detect=sub, extra=", fps = 5") for (main, _), (sub, _) in cameras],
         )  # fmt: skip
         try:
             await online(sdk, devices[0].Tid, args.channels)
@@ -226,6 +226,12 @@ async def cpu_memory(args: argparse.Namespace, cloud: Cloud, vendor: Vendor, dat
                   f"(one core carries {int(1 / per) if per else 0} such channels)")  # fmt: skip
             print(f"  RSS {rss:.1f} MiB, {(rss - base) / args.channels:.1f} MiB per channel "
                   f"(a gateway with one idle test-pattern channel: {base:.1f} MiB)")  # fmt: skip
+            await asyncio.sleep(31)  # the channels' next report of their measured rates
+            for n in range(1, args.channels + 1):
+                state = await sdk.message.read_property(devices[0].Tid, f"ProReadonly.chn{n}")
+                value = state["stVal"]
+                print(f"  channel {n} as the gateway measured it: {value['width']}x"
+                      f"{value['height']} {value['fps']} fps {value['kbps']} kbps")  # fmt: skip
         finally:
             gateway.stop()
     finally:
@@ -246,6 +252,7 @@ async def first_frames(args: argparse.Namespace, cloud: Cloud, vendor: Vendor, d
         [sys.executable, "-m", "iotvideo", "device", "run", "--cert", str(cert), "--cloud",
          cloud.url, "--ice-address", "127.0.0.1", "--log-level", "warning", "--video",
          "testsrc:?definition=mid&fps=15", "--audio", "none"],
+        stderr=subprocess.DEVNULL,
     )  # fmt: skip
     sdk = IoTVideo()
     sdk.setup(cloud.url)
@@ -285,7 +292,9 @@ async def first_frames(args: argparse.Namespace, cloud: Cloud, vendor: Vendor, d
 async def run(args: argparse.Namespace, cloud: Cloud, data: Path) -> None:
     set_host_addresses(["127.0.0.1"])
     vendor = Vendor(cloud)
-    for part in (first_frames, cpu_memory, detection):
+    parts = {"ttff": first_frames, "cpu": cpu_memory, "detection": detection}
+    for name in args.parts.split(","):
+        part = parts[name]
         folder = data
         for sub in "abcd":
             (folder / sub).mkdir(exist_ok=True)
@@ -299,6 +308,9 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--plays", type=int, default=10)
+    parser.add_argument(
+        "--parts", default="ttff,cpu,detection", help="which parts to run, comma-separated"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cloud = Cloud(Path(tmp) / "cloud")

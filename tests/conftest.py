@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import pytest
 from hypothesis import settings
 from sqlalchemy.engine import make_url
 
-from tests.support import PG_URL, Cloud, start_cloud
+from tests.link.world import World, make_world
+from tests.support import PG_URL, REDIS_URL, Cloud, start_cloud
 
 # `HYPOTHESIS_PROFILE=deep make unit` fuzzes ten times longer than CI does.
 settings.register_profile("ci", max_examples=150)
@@ -82,3 +84,16 @@ def sqlite_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture
+def pair(pg_schema_url: str, tmp_path: Path) -> Iterator[tuple[Cloud, Cloud, World]]:
+    """Two cloud instances on one PostgreSQL schema and the machine's Redis, and a
+    vendor's world made through the first. A test may kill either."""
+    a = start_cloud(tmp_path / "a", pg_schema_url, bus=REDIS_URL)
+    b = start_cloud(tmp_path / "b", pg_schema_url, bus=REDIS_URL)
+    try:
+        yield a, b, make_world(a)
+    finally:
+        for cloud in (a, b):  # a killed one too: stop() closes its log pipe
+            cloud.stop(signal.SIGKILL if cloud is a else signal.SIGTERM)

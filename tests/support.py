@@ -28,6 +28,8 @@ from iotvideo.cloud.keys import set_webhook as keys_set_webhook
 from iotvideo.protocol import tc3
 
 PG_URL = os.environ.get("IOTVIDEO_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+#: The machine's Redis, for clouds that share a bus.
+REDIS_URL = "redis://127.0.0.1:6379/0"
 _LISTENING = re.compile(r"iotvideo cloud listening on (https?://\S+)")
 
 

@@ -13,7 +13,6 @@ import random
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,24 +22,9 @@ from iotvideo.device import DeviceClient, DeviceStatus
 from iotvideo.protocol import tc3
 from tests.link.test_frames import app_raw
 from tests.link.world import Inbox, World, app_sdk, device_client, eventually, make_world
-from tests.support import Cloud, error_code, start_cloud
+from tests.support import REDIS_URL, Cloud, error_code, start_cloud
 
 pytestmark = pytest.mark.postgres
-
-REDIS = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def pair(pg_schema_url: str, tmp_path: Path) -> Iterator[tuple[Cloud, Cloud, World]]:
-    a = start_cloud(tmp_path / "a", pg_schema_url, bus=REDIS)
-    b = start_cloud(tmp_path / "b", pg_schema_url, bus=REDIS)
-    try:
-        yield a, b, make_world(a)
-    finally:
-        for cloud in (a, b):
-            cloud.stop(
-                signal.SIGKILL if cloud.proc.poll() is None and cloud is a else signal.SIGTERM
-            )
 
 
 def _install(dc: DeviceClient) -> None:
@@ -185,8 +169,8 @@ def test_a_request_used_on_one_instance_is_refused_as_a_replay_on_another(
 ) -> None:
     """Instances share the ledger of used signatures (in Redis). Window 0: no repeat."""
     env = {"IOTVIDEO_SIGNATURE_REPEAT_WINDOW": "0"}
-    a = start_cloud(tmp_path / "a", pg_schema_url, bus=REDIS, env=env)
-    b = start_cloud(tmp_path / "b", pg_schema_url, bus=REDIS, env=env)
+    a = start_cloud(tmp_path / "a", pg_schema_url, bus=REDIS_URL, env=env)
+    b = start_cloud(tmp_path / "b", pg_schema_url, bus=REDIS_URL, env=env)
     try:
         key = a.new_key()
         payload = json.dumps({"Limit": 10, "Offset": 0}).encode()
@@ -219,7 +203,7 @@ async def test_the_clients_of_a_dead_instance_spread_over_the_others(
     """Clients given every instance's URL start on the first; when it dies each moves on to
     a random one of the others, not all of them to the same next one (which took all the
     load of the dead instance while the others idled)."""
-    clouds = [start_cloud(tmp_path / name, pg_schema_url, bus=REDIS) for name in "abc"]
+    clouds = [start_cloud(tmp_path / name, pg_schema_url, bus=REDIS_URL) for name in "abc"]
     try:
         world = await asyncio.to_thread(make_world, clouds[0], devices=24)
         urls = [c.url for c in clouds]

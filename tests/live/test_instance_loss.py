@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -27,25 +27,13 @@ from iotvideo.device.media import DeviceMedia
 from iotvideo.protocol.errors import ErrorCode
 from tests.link.world import World, app_sdk, device_client, make_world
 from tests.live.helpers import stamp_of
-from tests.support import Cloud, start_cloud
+from tests.support import Cloud
 
 pytestmark = pytest.mark.postgres
 
-REDIS = "redis://127.0.0.1:6379/0"
 #: How long the player is watched after the kill: past the 12 s after which a player was
 #: seen to report ``stopped``, and past the dead instance's reaping (1.5 s here).
 WATCH_SECONDS = 14
-
-
-@pytest.fixture
-def pair(pg_schema_url: str, tmp_path: Path) -> Iterator[tuple[Cloud, Cloud, World]]:
-    a = start_cloud(tmp_path / "a", pg_schema_url, bus=REDIS)
-    b = start_cloud(tmp_path / "b", pg_schema_url, bus=REDIS)
-    try:
-        yield a, b, make_world(a)
-    finally:
-        for cloud in (a, b):
-            cloud.stop()  # the killed one too: it closes its log pipe
 
 
 @pytest.fixture

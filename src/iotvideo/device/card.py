@@ -50,7 +50,7 @@ from iotvideo.media.fanout import MediaPacket, Viewer
 from iotvideo.media.h264 import CLOCK_RATE
 from iotvideo.media.recorder import mux_packet
 from iotvideo.media.sources import AudioStream, MediaStream
-from iotvideo.media.worker import SerialWorker
+from iotvideo.media.worker import SerialWorker, cancel_and_wait
 from iotvideo.protocol.errors import ErrorCode, IVError
 
 __all__ = ["Card", "CardFile", "CardPacket", "CardRecorder", "fill_test_recording"]
@@ -808,12 +808,8 @@ class CardRecorder:
 
     async def stop(self) -> None:
         """Stop and finish the file being written."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(tasks)
         for stream, viewer in self._viewers:
             stream.remove_viewer(viewer)
         self._viewers = []

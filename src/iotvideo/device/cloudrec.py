@@ -51,7 +51,7 @@ from iotvideo.media.fanout import MediaPacket, Viewer
 from iotvideo.media.h264 import CLOCK_RATE
 from iotvideo.media.recorder import mux_packet, stream_snapshot
 from iotvideo.media.sources import AudioStream, MediaStream
-from iotvideo.media.worker import SerialWorker
+from iotvideo.media.worker import SerialWorker, cancel_and_wait
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import IVError
 from iotvideo.protocol.link import Backoff
@@ -230,12 +230,8 @@ class CloudRecorder:
         await self._stop_recording()
         if drain:
             await self.drained()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(tasks)
 
     def pending(self) -> list[Path]:
         """Segments and events waiting for upload, oldest first."""

@@ -1,15 +1,29 @@
 """A thread that runs jobs in order, for the blocking PyAV work of one stream (decoding,
-encoding, muxing), so the event loop never waits on it."""
+encoding, muxing), so the event loop never waits on it; and the end of the asyncio tasks
+that feed such work."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["SerialWorker"]
+__all__ = ["SerialWorker", "cancel_and_wait"]
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended (their cancellation is expected)."""
+    ending = list(tasks)
+    for task in ending:
+        task.cancel()
+    for task in ending:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
 
 log = logging.getLogger("iotvideo.media")
 

@@ -50,7 +50,7 @@ from iotvideo.device.ota import FirmwareUpdater
 from iotvideo.media.h264 import H264Decoder
 from iotvideo.media.recorder import encode_picture
 from iotvideo.media.sources import MediaStream, SourceError, VideoSource, open_audio, open_video
-from iotvideo.media.worker import SerialWorker
+from iotvideo.media.worker import SerialWorker, cancel_and_wait
 from iotvideo.protocol.errors import IVError
 from iotvideo.protocol.link import Backoff
 
@@ -121,12 +121,8 @@ class ChannelRunner:
 
     async def stop(self) -> None:
         """Stop pulling, recording and detecting; the channel is reported offline."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(tasks)
         if self.device.client.link.online:
             await self._report(online=False)
         if self._recorder is not None:
