@@ -103,6 +103,24 @@ async def test_the_fifth_viewer_is_refused_and_the_others_play_on(world: World) 
         await fifth.wait_playing()
 
 
+async def test_the_viewer_limit_is_per_channel(world: World) -> None:
+    """An NVR with room for one viewer per channel: a viewer of each channel plays; a
+    second one of channel 1 is refused (20007) while channel 2's plays on."""
+    sources = {"1": ("testsrc:", "none"), "2": ("testsrc:", "none")}
+    async with live(world, sources=sources, max_viewers=1) as lv:
+        tid = world.device.tid
+        first = MonitorPlayer(tid, sdk=lv.sdk, source_id=1)
+        second = MonitorPlayer(tid, sdk=lv.sdk, source_id=2)
+        await first.play()
+        await second.play()
+        with pytest.raises(IVError) as busy:
+            await MonitorPlayer(tid, sdk=lv.sdk, source_id=1).play()
+        assert busy.value.code == ErrorCode.IVTermErr_msg_calling_all_chn_busy
+        assert "source 1" in busy.value.message
+        assert lv.media.viewers_of("1") == lv.media.viewers_of("2") == 1
+        await take_frames(second, 5)
+
+
 async def test_the_device_going_away_ends_every_player_with_hangup(world: World) -> None:
     async with live(world) as lv:
         players = [MonitorPlayer(world.device.tid, sdk=lv.sdk) for _ in range(2)]
