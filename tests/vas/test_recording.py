@@ -151,7 +151,7 @@ async def test_no_recording_without_a_service(world: World, tmp_path: Path) -> N
         recorder = CloudRecorder(device, media, buffer_dir=tmp_path / "buf", segment_seconds=1)
         await recorder.start()
         status = await device.link.request("vas.status", {"chn": 0})
-        assert status == {"chn": 0, "status": 3, "recording": False}
+        assert status == {"chn": 0, "status": 3, "recording": False, "pkg_type": 1}
         # Buying a service tells the device at once (vas.changed): it starts recording.
         await world.avendor("CreateStorageService", PkgId="yc1m7d", Tid=device_info.tid)
         await recorder.wait_uploaded(1)
