@@ -196,12 +196,22 @@ class EncodedVideoStream(MediaStream):
         self._encoder = encoder
         self.on_picture = on_picture
         self._force = threading.Event()
+        # One worker encodes at a time: a stream restarted at once (its last viewer left
+        # and a new one came) starts a new thread while the old one finishes its frame,
+        # and an encoder module (the app's camera) is one codec context for both: two
+        # threads in it crashed libx264 (a segfault in the suite).
+        self._exclusive = threading.Lock()
 
     def keyframe_wanted(self) -> None:
         self._force.set()
         self._wake.set()
 
     def run(self, stop: threading.Event) -> None:
+        with self._exclusive:
+            if not stop.is_set():
+                self._encode(stop)
+
+    def _encode(self, stop: threading.Event) -> None:
         width, height = self.info.width, self.info.height
         pictures = self._pictures(width, height)
         encoder = (
