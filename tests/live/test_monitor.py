@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import wave
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 import pytest
 
-from iotvideo.app.modules import ToneCapture
+from iotvideo.app.modules import ToneCapture, VideoDecoder
 from iotvideo.app.player import MonitorPlayer, PlayerStatus
 from iotvideo.media.audio import Tone, dominant_frequency
 from iotvideo.protocol.errors import ErrorCode, IVError
@@ -136,6 +138,34 @@ async def test_snapshot_is_an_image_of_the_stream_size(
     stream = ffprobe(path)["streams"][0]
     assert stream["codec_name"] == ("mjpeg" if suffix == ".jpg" else "png")
     assert (stream["width"], stream["height"]) == (640, 360)
+
+
+async def test_a_snapshot_right_after_play_waits_for_the_first_picture(
+    world: World, tmp_path: Path
+) -> None:
+    """``play(); snapshot()`` as a script writes it: play() returns once connected, before
+    any picture; the snapshot waits for the first one instead of failing."""
+    gate = threading.Event()
+
+    class HeldDecoder(VideoDecoder):
+        """Holds the first picture back until the snapshot has been asked for."""
+
+        def decode(self, data: bytes, pts: int) -> list[av.VideoFrame]:
+            gate.wait(10)
+            return super().decode(data, pts)
+
+    async with live(world) as lv:
+        player = MonitorPlayer(world.device.tid, sdk=lv.sdk)
+        player.video_decoder = HeldDecoder()
+        await player.play()
+        shot = player.snapshot(tmp_path / "first.jpg")
+        await asyncio.sleep(0)  # the snapshot has started, with no picture yet
+        assert player.last_frame is None and not shot.done()
+        gate.set()
+        data = await shot
+        await player.stop()
+    assert data.startswith(b"\xff\xd8")
+    assert (tmp_path / "first.jpg").read_bytes() == data
 
 
 async def test_a_stranger_cannot_watch(world: World) -> None:

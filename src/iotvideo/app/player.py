@@ -749,10 +749,14 @@ class MonitorPlayer(Connection):
         path: str | Path | None = None,
         *,
         fmt: str = "jpeg",
+        timeout: float = 10.0,
         completion: Completion | None = None,
     ) -> bytes:
         """The current picture as JPEG or PNG bytes (the format from ``path``'s suffix when
-        given), written to ``path`` too. 21040 before the first picture."""
+        given), written to ``path`` too. Right after ``play()`` it waits for the first
+        picture (as ``wait_playing()``); 21040 when the player is not playing."""
+        if self.last_frame is None and self.connected:
+            await self.wait_playing(timeout)
         return await picture_of(self.last_frame, path, fmt)
 
     @property
