@@ -8,6 +8,8 @@ One NVR device with four channels, each its own camera, and one camera device:
   link (``Event.motion``) and in the cloud's event list;
 - the same box on channel 3, outside its zone, raises nothing; channel 1, a still scene
   with sensor noise and changing light, raises nothing in 60 s;
+- channel 1 records onto the card its config gives it: its files list and play back by
+  ``sourceId``;
 - channel 4's camera is killed: the channel is reported offline, the camera device plays
   on, and the channel comes back by itself once its camera does.
 """
@@ -29,9 +31,11 @@ import numpy as np
 import pytest
 
 from iotvideo.app import IoTVideo
+from iotvideo.app.playback import PlaybackPlayer, get_playback_list
 from iotvideo.app.player import MonitorPlayer
 from iotvideo.device.gateway.model import gateway_model
 from iotvideo.device.gateway.runner import Gateway
+from iotvideo.protocol.errors import IVError
 from tests.cloud.official import call
 from tests.link.world import User, app_sdk, eventually
 from tests.services import free_port
@@ -116,8 +120,10 @@ def _site(cloud: Cloud, folder: Path, cameras: dict[int, Camera]) -> Site:
     token = call(api, "CreateUsrToken", AccessId=access_id, UniqueId="t", TtlMinutes=60)
     zones = dict.fromkeys(range(1, 5), "[[[0,0],[1,0],[1,1],[0,1]]]")
     zones[3] = "[[[0,0],[1,0],[1,0.5],[0,0.5]]]"  # the top half; its box is at the bottom
+    cards = dict.fromkeys(range(1, 5), "")
+    cards[1] = 'card = { dir = "card/nvr-1", max_days = 7, file_seconds = 5 }\n'
     channels = "".join(
-        f'[[device.channel]]\nvideo = "{cameras[n].url}"\n'
+        f'[[device.channel]]\nvideo = "{cameras[n].url}"\n{cards[n]}'
         f"motion = {{ cooldown = 3, zones = {zones[n]} }}\n"
         for n in range(1, 5)
     )
@@ -196,6 +202,17 @@ async def test_an_nvr_and_a_camera_through_the_gateway(
         channels = gateway.devices[site.nvr].channels
         assert (channels[1].events, channels[3].events, channels[2].events) == (0, 0, 1)
         page = await _event_list(sdk, site.nvr, started)
+        # Channel 1 records onto its card (the config's card): its files list and play
+        # back by sourceId, with channel 1's picture; channel 2 has no card.
+        files = await get_playback_list(site.nvr, sdk=sdk, source_id=1)
+        assert files.items and all(i.end_time > i.start_time for i in files.items)
+        assert (tmp_path / "card" / "nvr-1").is_dir()
+        playback = PlaybackPlayer(site.nvr, files.items[0], sdk=sdk, source_id=1)
+        await playback.play()
+        assert await _channel_number(playback) == 1
+        await playback.stop()
+        with pytest.raises(IVError):
+            await get_playback_list(site.nvr, sdk=sdk, source_id=2)
     box_enter = cameras[2].script["boxes"][0]  # type: ignore[index]
     starts = [m for m in motions if "end" not in m]
     ends = [m for m in motions if "end" in m]
@@ -219,15 +236,15 @@ async def _frames(player: MonitorPlayer, count: int) -> None:
 
 
 async def _event_list(sdk: IoTVideo, tid: str, since: float) -> dict[str, object]:
-    """Channel 2's event page, once its event has its end (sent after the cool-down)."""
-    async with asyncio.timeout(20):
-        while True:
-            page = await sdk.vas.get_event_list(
-                tid, int(since) - 5, int(time.time()) + 5, source_id=2
-            )
-            if page["list"] and all(e["endTime"] > e["startTime"] for e in page["list"]):
-                return page
-            await asyncio.sleep(0.5)  # the end is uploaded in the background
+    """Channel 2's event page, once its event has its end (sent after the cool-down and
+    uploaded in the background)."""
+
+    async def ended() -> dict[str, object]:
+        page = await sdk.vas.get_event_list(tid, int(since) - 5, int(time.time()) + 5, source_id=2)
+        assert page["list"] and all(e["endTime"] > e["startTime"] for e in page["list"]), page
+        return page
+
+    return await eventually(ended, timeout=20, every=0.5)
 
 
 async def _picture(page: dict[str, object], event: dict[str, object]) -> bytes:

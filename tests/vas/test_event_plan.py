@@ -106,7 +106,14 @@ async def test_only_the_clips_around_events_are_uploaded(world: World, tmp_path:
     async with app_sdk(world.cloud.url, world.owner) as sdk:
         ranges = await sdk.vas.get_video_play_list(tid, first - 60, ended)
         address = await sdk.vas.get_video_play_address(tid, first - 60, ended)
+        events = await sdk.vas.get_event_list(tid, first - 60, ended + 1, valid_cloud_storage=True)
     assert len(ranges) == 2, ranges
+    # The event list follows the plan: the three events are within its valid storage, and
+    # each starts inside a recorded clip, so the app can play the video of any of them.
+    assert [e["startTime"] for e in events["list"]] == [third, second, first]
+    assert 0 < events["validVideoStartTime"] <= first
+    for event in events["list"]:
+        assert any(r["start"] <= event["startTime"] <= r["end"] for r in ranges), (event, ranges)
     slack = EVENT_SEGMENT_SECONDS + 0.6  # clips are whole segments
     for got, (start, end) in zip(ranges, expected, strict=True):
         assert start - slack <= got["start"] <= start + 0.6, (got, start)
