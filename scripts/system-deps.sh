@@ -20,6 +20,11 @@ if ! "$python" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 
     need+=(python3 python3-venv)
 fi
 
+# Every run: the venv holds iotvideo[restream], whose PyGObject pip builds against GObject
+# introspection (and pycairo against cairo).
+pkg-config --exists gobject-introspection-1.0 2>/dev/null || need+=(pkg-config libgirepository1.0-dev)
+pkg-config --exists cairo 2>/dev/null || need+=(pkg-config libcairo2-dev)
+
 if [[ $what == test ]]; then
     # Provisioning: network namespaces with veth pairs, LAN browsing with avahi on a
     # private D-Bus.
@@ -34,6 +39,12 @@ if [[ $what == test ]]; then
     /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null \
         || need+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
                   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly)
+    # Restream's RTSP server (GstRtspServer's typelib comes with the camera's packages
+    # above); h264parse is in -bad. The tests' clients: gst-launch-1.0 with rtspsrc and
+    # avdec_h264.
+    gst-inspect-1.0 h264parse >/dev/null 2>&1 || need+=(gstreamer1.0-plugins-bad)
+    has gst-launch-1.0 || need+=(gstreamer1.0-tools)
+    gst-inspect-1.0 avdec_h264 >/dev/null 2>&1 || need+=(gstreamer1.0-libav)
     # The load balancer of deploy/haproxy.cfg, in front of several cloud instances.
     has haproxy || need+=(haproxy)
     # A browser as a WebRTC viewer (WHEP), driven by Playwright with executable_path.

@@ -304,14 +304,17 @@ def run_device(cloud_url: str, certificate: str, folder: Path, *args: str) -> Li
     return device
 
 
-def ffprobe(path: Path | str) -> dict[str, Any]:
-    """What Debian's ffprobe says of a media file or URL: its streams and format."""
+def ffprobe(path: Path | str, *options: str, timeout: float = 60) -> dict[str, Any]:
+    """What Debian's ffprobe says of a media file or URL: its streams and format
+    (``options`` go before the input: ``-rtsp_transport tcp``, ``-count_frames``)."""
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json",
+         *options, str(path)],
         check=True,
         capture_output=True,
         text=True,
-    ).stdout
+        timeout=timeout,
+    ).stdout  # fmt: skip
     return dict(json.loads(out))
 
 

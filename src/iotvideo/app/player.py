@@ -25,6 +25,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -77,6 +78,7 @@ __all__ = [
     "PLAYER_MOVES",
     "Connection",
     "ConnectionDelegate",
+    "EncodedPacket",
     "LivePlayer",
     "MonitorPlayer",
     "PlayerDelegate",
@@ -494,6 +496,23 @@ class Transmission(Connection):
     kind = "transmission"
 
 
+@dataclass(frozen=True)
+class EncodedPacket:
+    """One encoded unit as it arrived from the device
+    (:meth:`MonitorPlayer.add_packet_listener`)."""
+
+    #: ``video/H264``, ``audio/opus``, ``audio/PCMU`` or ``audio/PCMA``.
+    mime: str
+    #: An H.264 access unit (Annex B) or one audio frame.
+    data: bytes
+    #: RTP timestamp: 90 kHz for video, the codec's clock rate for audio.
+    timestamp: int
+    #: An IDR access unit (video only).
+    keyframe: bool
+    #: ``time.monotonic()`` on arrival.
+    arrived: float
+
+
 class MonitorPlayer(Connection):
     """IVMonitorPlayer: the device's live video and audio, talk back, resolution switch,
     snapshots and recording. Modules (the seed's 高级功能) may be replaced before play()."""
@@ -537,6 +556,32 @@ class MonitorPlayer(Connection):
         self._audio_sender: Any = None
         self._video_sender: Any = None
         self._first_frame = asyncio.Event()
+        #: Decode the video (frames(), snapshot(), the renderer); False passes it through
+        #: only, to packet listeners and the recorder (a restreamer: no decoding at all).
+        self.decode_video = True
+        self._packet_listeners: list[Callable[[EncodedPacket], object]] = []
+
+    # Encoded packets
+
+    def add_packet_listener(
+        self, listener: Callable[[EncodedPacket], object]
+    ) -> Callable[[], None]:
+        """Call ``listener`` (on the event loop, at once, so keep it short) with every
+        encoded packet as it arrives: H.264 access units and audio frames, untouched.
+        Returns the function that removes it."""
+        self._packet_listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._packet_listeners.remove(listener)
+
+        return remove
+
+    def request_keyframe(self) -> None:
+        """Ask the device for a keyframe now (an RTCP PLI); a camera whose encoder is its
+        own sends its next one. Nothing happens when not connected."""
+        if self._decode_failed is not None and self.connected:
+            self._decode_failed()
 
     # Play / stop
 
@@ -645,8 +690,14 @@ class MonitorPlayer(Connection):
         keyframe = is_idr(data)
         if keyframe:
             self._mark("first_keyframe")
+        if self._packet_listeners:
+            self._tell_packet(EncodedPacket("video/H264", data, timestamp, keyframe, now))
         if self._recording and self._rec_worker is not None:
             self._record_video(data, timestamp, keyframe, now)
+        if not self.decode_video:
+            if keyframe and self.status is PlayerStatus.LOADING:
+                self._set_status(PlayerStatus.PLAYING)
+            return
         if self._need_keyframe and not keyframe:
             return
         self._need_keyframe = False
@@ -694,11 +745,20 @@ class MonitorPlayer(Connection):
                 queue.get_nowait()  # a slow reader gets the newest frames
             queue.put_nowait(frame)
 
+    def _tell_packet(self, packet: EncodedPacket) -> None:
+        for listener in list(self._packet_listeners):
+            try:
+                listener(packet)
+            except Exception:
+                log.exception("packet listener failed")
+
     def _on_audio(self, mime: str, data: bytes, timestamp: int, now: float) -> None:
         try:
             codec = codec_of_mime(mime)
         except ValueError:
             return
+        if self._packet_listeners:
+            self._tell_packet(EncodedPacket(mime, data, timestamp, False, now))
         if self._recording and self._rec_worker is not None:
             rate = 48_000 if codec == "opus" else 8_000
             self._rec_worker.submit(self.av_recorder.write_audio, data, timestamp, rate, now)

@@ -1,0 +1,254 @@
+"""Restream against real clients: ffprobe and ffmpeg over RTSP (TCP), GStreamer's rtspsrc
+over UDP, HTTP snapshots and HLS read by ffprobe; a simulated camera behind a real cloud.
+
+What a user would notice: the URLs play the camera at its resolution with no decode
+error; ten RTSP clients make one session on the device; a wrong password is refused
+with nothing started on the device; the pull stops once the last client has gone for
+the idle time; a device that restarts under a running client comes back by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from iotvideo.app.restream import Restream, RestreamOptions
+from iotvideo.device.media import DeviceMedia
+from tests.link.world import World, app_sdk, device_client, eventually, make_world
+from tests.services import free_port
+from tests.support import Cloud, ffprobe, loopback_ice
+
+PASSWORD = "s3cret pass"
+
+
+@pytest.fixture(scope="module")
+def world(sqlite_cloud: Cloud) -> World:
+    return make_world(sqlite_cloud, devices=2)
+
+
+@pytest.fixture(autouse=True)
+def ice_on_loopback() -> object:
+    with loopback_ice():
+        yield
+
+
+@dataclass
+class Served:
+    restream: Restream
+    media: DeviceMedia
+    tid: str
+
+    def rtsp(self, path: str = "", user: str = "viewer", password: str = PASSWORD) -> str:
+        port = self.restream.rtsp.port  # type: ignore[union-attr]
+        return f"rtsp://{user}:{password.replace(' ', '%20')}@127.0.0.1:{port}/{self.tid}{path}"
+
+    def http(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.restream.http_port}/{self.tid}{path}"
+
+
+@contextlib.asynccontextmanager
+async def served(world: World, *, idle: float = 2.0, **media: object) -> AsyncIterator[Served]:
+    async with device_client(world.cloud.url, world.device) as dc:
+        device_media = DeviceMedia(dc, **{"video": "testsrc:?fps=15", "audio": "none", **media})
+        try:
+            async with app_sdk(world.cloud.url, world.owner) as sdk:
+                options = RestreamOptions(
+                    host="127.0.0.1",
+                    rtsp_port=free_port(),
+                    http_port=free_port(),
+                    users={"viewer": PASSWORD},
+                    tokens={world.device.tid: "camera-token"},
+                    idle=idle,
+                    definition="mid",
+                )
+                restream = Restream(sdk, options)
+                await restream.start()
+                try:
+                    yield Served(restream, device_media, world.device.tid)
+                finally:
+                    await restream.stop()
+        finally:
+            await device_media.close()
+
+
+def _run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _count_frames(args: list[str]) -> tuple[int, str]:
+    """ffmpeg reading ``args``' input, copying 5 s of video; frames read and its errors."""
+    done = _run("ffmpeg", "-v", "error", *args, "-c", "copy", "-t", "5", "-f", "mpegts",
+                "-y", "/dev/stdout", timeout=40)  # fmt: skip
+    return done.stdout.count("G"), done.stderr
+
+
+async def test_rtsp_plays_the_camera_to_ffprobe_ffmpeg_and_gstreamer(
+    world: World, tmp_path: Path
+) -> None:
+    async with served(world) as s:
+        info = await asyncio.to_thread(ffprobe, s.rtsp(), "-rtsp_transport", "tcp")
+        assert [(x["codec_name"], x["width"], x["height"]) for x in info["streams"]] == [
+            ("h264", 640, 360)
+        ]
+        # ffmpeg over TCP, copying 5 s: every frame decodes.
+        out = tmp_path / "copy.ts"
+        done = await asyncio.to_thread(
+            _run, "ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", s.rtsp(),
+            "-c", "copy", "-t", "5", "-y", str(out), timeout=40,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        decoded = await asyncio.to_thread(
+            _run, "ffmpeg", "-v", "error", "-i", str(out), "-f", "null", "-"
+        )
+        assert decoded.returncode == 0 and not decoded.stderr.strip(), decoded.stderr
+        frames = await asyncio.to_thread(ffprobe, out, "-count_frames")
+        assert 60 <= int(frames["streams"][0]["nb_read_frames"]) <= 90  # 5 s at 15 fps
+        # GStreamer's rtspsrc over UDP.
+        gst = await asyncio.to_thread(
+            _run, "gst-launch-1.0", "-q", "rtspsrc", f"location={s.rtsp()}", "protocols=udp",
+            "!", "rtph264depay", "!", "h264parse", "!", "avdec_h264", "!", "fakesink",
+            "num-buffers=30", timeout=40,
+        )  # fmt: skip
+        assert gst.returncode == 0, gst.stderr
+
+
+async def test_ten_rtsp_clients_make_one_session_on_the_device(world: World) -> None:
+    async with served(world) as s:
+
+        async def probe() -> dict[str, object]:
+            return await asyncio.to_thread(ffprobe, s.rtsp(), "-rtsp_transport", "tcp")
+
+        command = ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", s.rtsp(),
+                   "-c", "copy", "-t", "4", "-f", "null", "-"]  # fmt: skip
+        readers = [asyncio.create_subprocess_exec(*command) for _ in range(10)]
+        procs = await asyncio.gather(*readers)
+
+        async def ten_readers() -> None:
+            assert s.restream.clients.get(((s.tid, ""), "rtsp")) == 10
+
+        await eventually(ten_readers, timeout=15)
+        assert s.media.viewers == 1
+        assert all([await p.wait() == 0 for p in procs])
+        assert (await probe())["streams"]
+
+
+async def test_a_wrong_password_is_refused_with_nothing_started(world: World) -> None:
+    async with served(world) as s:
+        for url in (
+            s.rtsp(password="wrong"),
+            s.rtsp().replace(f"viewer:{PASSWORD.replace(' ', '%20')}@", ""),
+        ):
+            done = await asyncio.to_thread(
+                _run, "ffprobe", "-v", "error", "-rtsp_transport", "tcp", url
+            )
+            assert done.returncode != 0 and "401" in done.stderr, done.stderr
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (await http.get(s.http("/snapshot.jpg"))).status_code == 401
+            bad = await http.get(s.http("/snapshot.jpg"), auth=("viewer", "wrong"))
+            assert bad.status_code == 401
+            assert (await http.get(s.http("/index.m3u8?token=nope"))).status_code == 401
+            assert (await http.get(f"http://127.0.0.1:{s.restream.http_port}/nosuch/snapshot.jpg",
+                                   auth=("viewer", PASSWORD))).status_code == 404  # fmt: skip
+        assert s.media.viewers == 0 and not s.restream.feeds
+
+
+async def test_the_pull_stops_after_the_idle_time(world: World) -> None:
+    async with served(world, idle=2.0) as s:
+        done = await asyncio.to_thread(
+            _run, "ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", s.rtsp(),
+            "-c", "copy", "-t", "2", "-f", "null", "-",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        left = time.monotonic()
+        feed = s.restream.feeds[(s.tid, "")]
+
+        async def stopped() -> None:
+            assert not feed.running and s.media.viewers == 0
+
+        await eventually(stopped, timeout=10)
+        assert time.monotonic() - left <= 2.0 + 2.0  # the idle time, and the hang-up
+
+
+async def test_snapshot_and_hls_over_http(world: World, tmp_path: Path) -> None:
+    async with served(world) as s, httpx.AsyncClient(timeout=20) as http:
+        answers = await asyncio.gather(
+            *(http.get(s.http("/snapshot.jpg"), auth=("viewer", PASSWORD)) for _ in range(5))
+        )
+        assert {a.status_code for a in answers} == {200}
+        assert len({a.content for a in answers}) == 1  # one keyframe, decoded once
+        picture = tmp_path / "snap.jpg"
+        picture.write_bytes(answers[0].content)
+        stream = ffprobe(picture)["streams"][0]
+        assert (stream["codec_name"], stream["width"], stream["height"]) == ("mjpeg", 640, 360)
+        playlist = await http.get(s.http("/index.m3u8?token=camera-token"))
+        assert playlist.status_code == 200 and "#EXTINF" in playlist.text
+        assert "token=camera-token" in playlist.text
+        info = await asyncio.to_thread(ffprobe, s.http("/index.m3u8?token=camera-token"))
+        assert [(x["codec_name"], x["width"], x["height"]) for x in info["streams"]] == [
+            ("h264", 640, 360)
+        ]
+        metrics = (await http.get(f"http://127.0.0.1:{s.restream.http_port}/metrics")).text
+        assert f'iotvideo_restream_clients{{tid="{s.tid}",source="",protocol="hls"}} 1' in metrics
+        assert "iotvideo_restream_pulls_total" in metrics
+
+
+async def test_the_device_restarting_under_a_client(world: World, tmp_path: Path) -> None:
+    """The camera's device goes away and comes back: the RTSP client's frames resume
+    within 5 s, on the same RTSP session."""
+    async with app_sdk(world.cloud.url, world.owner) as sdk:
+        options = RestreamOptions(
+            host="127.0.0.1", rtsp_port=free_port(), http_port=free_port(),
+            users={"viewer": PASSWORD}, idle=5, definition="mid",
+        )  # fmt: skip
+        restream = Restream(sdk, options)
+        await restream.start()
+        tid = world.device.tid
+        url = f"rtsp://viewer:{PASSWORD.replace(' ', '%20')}@127.0.0.1:{restream.rtsp.port}/{tid}"  # type: ignore[union-attr]
+        try:
+            async with device_client(world.cloud.url, world.device) as dc:
+                media = DeviceMedia(dc, video="testsrc:?fps=15", audio="none")
+                reader = await asyncio.create_subprocess_exec(
+                    "ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url,
+                    "-c", "copy", "-f", "mpegts", "-y", str(tmp_path / "long.ts"),
+                )  # fmt: skip
+                feed = None
+
+                async def pulling() -> None:
+                    nonlocal feed
+                    feed = restream.feeds.get((tid, ""))
+                    assert feed is not None and feed.stats.packets > 30
+
+                await eventually(pulling, timeout=15)
+                await media.close()
+            assert feed is not None
+            before = feed.stats.packets
+            async with device_client(world.cloud.url, world.device) as dc:
+                media = DeviceMedia(dc, video="testsrc:?fps=15", audio="none")
+                back = time.monotonic()
+
+                async def resumed() -> None:
+                    assert feed is not None and feed.stats.packets > before + 15
+
+                await eventually(resumed, timeout=15)
+                resumed_after = time.monotonic() - back
+                size = (tmp_path / "long.ts").stat().st_size
+
+                async def reaches_the_client() -> None:
+                    assert (tmp_path / "long.ts").stat().st_size > size + 20_000
+
+                await eventually(reaches_the_client, timeout=10)
+                assert reader.returncode is None  # the same RTSP session
+                reader.terminate()
+                await reader.wait()
+                await media.close()
+            assert resumed_after <= 5.0, resumed_after
+        finally:
+            await restream.stop()
