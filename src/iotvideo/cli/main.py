@@ -12,6 +12,7 @@ from iotvideo.cli.device import device_app
 from iotvideo.cli.gateway import gateway_app
 from iotvideo.cli.media import use_ice_addresses as _media_commands  # noqa: F401 - registers app play/snapshot/record/talk
 from iotvideo.cli.playback import parse_time as _playback_commands  # noqa: F401 - registers app playback/download
+from iotvideo.cli.restream import restream_command
 from iotvideo.cli.vas import cloud_app as _vas_commands  # noqa: F401 - registers app events/cloud
 from iotvideo.cli.vendor import VendorClient as _vendor_commands  # noqa: F401 - registers vendor call/quickstart
 
@@ -38,6 +39,7 @@ app.add_typer(vendor_app, name="vendor")
 app.add_typer(app_app, name="app")
 app.add_typer(device_app, name="device")
 app.add_typer(gateway_app, name="gateway")
+app.command("restream")(restream_command)
 
 
 def _version(value: bool) -> None:

@@ -129,7 +129,9 @@ class RtspServer:
         self._thread: threading.Thread | None = None
         self._mounted: set[str] = set()
         self._lock = threading.Lock()
-        self._token_clients: dict[int, str] = {}  # id(client) -> the path its token opened
+        #: Clients a token let in -> the camera path it opened (a client's SETUP and PLAY
+        #: URLs carry no query); the wrapper is held, so GStreamer hands back the same one.
+        self._token_clients: dict[Any, str] = {}
         server = GstRtspServer.RTSPServer()
         server.set_address(host)
         server.set_service(str(port))
@@ -176,13 +178,13 @@ class RtspServer:
                 uri = ctx.uri
                 if uri is not None and check == "auth.check.url":
                     server._mount(uri.abspath)
-                client = id(ctx.client) if ctx.client is not None else 0
+                client = ctx.client
                 if uri is not None and check.startswith("auth.check.media.factory"):
                     path = _camera_path(uri.abspath)
                     if server.access.token_allows(path, uri.query):
-                        server._token_clients[client] = path
+                        server._remember_token_client(client, path)
                         return True
-                    if server._token_clients.get(client) == path:
+                    if client is not None and server._token_clients.get(client) == path:
                         return True  # SETUP and PLAY carry no query
                 return bool(GstRtspServer.RTSPAuth.do_check(self, ctx, check))
 
@@ -193,6 +195,14 @@ class RtspServer:
             token.set_string("media.factory.role", "user")
             auth.add_digest(name, password, token)
         return auth
+
+    def _remember_token_client(self, client: Any, path: str) -> None:
+        if client is None or client in self._token_clients:
+            if client is not None:
+                self._token_clients[client] = path
+            return
+        self._token_clients[client] = path
+        client.connect("closed", lambda c: self._token_clients.pop(c, None))
 
     # Mounts and clients
 
