@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -252,3 +253,47 @@ async def test_the_device_restarting_under_a_client(world: World, tmp_path: Path
             assert resumed_after <= 5.0, resumed_after
         finally:
             await restream.stop()
+
+
+HLS_PAGE = """
+<video id="v" muted autoplay playsinline></video>
+<script type="module">
+import Hls from "/player/hls.mjs";
+const video = document.getElementById("v");
+const hls = new Hls();
+hls.loadSource(window.SOURCE);
+hls.attachMedia(video);
+hls.on(Hls.Events.ERROR, (_e, data) => { if (data.fatal) window.FAILED = data.details; });
+</script>
+"""
+HLS_JS = Path(__file__).resolve().parents[2] / "src/iotvideo/cloud/console/vendor/hls.light.min.mjs"
+
+
+async def test_chromium_plays_the_hls_url_with_hls_js(world: World) -> None:
+    """A page plays the HLS URL (a token in it) with hls.js: the video element's time
+    advances and it shows the camera's size."""
+    from tests.live.browser import chromium_browser
+
+    async with served(world) as s, chromium_browser() as browser:
+        page = await browser.new_page()
+        # The page and hls.js: answered by the test itself (routes) at restream's origin.
+        origin = f"http://127.0.0.1:{s.restream.http_port}"
+
+        async def serve(route: Any) -> None:
+            if route.request.url.endswith("/hls.mjs"):
+                await route.fulfill(body=HLS_JS.read_text(), content_type="text/javascript")
+            else:
+                await route.fulfill(body=HLS_PAGE, content_type="text/html")
+
+        await page.route(f"{origin}/player/*", serve)
+        source = s.http("/index.m3u8?token=camera-token")
+        await page.add_init_script(f"window.SOURCE = {source!r};")
+        await page.goto(f"{origin}/player/")
+        await page.wait_for_function(
+            "() => window.FAILED || document.getElementById('v').currentTime > 2", timeout=30_000
+        )
+        assert await page.evaluate("window.FAILED || null") is None
+        size = await page.evaluate(
+            "() => { const v = document.getElementById('v'); return [v.videoWidth, v.videoHeight] }"
+        )
+        assert size == [640, 360]

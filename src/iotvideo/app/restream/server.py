@@ -42,6 +42,9 @@ __all__ = ["Restream", "RestreamOptions"]
 log = logging.getLogger("iotvideo.app.restream")
 
 Camera = tuple[str, str]  # (tid, source): source '' is the device's first channel
+#: Pages of any origin may play the HLS and show the stills (with a token in the URL:
+#: basic credentials are not sent across origins).
+CORS = {"Access-Control-Allow-Origin": "*"}
 
 
 @dataclass
@@ -331,7 +334,9 @@ class Restream:
                 return PlainTextResponse("no picture from the camera yet\n", status_code=504)
             except Exception as exc:  # the device refused or is away
                 return PlainTextResponse(f"the camera cannot be reached: {exc}\n", 502)
-            return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+            return Response(
+                picture, media_type="image/jpeg", headers={"Cache-Control": "no-store", **CORS}
+            )
 
         async def playlist(request: Request) -> Response:
             camera, path = camera_or_none(request)
@@ -352,7 +357,7 @@ class Restream:
             return Response(
                 segmenter.playlist(query),
                 media_type="application/vnd.apple.mpegurl",
-                headers={"Cache-Control": "no-cache"},
+                headers={"Cache-Control": "no-cache", **CORS},
             )
 
         async def segment(request: Request) -> Response:
@@ -366,7 +371,7 @@ class Restream:
             if found is None:
                 return PlainTextResponse("no such segment (any more)\n", status_code=404)
             entry[0].last_request = time.monotonic()  # type: ignore[index]
-            return Response(found.data, media_type="video/mp2t")
+            return Response(found.data, media_type="video/mp2t", headers=CORS)
 
         async def metrics(_request: Request) -> Response:
             return PlainTextResponse(restream.metrics(), media_type="text/plain; version=0.0.4")
