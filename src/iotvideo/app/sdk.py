@@ -200,21 +200,53 @@ class IoTVideo:
         watch :attr:`link_status`. ``fail_fast``: raise 21022 as soon as no cloud URL could
         be reached once (scripts), instead of retrying until ``timeout``.
         """
+        self.access_id = access_id
+        self.access_token = access_token
+        await self._start_link(
+            {"access_id": access_id, "access_token": access_token},
+            name=f"app {access_id}",
+            wait=wait,
+            timeout=timeout,
+            fail_fast=fail_fast,
+        )
+
+    @operation()
+    async def register_stream_ticket(
+        self,
+        ticket: str,
+        *,
+        timeout: float = 30.0,
+        fail_fast: bool = True,
+        completion: Completion | None = None,
+    ) -> None:
+        """Log in with the ticket of a DescribeStream URI (what a restream server does):
+        the session may watch that one device channel's live video, and nothing else.
+        Refused (20010) when the ticket is forged, altered or expired, 8003 when the
+        device's streaming was disabled or the relation is gone."""
+        await self._start_link(
+            {"stream_ticket": ticket},
+            name="stream ticket",
+            wait=True,
+            timeout=timeout,
+            fail_fast=fail_fast,
+        )
+
+    async def _start_link(
+        self, login: dict[str, str], *, name: str, wait: bool, timeout: float, fail_fast: bool
+    ) -> None:
         if not self._urls:
             raise IVError.of(ErrorCode.IVConnError_NotAvailableNow, "call setup(cloud_url) first")
         await self.unregister()
-        self.access_id = access_id
-        self.access_token = access_token
         self._endpoint = LinkEndpoint(
             self._urls,
             "/link/app",
-            login=lambda _nonce: {"access_id": access_id, "access_token": access_token},
+            login=lambda _nonce: login,
             on_login=self._on_login,
             on_request=self._on_request,
             on_push=self._on_push,
             on_state=self._on_state,
             stop_on_refusal=True,
-            name=f"app {access_id}",
+            name=name,
             **{k: v for k, v in self._options.items() if v is not None},
         )
         token = _current.set(weakref.ref(self))

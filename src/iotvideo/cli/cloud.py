@@ -146,6 +146,27 @@ def cloud_command(
             show_default=False,
         ),
     ] = None,
+    restream_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--restream-url",
+            metavar="URL",
+            help="A restream server DescribeStream hands out URIs on: its RTSP base "
+            "(rtsp://host:8554) and its HLS base (http://host:8556); repeat for a pool. "
+            "Env: IOTVIDEO_RESTREAM_URLS (a JSON list).",
+            show_default=False,
+        ),
+    ] = None,
+    stream_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="A file holding the Ed25519 private key (base64 of its 32 bytes) that signs "
+            "DescribeStream URIs, for several instances (default: one kept in the data "
+            "directory). Or set IOTVIDEO_STREAM_KEY.",
+            show_default=False,
+        ),
+    ] = None,
     url_secret_file: Annotated[
         Path | None,
         typer.Option(
@@ -173,6 +194,8 @@ def cloud_command(
         ice_urls=ice_url or None,
         turn_secret=_secret_file(turn_secret_file, "--turn-secret-file"),
         url_secret=_secret_file(url_secret_file, "--url-secret-file"),
+        restream_urls=restream_url or None,
+        stream_key=_secret_file(stream_key_file, "--stream-key-file"),
         tls_cert=tls_cert,
         tls_key=tls_key,
         public_url=public_url,
@@ -186,6 +209,18 @@ def cloud_command(
             "(peers need credentials).",
             2,
         )
+    bad = [
+        u for u in settings.restream_urls if not u.startswith(("rtsp://", "http://", "https://"))
+    ]
+    if bad:
+        die(f"--restream-url takes rtsp://, http:// or https:// URLs, not {bad[0]!r}", 2)
+    if settings.stream_key:
+        from iotvideo.cloud.streams import stream_key
+
+        try:
+            stream_key(settings.data, settings.stream_key)
+        except ValueError as exc:
+            die(str(exc), 2)
     from iotvideo.cloud.server import run
 
     raise typer.Exit(run(settings))

@@ -70,7 +70,8 @@ def restream_command(
 
     Each camera is pulled from its device once, on its first client, and left after the
     idle time. Clients sign in with --rtsp-user and its password, or with a camera's
-    token (`?token=`, from the config file).
+    token (`?token=`, from the config file). The URIs the vendor API's DescribeStream
+    hands out (`?ticket=`) are served too; without --access-id, only those.
     """
     from iotvideo.app import IoTVideo
     from iotvideo.app.restream import Restream
@@ -87,13 +88,16 @@ def restream_command(
     cloud = cloud or settings.cloud
     access_id = access_id or settings.access_id
     access_token = access_token or settings.access_token
-    if not cloud or not access_id or not access_token:
+    if not cloud:
+        die("give --cloud (or IOTVIDEO_CLOUD, or the config file's cloud key).", 2)
+    if bool(access_id) != bool(access_token):
         die(
-            "give --cloud, --access-id and --access-token (or IOTVIDEO_CLOUD, "
-            "IOTVIDEO_ACCESS_ID, IOTVIDEO_ACCESS_TOKEN, or the config file's keys).",
+            "give both --access-id and --access-token (IOTVIDEO_ACCESS_ID, "
+            "IOTVIDEO_ACCESS_TOKEN), or neither to serve DescribeStream URIs only.",
             2,
         )
     options = settings.options
+    options.cloud = cloud
     options.host = host or options.host
     options.rtsp_port = options.rtsp_port if rtsp_port is None else rtsp_port
     options.http_port = options.http_port if http_port is None else http_port
@@ -112,7 +116,7 @@ def restream_command(
                 2,
             )
         options.users[rtsp_user] = password
-    if not options.users and not options.tokens:
+    if access_id and not options.users and not options.tokens:
         die(
             "restream serves nothing without credentials: give --rtsp-user (and its "
             "password), or [users] / camera tokens in the config file.",
@@ -120,16 +124,20 @@ def restream_command(
         )
 
     async def serve() -> None:
-        sdk = IoTVideo()
-        sdk.setup(cloud)
-        await sdk.register(access_id, access_token, timeout=15, fail_fast=True)
+        sdk = None
+        if access_id and access_token:
+            sdk = IoTVideo()
+            sdk.setup(cloud)
+            await sdk.register(access_id, access_token, timeout=15, fail_fast=True)
         restream = Restream(sdk, options)
         try:
             await restream.start()
             rtsp = restream.rtsp.port if restream.rtsp is not None else options.rtsp_port
             shown = "127.0.0.1" if options.host in ("0.0.0.0", "::") else options.host  # noqa: S104
-            devices = restream.devices()
-            print(f"serving {len(devices)} device(s); Ctrl-C to stop", flush=True)
+            devices = restream.devices() if sdk is not None else []
+            tickets = "yes" if restream.ticket_key is not None else "no (no key from the cloud)"
+            print(f"serving {len(devices)} device(s); DescribeStream URIs: {tickets}; "
+                  "Ctrl-C to stop", flush=True)  # fmt: skip
             web = f"http://{shown}:{restream.http_port}"
             for tid in devices:
                 print(f"  rtsp://{shown}:{rtsp}/{tid}   {web}/{tid}/index.m3u8   "
@@ -141,7 +149,8 @@ def restream_command(
             await stop.wait()
         finally:
             await restream.stop()
-            await sdk.unregister()
+            if sdk is not None:
+                await sdk.unregister()
 
     try:
         asyncio.run(serve())

@@ -36,6 +36,7 @@ from iotvideo.cloud.metrics import router as metrics_router
 from iotvideo.cloud.replay import make_ledger
 from iotvideo.cloud.retention import run_retention
 from iotvideo.cloud.settings import CloudSettings
+from iotvideo.cloud.streams import router as streams_router
 from iotvideo.cloud.things import Things
 from iotvideo.cloud.vas import router as vas_router
 from iotvideo.cloud.vas import url_secret
@@ -147,6 +148,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(whep_router)
+    app.include_router(streams_router)
     app.include_router(console_router)
     app.include_router(vendor_router)
     app.include_router(vas_router)

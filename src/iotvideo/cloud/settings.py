@@ -112,6 +112,23 @@ class CloudSettings(BaseSettings):
         600, ge=30, description="Seconds the TURN credentials handed to peers stay valid."
     )
 
+    restream_urls: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Restream servers DescribeStream hands out URIs on: each one's RTSP base "
+            "(rtsp://host:8554) and HLS base (http://host:8556), several for a pool (JSON "
+            "list in the environment). Empty: DescribeStream answers ResourceUnavailable."
+        ),
+    )
+    stream_ttl: int = Field(
+        3600, ge=60, le=86_400, description="Seconds a DescribeStream URI opens new pulls."
+    )
+    stream_key: str | None = Field(
+        None,
+        description="Ed25519 private key (base64 of its 32-byte seed) that signs "
+        "DescribeStream URIs, for several instances (default: one kept in the data "
+        "directory). Restream servers get the public half at /restream/key.",
+    )
     url_secret: str | None = Field(
         None,
         description="Key of the signed playlist and segment URLs (default: one kept in the "

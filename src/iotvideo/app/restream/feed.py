@@ -18,12 +18,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from iotvideo.app.player import EncodedPacket, MonitorPlayer
-from iotvideo.protocol.errors import IVError
+from iotvideo.app.status import LinkStatus
+from iotvideo.protocol.errors import ErrorCode, IVError
 
 if TYPE_CHECKING:
     from iotvideo.app.sdk import IoTVideo
@@ -41,6 +42,15 @@ MAX_GOP_PACKETS = 600
 #: Seconds between pulls while clients wait for a device that is away (at most 2: a
 #: device that comes back is playing again within a few seconds).
 BACKOFF = (0.5, 1.0, 2.0)
+#: What ends a pull for good (its subscribers too): no such device, no relation, a
+#: refused credential.
+REFUSALS = frozenset(
+    {
+        ErrorCode.IVASrvErr_dst_notexsit,
+        ErrorCode.IVASrvErr_dst_error_relation,
+        ErrorCode.IVTermErr_msg_calling_check_token_error,
+    }
+)
 #: A keyframe this young (seconds) starts a new subscriber as it is.
 FRESH_KEYFRAME = 0.1
 
@@ -71,8 +81,15 @@ class CameraFeed:
         connect_timeout: float = 10.0,
         keyframe_wait: float = 1.5,
         player_factory: Callable[[], MonitorPlayer] | None = None,
+        sign_in: Callable[[], Awaitable[IoTVideo]] | None = None,
     ) -> None:
         self.sdk = sdk
+        #: Signs a link in for each pull (a DescribeStream ticket's), instead of ``sdk``.
+        self._sign_in = sign_in
+        #: Set when the pull may not go on (the device or the relation refused it): the
+        #: subscribers were ended, and new ones start a new attempt.
+        self.refused: IVError | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.tid = tid
         self.source = source
         self.definition = definition
@@ -180,6 +197,7 @@ class CameraFeed:
     def start(self) -> None:
         if not self.running or self._stopping:
             self._stopping = False
+            self.refused = None
             self._task = asyncio.ensure_future(self._pull_while_wanted())
 
     async def stop(self) -> None:
@@ -214,15 +232,64 @@ class CameraFeed:
             log.info("%s: the pull ended (%s); again in %.1f s", self.name, self.error, delay)
             await asyncio.sleep(delay)
 
+    def _refuse(self, error: IVError) -> None:
+        """The pull may not go on: every subscriber is ended (``None``), at once."""
+        self.refused = error
+        log.warning("%s: refused: %s", self.name, error)
+        for timer in self._waiting.values():
+            timer.cancel()
+        ended = [*self._subscribers, *self._waiting]
+        self._subscribers.clear()
+        self._waiting.clear()
+        for subscriber in ended:
+            with contextlib.suppress(Exception):
+                subscriber(None)  # type: ignore[arg-type]
+        self._stopping = True
+
     async def _pull_once(self) -> bool:
         """One connection to the device, until it ends. True when it got a picture."""
+        sdk = self.sdk
+        signed_in: IoTVideo | None = None
+        if self._sign_in is not None:
+            try:
+                sdk = signed_in = await self._sign_in()
+            except IVError as exc:
+                self.error = exc
+                self.stats.failed_pulls += 1
+                if exc.code in REFUSALS:
+                    self._refuse(exc)
+                return False
+        try:
+            return await self._pull_with(sdk, signed_in)
+        finally:
+            if signed_in is not None:
+                with contextlib.suppress(IVError):
+                    await signed_in.unregister()
+
+    async def _pull_with(self, sdk: IoTVideo, signed_in: IoTVideo | None) -> bool:
         player = (
             self._player_factory()
             if self._player_factory is not None
             else MonitorPlayer(
-                self.tid, sdk=self.sdk, source_id=self.source or None, definition=self.definition
+                self.tid, sdk=sdk, source_id=self.source or None, definition=self.definition
             )
         )
+        if signed_in is not None:
+            # The cloud ends a ticket's session when the vendor disables the device's
+            # streaming: the pull ends with it, for good.
+            def on_status(status: LinkStatus) -> None:
+                if status is LinkStatus.TOKEN_FAILED and self.player is player:
+                    self._refuse(
+                        IVError.of(
+                            ErrorCode.IVASrvErr_dst_error_relation,
+                            "the cloud ended the stream (its streaming was disabled?)",
+                        )
+                    )
+                    stopping = player.stop()
+                    self._background.add(stopping)
+                    stopping.add_done_callback(self._background.discard)
+
+            signed_in.add_status_listener(on_status)
         player.decode_video = False
         player.mute = True
         self.stats.pulls += 1
@@ -268,6 +335,8 @@ class CameraFeed:
                 self.error = exc
                 self.stats.failed_pulls += 1
                 log.warning("%s: cannot pull: %s", self.name, exc)
+                if exc.code in REFUSALS:
+                    self._refuse(exc)
                 return False
             player.request_keyframe()
             self.error = await player.wait_ended()

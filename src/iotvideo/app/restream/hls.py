@@ -48,6 +48,8 @@ class HlsSegmenter:
         #: Requests waiting for segments now (the segmenter is in use, however long ago
         #: the last request came).
         self.waiting = 0
+        #: The camera's pull was refused for good (its playlist is refused too).
+        self.refused = False
         self._sequence = 0
         self._pending: list[EncodedPacket] = []
         self._t0: int | None = None  # RTP time of the stream's first keyframe
@@ -56,7 +58,11 @@ class HlsSegmenter:
         self._changed = asyncio.Event()
         self._worker = SerialWorker(f"hls {name}", maxsize=16)
 
-    def add(self, packet: EncodedPacket) -> None:
+    def add(self, packet: EncodedPacket | None) -> None:
+        if packet is None:  # the pull was refused for good
+            self.refused = True
+            self._changed.set()
+            return
         if not packet.mime.lower().startswith("video/"):
             return
         if self._last_ts is not None:
@@ -99,7 +105,7 @@ class HlsSegmenter:
         self.waiting += 1
         try:
             async with asyncio.timeout(timeout):
-                while len(self.segments) < count:
+                while len(self.segments) < count and not self.refused:
                     await self._changed.wait()
         finally:
             self.waiting -= 1

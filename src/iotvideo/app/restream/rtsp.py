@@ -37,11 +37,11 @@ class RtspUnavailable(RuntimeError):
 class StreamAccess(Protocol):
     """What the restream server decides for the RTSP face."""
 
-    def camera_of(self, path: str) -> tuple[str, str] | None:
+    def camera_of(self, path: str, query: str | None = None) -> tuple[str, str] | None:
         """The (tid, source) a URL path names, or None when it names none we serve."""
 
     def token_allows(self, path: str, query: str | None) -> bool:
-        """Does the URL's query carry a token that opens this path's camera?"""
+        """Does the URL's query carry a token (or a ticket) that opens this path's camera?"""
 
     def subscribe(self, tid: str, source: str, push: Callable[[EncodedPacket], object]) -> Any:
         """Start feeding ``push`` (on the asyncio loop); returns what :meth:`unsubscribe`
@@ -90,10 +90,15 @@ class _Client:
     _rtp0: int | None = None
     _last_pts: int = -1
 
-    def push(self, packet: EncodedPacket) -> None:
-        """Stamp with the device's own clock (RTP, 90 kHz), anchored at the running time
+    def push(self, packet: EncodedPacket | None) -> None:
+        """``None``: the camera's pull was refused for good; the client's stream ends.
+
+        Stamp with the device's own clock (RTP, 90 kHz), anchored at the running time
         of the first packet: frames keep their spacing, a replayed group of pictures
         included (it then plays that much behind live)."""
+        if packet is None:
+            self.appsrc.emit("end-of-stream")
+            return
         offset = None if self._rtp0 is None else (packet.timestamp - self._rtp0) & 0xFFFFFFFF
         if offset is None or offset > 10 * 90_000:  # the first, or a new pull's timeline
             clock = self.pipeline.get_clock()
@@ -127,6 +132,7 @@ class RtspServer:
         self._context = self.GLib.MainContext.new()
         self._main = self.GLib.MainLoop.new(self._context, False)
         self._thread: threading.Thread | None = None
+        self._source: Any = None
         self._mounted: set[str] = set()
         self._lock = threading.Lock()
         #: Clients a token let in -> the camera path it opened (a client's SETUP and PLAY
@@ -146,8 +152,13 @@ class RtspServer:
     # Start and stop
 
     def start(self) -> None:
-        if self._server.attach(self._context) == 0:
-            raise OSError(f"RTSP: cannot listen on {self.host}:{self.port} (in use?)")
+        try:
+            self._source = self._server.create_source(None)
+        except self.GLib.Error as exc:
+            raise OSError(
+                f"RTSP: cannot listen on {self.host}:{self.port}: {exc.message}"
+            ) from None
+        self._source.attach(self._context)
         self.port = self._server.get_bound_port()
         self._thread = threading.Thread(target=self._main.run, name="rtsp", daemon=True)
         self._thread.start()
@@ -159,6 +170,8 @@ class RtspServer:
 
         def close_all(*_args: Any) -> bool:
             self._server.client_filter(lambda _s, _c, *_: 2)  # GST_RTSP_FILTER_REMOVE
+            self._source.destroy()
+            self._source = None  # its last reference: the listening socket closes
             self._main.quit()
             return False
 
@@ -177,7 +190,7 @@ class RtspServer:
             def do_check(self, ctx: Any, check: str) -> bool:
                 uri = ctx.uri
                 if uri is not None and check == "auth.check.url":
-                    server._mount(uri.abspath)
+                    server._mount(uri.abspath, uri.query)
                 client = ctx.client
                 if uri is not None and check.startswith("auth.check.media.factory"):
                     path = _camera_path(uri.abspath)
@@ -206,13 +219,13 @@ class RtspServer:
 
     # Mounts and clients
 
-    def _mount(self, abspath: str) -> None:
+    def _mount(self, abspath: str, query: str | None) -> None:
         """Add the mount for a camera path on its first request (on GStreamer's thread)."""
         path = _camera_path(abspath)
         with self._lock:
             if path in self._mounted:
                 return
-            camera = self.access.camera_of(path)
+            camera = self.access.camera_of(path, query)
             if camera is None:
                 return  # no mount: 404
             factory = self._factory_class(self, *camera)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hmac
 import logging
 import statistics
@@ -25,13 +26,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from iotvideo.app.player import EncodedPacket
 from iotvideo.app.restream.feed import CameraFeed
 from iotvideo.app.restream.hls import HlsSegmenter
 from iotvideo.media.h264 import H264Decoder
 from iotvideo.media.recorder import encode_picture
+from iotvideo.protocol.errors import ErrorCode, IVError
+from iotvideo.protocol.stream import TicketError, verify_ticket
 
 if TYPE_CHECKING:
     from iotvideo.app.restream.rtsp import RtspServer
@@ -64,19 +69,27 @@ class RestreamOptions:
     definition: str = "high"
     rtsp: bool = True
     http: bool = True
+    #: The cloud's URL: DescribeStream URIs (``?ticket=``) are served when it is set
+    #: (checked with the key at its ``/restream/key``, pulled with the ticket itself).
+    cloud: str | None = None
 
 
 class Restream:
     """The restream server over an app SDK that is registered (logged in)."""
 
-    def __init__(self, sdk: IoTVideo, options: RestreamOptions | None = None) -> None:
+    def __init__(self, sdk: IoTVideo | None, options: RestreamOptions | None = None) -> None:
         self.sdk = sdk
         self.options = options or RestreamOptions()
-        if not self.options.users and not self.options.tokens:
+        if not self.options.users and not self.options.tokens and not self.options.cloud:
             raise ValueError(
                 "restream serves nothing without credentials: give a user and password "
                 "(--rtsp-user, --rtsp-password-stdin) or camera tokens in the config"
             )
+        if sdk is None and not self.options.cloud:
+            raise ValueError("restream needs a signed-in app SDK, or the cloud's URL")
+        #: The cloud's stream key (public half), for DescribeStream tickets.
+        self.ticket_key: Ed25519PublicKey | None = None
+        self._tickets: dict[Camera, str] = {}  # the latest valid ticket per camera
         self.feeds: dict[Camera, CameraFeed] = {}
         self.clients: dict[tuple[Camera, str], int] = {}  # (camera, protocol) -> count
         self._hls: dict[Camera, tuple[HlsSegmenter, Callable[[], None]]] = {}
@@ -91,28 +104,55 @@ class Restream:
     # Which cameras
 
     def devices(self) -> list[str]:
+        """The devices served to users and camera tokens (tickets open their own)."""
         if self.options.devices is not None:
             return list(self.options.devices)
         reply = getattr(self.sdk, "login_reply", None) or {}
         return [str(t) for t in reply.get("devices", [])]
 
-    def camera_of(self, path: str) -> Camera | None:
-        """``/tid`` or ``/tid/N`` -> (tid, source), when tid is served."""
+    def camera_of(
+        self, path: str, query: str | None = None, protocol: str = "RTSP"
+    ) -> Camera | None:
+        """``/tid`` or ``/tid/N`` -> (tid, source), when tid is served (or the query
+        holds a valid DescribeStream ticket for it)."""
         parts = [p for p in path.split("/") if p]
-        if not 1 <= len(parts) <= 2 or parts[0] not in self.devices():
+        if not 1 <= len(parts) <= 2:
             return None
         source = parts[1] if len(parts) == 2 else ""
         if source and not source.isdigit():
             return None
-        return parts[0], source
+        camera = (parts[0], source)
+        if parts[0] in self.devices() or self._ticket_for(camera, query, protocol):
+            return camera
+        return None
 
-    def token_allows(self, path: str, query: str | None) -> bool:
-        camera = self.camera_of(path)
+    def token_allows(self, path: str, query: str | None, protocol: str = "RTSP") -> bool:
+        """Does the query open the path's camera: its token, or a DescribeStream ticket
+        for it and this protocol?"""
+        camera = self.camera_of(path, query, protocol)
         if camera is None or not query:
             return False
+        if self._ticket_for(camera, query, protocol):
+            return True
         expected = self.options.tokens.get(camera[0])
         given = parse_qs(query).get("token", [""])[0]
         return bool(expected) and hmac.compare_digest(given, str(expected))
+
+    def _ticket_for(self, camera: Camera, query: str | None, protocol: str) -> bool:
+        """A valid ticket for ``camera`` and ``protocol`` in the query (remembered as the
+        camera's latest, to pull with)."""
+        ticket = parse_qs(query or "").get("ticket", [""])[0]
+        if not ticket or self.ticket_key is None:
+            return False
+        try:
+            claim = verify_ticket(self.ticket_key, ticket, now=int(time.time()))
+        except TicketError as exc:
+            log.info("a ticket for %s/%s refused: %s", camera[0], camera[1], exc)
+            return False
+        if (claim.tid, claim.source, claim.protocol) != (*camera, protocol):
+            return False
+        self._tickets[camera] = ticket
+        return True
 
     def user_allows(self, name: str, password: str) -> bool:
         expected = self.options.users.get(name)
@@ -123,15 +163,34 @@ class Restream:
     def feed(self, camera: Camera) -> CameraFeed:
         feed = self.feeds.get(camera)
         if feed is None:
+            own = self.sdk is not None and camera[0] in self.devices()
             feed = CameraFeed(
-                self.sdk,
+                self.sdk,  # type: ignore[arg-type]  # None only with sign_in
                 camera[0],
                 camera[1],
                 definition=self.options.definition,
                 idle=self.options.idle,
+                sign_in=None if own else functools.partial(self._sign_in, camera),
             )
             self.feeds[camera] = feed
         return feed
+
+    async def _sign_in(self, camera: Camera) -> IoTVideo:
+        """A link signed in with the camera's latest ticket (a pull of a DescribeStream
+        URI): the cloud checks it again (the device still streams, the relation holds)."""
+        from iotvideo.app.sdk import IoTVideo
+
+        ticket = self._tickets.get(camera)
+        if ticket is None or self.options.cloud is None:
+            raise IVError.of(ErrorCode.IVTermErr_msg_calling_check_token_error, "no ticket")
+        sdk = IoTVideo()
+        sdk.setup(self.options.cloud)
+        try:
+            await sdk.register_stream_ticket(ticket, timeout=10)
+        except BaseException:
+            await sdk.unregister()
+            raise
+        return sdk
 
     def subscribe(
         self, tid: str, source: str, push: Callable[[EncodedPacket], object]
@@ -150,6 +209,8 @@ class Restream:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.options.cloud:
+            self.ticket_key = await _ticket_key(self.options.cloud)
         if self.options.rtsp:
             from iotvideo.app.restream.rtsp import RtspServer
 
@@ -210,12 +271,9 @@ class Restream:
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
-            for camera, (segmenter, unsubscribe) in list(self._hls.items()):
+            for camera, (segmenter, _unsubscribe) in list(self._hls.items()):
                 if not segmenter.waiting and now - segmenter.last_request > self.options.idle:
-                    unsubscribe()
-                    segmenter.close()
-                    del self._hls[camera]
-                    self.client_count(*camera, -1, protocol="hls")
+                    self.drop_hls(camera)
 
     # HLS and snapshots
 
@@ -229,6 +287,13 @@ class Restream:
             self.client_count(*camera, +1, protocol="hls")
         entry[0].last_request = time.monotonic()
         return entry[0]
+
+    def drop_hls(self, camera: Camera) -> None:
+        entry = self._hls.pop(camera, None)
+        if entry is not None:
+            entry[1]()
+            entry[0].close()
+            self.client_count(*camera, -1, protocol="hls")
 
     async def snapshot(self, camera: Camera, timeout: float = 10.0) -> bytes:
         """A JPEG of the camera's latest keyframe: decoded once per keyframe, however many
@@ -300,7 +365,7 @@ class Restream:
         restream = self
 
         def allowed(request: Request, path: str) -> bool:
-            if restream.token_allows(path, request.url.query):
+            if restream.token_allows(path, request.url.query, "HLS"):
                 return True
             header = request.headers.get("authorization", "")
             if header.lower().startswith("basic "):
@@ -320,7 +385,7 @@ class Restream:
 
         def camera_or_none(request: Request) -> tuple[Camera | None, str]:
             path = "/" + request.path_params["camera"].strip("/")
-            return restream.camera_of(path), path
+            return restream.camera_of(path, request.url.query, "HLS"), path
 
         async def snapshot(request: Request) -> Response:
             camera, path = camera_or_none(request)
@@ -347,13 +412,19 @@ class Restream:
             segmenter = restream.hls(camera)
             try:
                 await segmenter.wait_segments(2, timeout=15)
+                if segmenter.refused:
+                    restream.drop_hls(camera)
+                    return PlainTextResponse(
+                        f"the camera refused: {restream.feed(camera).refused}\n", 403
+                    )
             except TimeoutError:
                 error = restream.feed(camera).error
                 return PlainTextResponse(
                     f"no video from the camera yet{f': {error}' if error else ''}\n", 504
                 )
-            token = parse_qs(request.url.query).get("token", [""])[0]
-            query = f"token={token}" if token else ""
+            given = parse_qs(request.url.query)
+            kept: dict[str, str] = {k: given[k][0] for k in ("token", "ticket") if k in given}
+            query = urlencode(kept)
             return Response(
                 segmenter.playlist(query),
                 media_type="application/vnd.apple.mpegurl",
@@ -384,6 +455,23 @@ class Restream:
                 Route("/{camera:path}/seg{n:int}.ts", segment),
             ]
         )
+
+
+async def _ticket_key(cloud: str) -> Ed25519PublicKey | None:
+    """The cloud's stream key (its public half), or None (and a warning) when the cloud
+    does not say: DescribeStream URIs are then refused."""
+    import httpx
+
+    url = cloud.rstrip("/") + "/restream/key"
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            answer = await http.get(url)
+            answer.raise_for_status()
+            raw = base64.b64decode(answer.json()["key"])
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        log.warning("no stream key from %s (%s): DescribeStream URIs will be refused", url, exc)
+        return None
 
 
 def _picture_of(keyframe: bytes) -> bytes:

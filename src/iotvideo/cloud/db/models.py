@@ -13,6 +13,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -118,6 +119,8 @@ class Device(Base):
     device_name: Mapped[str] = mapped_column(String(64))
     public_key: Mapped[bytes] = mapped_column(LargeBinary(64))
     disabled: Mapped[bool] = mapped_column(default=False)
+    #: DisableDeviceStream: no DescribeStream URI opens its video (RunDeviceStream undoes).
+    stream_disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
     active_time: Mapped[int] = mapped_column(default=0)
     ota_version: Mapped[str] = mapped_column(String(32), default="")
     online: Mapped[int] = mapped_column(default=0)

@@ -23,10 +23,12 @@ from iotvideo.cloud.db.tables import access_tokens, app_users, bindings, devices
 from iotvideo.cloud.link.session import LinkSession, OpHandler, field
 from iotvideo.cloud.ota import find_offer
 from iotvideo.cloud.provisioning import issue_bind_token
+from iotvideo.cloud.streams import stream_key
 from iotvideo.cloud.turn import ice_servers
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.link import Push, Reply, Request
+from iotvideo.protocol.stream import StreamClaim, TicketError, verify_ticket
 
 __all__ = ["AppSession"]
 
@@ -49,6 +51,11 @@ class Grant:
     expires_at: int
 
 
+def _stream_key(tid: str) -> str:
+    """The user-event key of a device's ticket sessions (ActionContext.end_streams)."""
+    return f"stream:{tid}"
+
+
 def _no_relation(message: str) -> IVError:
     return IVError.of(ErrorCode.IVASrvErr_dst_error_relation, message)
 
@@ -58,6 +65,8 @@ class AppSession(LinkSession):
     #: A write the cloud has read is stored and handed to the device even if the writer
     #: closes its link at once (docs/protocol.md, "Writes").
     lasting_ops = frozenset({"prop.write"})
+    #: What a restream server's ticket login may watch (None: a user's login).
+    _stream_claim: StreamClaim | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -88,6 +97,8 @@ class AppSession(LinkSession):
     # Login
 
     async def _login(self, login: Request) -> dict[str, Any]:
+        if "stream_ticket" in login.data:
+            return await self._ticket_login(field(login.data, "stream_ticket", str))
         access_id = field(login.data, "access_id", str)
         token = field(login.data, "access_token", str)
         now = self.ctx.now()
@@ -129,7 +140,76 @@ class AppSession(LinkSession):
             "event_seq": await self.ctx.messaging.last_event_seq(),
         }
 
+    async def _ticket_login(self, ticket: str) -> dict[str, Any]:
+        """A restream server signs in with a DescribeStream ticket: it may watch that one
+        device channel (media.ice, media.offer of a monitor, media.candidate), as long as
+        the device streams and the AccessId's relation holds (checked again when the
+        vendor changes either: DisableDeviceStream ends the session)."""
+        settings = self.ctx.settings
+        key = stream_key(settings.data, settings.stream_key).public_key()
+        try:
+            claim = verify_ticket(key, ticket, now=self.ctx.now())
+        except TicketError as exc:
+            raise IVError.of(ErrorCode.IVTermErr_msg_calling_check_token_error, str(exc)) from None
+        self._stream_claim = claim
+        async with self.ctx.db.read() as conn:
+            await self._check_stream(conn, claim)
+            self.vendor_id = (
+                await conn.scalar(
+                    select(app_users.c.vendor_id).where(app_users.c.access_id == claim.access_id)
+                )
+            ) or ""
+        self.access_id = claim.access_id
+        self._grants[claim.tid] = Grant("visitor", None, NEVER)
+        await self.ctx.hub.watch_user(_stream_key(claim.tid), self)
+        await self._watch(claim.tid)
+        return {
+            "time": self.ctx.now(),
+            "session": self.sid,
+            "access_id": claim.access_id,
+            "expires_at": NEVER,
+            "devices": [claim.tid],
+            "event_seq": 0,
+        }
+
+    async def _check_stream(self, conn: AsyncConnection, claim: StreamClaim) -> None:
+        """8002/8003 unless the ticket's device still streams to its AccessId."""
+        row = (
+            await conn.execute(
+                select(devices.c.disabled, devices.c.stream_disabled).where(
+                    devices.c.tid == claim.tid
+                )
+            )
+        ).first()
+        if row is None:
+            raise IVError.of(ErrorCode.IVASrvErr_dst_notexsit, f"no device {claim.tid!r}")
+        if row.disabled or row.stream_disabled:
+            raise _no_relation(f"streaming of {claim.tid} is disabled")
+        token = None
+        if claim.token_hash:
+            token = (
+                await conn.execute(
+                    select(access_tokens).where(
+                        access_tokens.c.token_hash == claim.token_hash,
+                        access_tokens.c.revoked_at.is_(None),
+                        access_tokens.c.expires_at > self.ctx.now(),
+                    )
+                )
+            ).first()
+            if token is None:
+                raise _no_relation("the device token of this stream was revoked or expired")
+        await device_role(conn, claim.access_id, claim.tid, token)
+
+    async def _recheck_stream(self, claim: StreamClaim) -> None:
+        try:
+            async with self.ctx.db.read() as conn:
+                await self._check_stream(conn, claim)
+        except IVError as exc:
+            await self.close(link.CLOSE_REFUSED, exc.code, exc.message)
+
     async def _leave(self) -> None:
+        if self._stream_claim is not None:
+            await self.ctx.hub.unwatch_user(_stream_key(self._stream_claim.tid), self)
         if self.access_id:
             await self.ctx.hub.unwatch_user(self.access_id, self)
         for tid in list(self._watched):
@@ -152,6 +232,8 @@ class AppSession(LinkSession):
 
     async def grant(self, tid: str, *, owner_only: bool = False, what: str = "") -> Grant:
         """The session's grant for ``tid``: 8002 no such device, 8003 no relation or not owner."""
+        if self._stream_claim is not None and tid != self._stream_claim.tid:
+            raise _no_relation(f"this stream ticket does not open {tid}")
         found = self._grants.get(tid)
         if found is not None and found.expires_at <= self.ctx.now():
             await self._unwatch(
@@ -190,6 +272,9 @@ class AppSession(LinkSession):
 
     async def _recheck(self) -> None:
         """Tokens or bindings changed: drop what is no longer granted, add new bindings."""
+        if self._stream_claim is not None:
+            await self._recheck_stream(self._stream_claim)
+            return
         now = self.ctx.now()
         async with self.ctx.db.read() as conn:
             live = await conn.scalar(
@@ -232,6 +317,13 @@ class AppSession(LinkSession):
     # Operations
 
     def _handlers(self) -> dict[str, OpHandler]:
+        if self._stream_claim is not None:  # a restream server's ticket: watching only
+            return {
+                "media.ice": self._media_ice,
+                "media.offer": self._media_offer,
+                "media.candidate": self._media_candidate,
+                "ping": self._ping,
+            }
         return {
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe_op,
@@ -409,6 +501,9 @@ class AppSession(LinkSession):
             )
         source = field(request.data, "source", str, required=False, default="")
         definition = field(request.data, "definition", str, required=False, default="low")
+        claim = self._stream_claim
+        if claim is not None and (kind != "monitor" or source != claim.source):
+            raise _no_relation("this stream ticket opens its channel's live video only")
         grant = await self.grant(tid)
         body: dict[str, Any] = {
             "sdp": sdp,

@@ -6,6 +6,7 @@ from iotvideo.cloud.vendor import (
     ota,
     products,
     storage,
+    streams,
     things,
     tokens,
     users,
@@ -26,5 +27,5 @@ __all__ = [
 
 def register_all(api: VendorApi) -> None:
     """Register every action this cloud implements."""
-    for module in (products, devices, users, tokens, bindings, things, storage, ota):
+    for module in (products, devices, users, tokens, bindings, things, storage, ota, streams):
         module.register(api)

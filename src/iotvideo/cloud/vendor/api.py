@@ -88,6 +88,13 @@ class ActionContext:
             hub = self.link.hub
             self.after_commit.append(lambda: hub.push_device(tid, op, data))
 
+    def end_streams(self, tid: str) -> None:
+        """After commit, have the device's stream-ticket sessions (restream servers'
+        pulls) check again whether the device streams: DisableDeviceStream ends them."""
+        if self.link is not None:
+            hub = self.link.hub
+            self.after_commit.append(lambda: hub.user_changed(f"stream:{tid}"))
+
     def kick_device(self, tid: str, code: int, message: str) -> None:
         """After commit, end the device's link session with a seed code."""
         if self.link is not None:

@@ -110,7 +110,7 @@ def device_data(d: AnyRow, *, iot_model: str = "") -> dict[str, Any]:
         "ProductId": d.product_id,
         "Certificate": "",
         "WhiteBoxSoUrl": "",
-        "StreamStatus": not d.disabled,
+        "StreamStatus": not d.disabled and not d.stream_disabled,
     }
 
 
@@ -120,7 +120,7 @@ def _devices_data(d: AnyRow, full: bool) -> dict[str, Any]:
         "DeviceName": d.device_name,
         "ActiveTime": d.active_time,
         "Disabled": d.disabled,
-        "StreamStatus": not d.disabled,
+        "StreamStatus": not d.disabled and not d.stream_disabled,
         "OtaVersion": d.ota_version if full else "",
         "Online": d.online if full else 0,
         "LastOnlineTime": d.last_online_time if full else 0,

@@ -30,6 +30,7 @@ class Code(StrEnum):
     LIMIT_EXCEEDED = "LimitExceeded"
     MISSING_PARAMETER = "MissingParameter"
     NO_SUCH_VERSION = "NoSuchVersion"
+    OPERATION_DENIED = "OperationDenied"
     REQUEST_LIMIT_EXCEEDED = "RequestLimitExceeded"
     REQUEST_SIZE_LIMIT_EXCEEDED = "RequestSizeLimitExceeded"
     RESOURCE_IN_USE = "ResourceInUse"
