@@ -51,6 +51,9 @@ class StreamAccess(Protocol):
 
     def client_count(self, tid: str, source: str, delta: int) -> None: ...
 
+    def keyframe_wanted(self, tid: str, source: str) -> None:
+        """A client starts playing: the camera's next keyframe, soon."""
+
 
 def _gst() -> tuple[Any, Any, Any, Any]:
     try:
@@ -261,7 +264,14 @@ class RtspServer:
                     server.access.unsubscribe(client.handle)
                     server.access.client_count(tid, source, -1)
 
+                def target_state(_media: Any, state: int) -> None:
+                    # The client's PLAY. The keyframe it was prepared with (its SDP needs
+                    # one) went before: ask the device for a new one to start it on.
+                    if state == server.Gst.State.PLAYING:
+                        server.loop.call_soon_threadsafe(server.access.keyframe_wanted, tid, source)
+
                 server.loop.call_soon_threadsafe(attach)
+                media.connect("target-state", target_state)
                 media.connect("unprepared", lambda _m: server.loop.call_soon_threadsafe(detach))
 
         return Factory

@@ -201,6 +201,11 @@ class Restream:
         if callable(handle):
             handle()
 
+    def keyframe_wanted(self, tid: str, source: str) -> None:
+        feed = self.feeds.get((tid, source))
+        if feed is not None and feed.player is not None:
+            feed.player.request_keyframe()
+
     def client_count(self, tid: str, source: str, delta: int, protocol: str = "rtsp") -> None:
         key = ((tid, source), protocol)
         self.clients[key] = max(0, self.clients.get(key, 0) + delta)
