@@ -36,10 +36,10 @@ from typing import Any
 import av
 
 from iotvideo.app import IoTVideo
-from iotvideo.app.player import MonitorPlayer
 from iotvideo.media.testsrc import read_stamp
 from iotvideo.media.webrtc import set_host_addresses
 from link import Cloud, Vendor
+from live import glass_to_glass
 
 PASSWORD = "bench-password"  # noqa: S105 - the benchmark's own
 
@@ -98,26 +98,6 @@ def rtsp_ages(url: str, frames: int) -> list[float]:
             if len(ages) >= frames:
                 break
     return ages
-
-
-async def webrtc_ages(sdk: IoTVideo, tid: str, frames: int) -> list[float]:
-    player = MonitorPlayer(tid, sdk=sdk, definition="mid")
-    ages: list[float] = []
-    done = asyncio.Event()
-
-    def on_frame(frame: av.VideoFrame) -> None:
-        now = time.time() * 1000
-        stamp = read_stamp(frame.to_ndarray(format="gray"))
-        if stamp is not None:
-            ages.append(now - stamp.time_ms)
-        if len(ages) >= frames + 10:
-            done.set()
-
-    player.video_render.callbacks.append(on_frame)  # type: ignore[attr-defined]
-    await player.play()
-    await asyncio.wait_for(done.wait(), frames / 10 + 15)
-    await player.stop()
-    return ages[10:]
 
 
 async def run(args: argparse.Namespace, cloud: Cloud, data: Path) -> None:
@@ -184,7 +164,7 @@ async def run(args: argparse.Namespace, cloud: Cloud, data: Path) -> None:
         print(f"  starting the pull, quick client    {statistics.median(cold):7.1f}")
         # 2. Glass to glass.
         over_rtsp = await asyncio.to_thread(rtsp_ages, url, args.frames)
-        over_webrtc = await webrtc_ages(sdk, tid, args.frames)
+        over_webrtc = await glass_to_glass(sdk, tid, args.frames)
         rtsp_p50, webrtc_p50 = statistics.median(over_rtsp), statistics.median(over_webrtc)
         print(f"glass to glass, {args.frames} pictures each (ms): WebRTC player p50 "
               f"{webrtc_p50:.1f}, RTSP through restream p50 {rtsp_p50:.1f}, "

@@ -388,16 +388,18 @@ class Restream:
                 headers={"WWW-Authenticate": 'Basic realm="iotvideo restream"'},
             )
 
-        def camera_or_none(request: Request) -> tuple[Camera | None, str]:
+        def camera_of(request: Request) -> Camera | Response:
+            """The camera a request names and may see, or the answer refusing it."""
             path = "/" + request.path_params["camera"].strip("/")
-            return restream.camera_of(path, request.url.query, "HLS"), path
-
-        async def snapshot(request: Request) -> Response:
-            camera, path = camera_or_none(request)
+            camera = restream.camera_of(path, request.url.query, "HLS")
             if camera is None:
                 return PlainTextResponse("no such camera\n", status_code=404)
-            if not allowed(request, path):
-                return refused()
+            return camera if allowed(request, path) else refused()
+
+        async def snapshot(request: Request) -> Response:
+            camera = camera_of(request)
+            if isinstance(camera, Response):
+                return camera
             try:
                 picture = await restream.snapshot(camera)
             except TimeoutError:
@@ -409,11 +411,9 @@ class Restream:
             )
 
         async def playlist(request: Request) -> Response:
-            camera, path = camera_or_none(request)
-            if camera is None:
-                return PlainTextResponse("no such camera\n", status_code=404)
-            if not allowed(request, path):
-                return refused()
+            camera = camera_of(request)
+            if isinstance(camera, Response):
+                return camera
             segmenter = restream.hls(camera)
             try:
                 await segmenter.wait_segments(2, timeout=15)
@@ -437,11 +437,9 @@ class Restream:
             )
 
         async def segment(request: Request) -> Response:
-            camera, path = camera_or_none(request)
-            if camera is None:
-                return PlainTextResponse("no such camera\n", status_code=404)
-            if not allowed(request, path):
-                return refused()
+            camera = camera_of(request)
+            if isinstance(camera, Response):
+                return camera
             entry = restream._hls.get(camera)
             found = entry[0].segment(int(request.path_params["n"])) if entry else None
             if found is None:
