@@ -218,6 +218,7 @@ ARGS: dict[str, Any] = {
     "ssid": "s",
     "password": "p",
     "token": "t",
+    "ticket": "t",
     "definition": "mid",
     "speed": 2.0,
     "time_ms": 1,
@@ -226,6 +227,7 @@ ARGS: dict[str, Any] = {
 #: Shorter waits than the defaults (the walk must not take minutes).
 QUICK: dict[str, dict[str, Any]] = {
     "register": {"timeout": 0.5, "fail_fast": True},
+    "register_stream_ticket": {"timeout": 0.5, "fail_fast": True},
     "get_device_list": {"timeout": 0.2},
     "send_wifi": {"timeout": 0.5},
 }
