@@ -5,6 +5,9 @@ PYTHON ?= $(shell scripts/python.sh)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# iotvideo[restream] (PyGObject, built against system packages that only the suite and the
+# benchmarks need: the demo does without them).
+RESTREAM := $(VENV)/.restream
 
 .PHONY: demo test lint typecheck unit bench clean system-demo system-test
 
@@ -12,6 +15,10 @@ $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "no supported Python found (see above)" >&2; exit 1; }
 	scripts/venv.sh "$(PYTHON)" $(VENV) test,demo,bench
 	touch $(STAMP)
+
+$(RESTREAM): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[restream]"
+	touch $(RESTREAM)
 
 system-demo:
 	@scripts/system-deps.sh demo
@@ -36,13 +43,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: system-test $(STAMP)
+unit: system-test $(STAMP) $(RESTREAM)
 	$(BIN)/pytest
 
 # System packages first: on a fresh machine even the venv may need them.
 test: system-test lint typecheck unit
 
-bench: $(STAMP)
+bench: system-test $(STAMP) $(RESTREAM)
 	$(BIN)/python benchmarks/vendor_api.py
 	$(BIN)/python benchmarks/link.py
 	$(BIN)/python benchmarks/live.py

@@ -20,12 +20,12 @@ if ! "$python" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 
     need+=(python3 python3-venv)
 fi
 
-# Every run: the venv holds iotvideo[restream], whose PyGObject pip builds against GObject
-# introspection (and pycairo against cairo).
-pkg-config --exists gobject-introspection-1.0 2>/dev/null || need+=(pkg-config libgirepository1.0-dev)
-pkg-config --exists cairo 2>/dev/null || need+=(pkg-config libcairo2-dev)
-
 if [[ $what == test ]]; then
+    # iotvideo[restream]: pip builds PyGObject against GObject introspection (and pycairo
+    # against cairo).
+    pkg-config --exists gobject-introspection-1.0 2>/dev/null || need+=(libgirepository1.0-dev)
+    pkg-config --exists cairo 2>/dev/null || need+=(libcairo2-dev)
+    has pkg-config || need+=(pkg-config)
     # Provisioning: network namespaces with veth pairs, LAN browsing with avahi on a
     # private D-Bus.
     has ip || need+=(iproute2)
