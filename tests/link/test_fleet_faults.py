@@ -244,6 +244,35 @@ def print_waits() -> None:
     )
 
 
+async def explain_unheard(fleet: Fleet, left: list[str]) -> None:
+    """What the cloud kept of each unheard event, and where each app's cursor stands."""
+    by_id = {app.access_id: app for app in fleet.apps}
+    db = Database(fleet.postgres.url)
+    try:
+        for line in left[:5]:
+            access_id, tid, n = line.split("/")
+            app = by_id[access_id]
+            async with db.read() as conn:
+                rows = [
+                    (r.seq, r.t, r.value, r.event_id)
+                    for r in await conn.execute(
+                        select(device_events).where(device_events.c.tid == tid)
+                    )
+                    if isinstance(r.value, dict) and r.value.get("n") == int(n)
+                ]
+            assert app.sdk is not None
+            manager = app.sdk.message
+            seen = [r[0] in manager._seen_set for r in rows]
+            print(f"unheard {line}: kept {rows}; app cursor {manager.event_cursor}, base "
+                  f"{manager._base}, marks {list(manager._marks)[:3]}, seen {seen}, "
+                  f"link {app.sdk.link_status}")  # fmt: skip
+            if rows:
+                got = await app.sdk.request("event.since", {"after": rows[0][0] - 1, "limit": 5})
+                print(f"  event.since({rows[0][0] - 1}) -> {got.get('events', [])[:2]}")
+    finally:
+        await db.close()
+
+
 async def until(condition: Callable[[], list[str]], changed: asyncio.Event, what: str) -> float:
     """Seconds until ``condition()`` (what is still missing) is empty; it is looked at
     again whenever ``changed`` is set."""
@@ -362,7 +391,11 @@ async def test_a_fleet_through_an_instance_kill_and_redis_and_postgres_restarts(
                 if app.heard[(tid, n)] == 0
             ]
 
-        timings["events: every app heard all"] = await until(unheard, heard, "events unheard")
+        try:
+            timings["events: every app heard all"] = await until(unheard, heard, "events unheard")
+        except AssertionError:
+            await explain_unheard(fleet, unheard())
+            raise
         doubled = [
             (app.access_id, key, count)
             for app in fleet.apps

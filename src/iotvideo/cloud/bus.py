@@ -117,6 +117,8 @@ class MemoryBus:
 #: unavailable" (20004) and sent the devices into backoff.
 REDIS_POOL = 64
 REDIS_POOL_WAIT = 10.0
+#: Longest a subscription waits for Redis's confirmation (then it goes on unconfirmed).
+SUBSCRIBE_WAIT = 2.0
 
 
 class RedisBus:
@@ -144,13 +146,15 @@ class RedisBus:
         self._reader: asyncio.Task[None] | None = None
         self._handlers = _Handlers()
         self._lock = asyncio.Lock()
+        #: Subscriptions sent and not yet confirmed by Redis, by channel.
+        self._confirmations: dict[str, asyncio.Future[None]] = {}
         self.connected = False
         self.on_reconnect: list[Callable[[], object]] = []
 
     async def start(self) -> None:
         await self._redis.ping()
         self.connected = True
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = self._redis.pubsub()
         # A channel no one publishes to, so that the connection is in pub/sub mode and
         # the reader can start before the first real subscription.
         await self._pubsub.subscribe("iv:bus:keepalive")
@@ -176,11 +180,27 @@ class RedisBus:
             ) from exc
 
     async def subscribe(self, channel: str, handler: Handler) -> None:
+        """Deliver the channel's messages to ``handler``; returns once Redis has confirmed
+        the subscription (at most SUBSCRIBE_WAIT s), so that what is published after it
+        arrives. (Sent but not yet read by Redis, a SUBSCRIBE missed the messages other
+        connections published meanwhile: an app that had just logged in lost the push of
+        an event stored right after its login, and its cursor, read at login, was
+        already past the event.)"""
         async with self._lock:
-            if self._handlers.add(channel, handler) and self.connected:
-                # While Redis is away the reader subscribes to every channel on reconnect.
-                with contextlib.suppress(*_redis_errors()):
+            first = self._handlers.add(channel, handler)
+            waiter = self._confirmations.get(channel)
+            if first and self.connected:
+                waiter = asyncio.get_running_loop().create_future()
+                self._confirmations[channel] = waiter
+                try:
                     await self._pubsub.subscribe(channel)
+                except _redis_errors():
+                    # Away: the reader subscribes to every channel when it is back.
+                    self._confirmations.pop(channel, None)
+                    waiter = None
+        if waiter is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(waiter), SUBSCRIBE_WAIT)
 
     async def unsubscribe(self, channel: str, handler: Handler) -> None:
         async with self._lock:
@@ -205,9 +225,14 @@ class RedisBus:
                         except Exception:
                             log.exception("a bus reconnect callback failed")
                 async for message in self._pubsub.listen():
-                    if message.get("type") == "message":
+                    kind = message.get("type")
+                    if kind == "message":
                         channel = message["channel"].decode()
                         self._handlers.dispatch(channel, message["data"])
+                    elif kind == "subscribe":
+                        waiter = self._confirmations.pop(message["channel"].decode(), None)
+                        if waiter is not None and not waiter.done():
+                            waiter.set_result(None)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any redis or socket error: the connection is gone
@@ -221,7 +246,7 @@ class RedisBus:
             channels = list(self._handlers.by_channel)
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()
-            self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            self._pubsub = self._redis.pubsub()
             await self._pubsub.subscribe("iv:bus:keepalive", *channels)
 
 
