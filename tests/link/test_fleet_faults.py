@@ -254,11 +254,14 @@ async def explain_unheard(fleet: Fleet, left: list[str]) -> None:
             app = by_id[access_id]
             async with db.read() as conn:
                 rows = [
-                    (r.seq, r.t, r.value, r.event_id)
-                    for r in await conn.execute(
-                        select(device_events).where(device_events.c.tid == tid)
+                    (m["seq"], m["t"], m["value"], m["event_id"])
+                    for m in (
+                        r._mapping  # a Row's .t is its tuple view, not the column
+                        for r in await conn.execute(
+                            select(device_events).where(device_events.c.tid == tid)
+                        )
                     )
-                    if isinstance(r.value, dict) and r.value.get("n") == int(n)
+                    if isinstance(m["value"], dict) and m["value"].get("n") == int(n)
                 ]
             assert app.sdk is not None
             manager = app.sdk.message
