@@ -17,7 +17,7 @@ from iotvideo.device import DeviceClient, DeviceStatus
 from iotvideo.device.events import EventQueue
 from tests.inproc import Clock, inproc_cloud
 from tests.link.world import Heard, World, app_sdk, device_client, fast_backoff, make_world
-from tests.support import start_cloud
+from tests.support import Cloud, start_cloud
 
 
 def test_the_queue_survives_a_restart_and_counts_what_it_drops(tmp_path: Path) -> None:
@@ -53,6 +53,41 @@ async def test_a_repeat_is_dropped_by_its_id(tmp_path: Path) -> None:
             assert [e["value"] for e in listed["events"]] == [{"n": 1}]
     finally:
         cloud.stop()
+
+
+async def test_a_late_repeat_is_renumbered_and_heard_once(cloud: Cloud) -> None:
+    """A repeat may come long after its event was kept (the instance that kept it died
+    before its push, and the device was away meanwhile): it gets a seq after the events
+    kept since, so that an app catching up from past its first seq gets it, and an app
+    that heard it already does not hear it twice."""
+    world: World = await asyncio.to_thread(make_world, cloud, devices=1)
+    async with (
+        device_client(cloud.url, world.device) as device,
+        app_sdk(cloud.url, world.owner) as sdk,
+    ):
+        got: asyncio.Queue[object] = asyncio.Queue()
+        sdk.message.add_listener(lambda m: got.put_nowait(m.value) if m.kind == "event" else None)
+
+        async def send(n: int, event_id: str) -> dict[str, Any]:
+            event = {"path": "Event.motion", "value": {"n": n}, "id": event_id}
+            reply: dict[str, Any] = await device.link.request("event", event)
+            return reply
+
+        assert await send(1, "a1") == {}
+        assert await send(2, "b1") == {}
+        first = (await sdk.request("event.since", {"after": 0}))["events"]
+        assert [(e["value"], e["id"]) for e in first] == [({"n": 1}, "a1"), ({"n": 2}, "b1")]
+        assert await send(1, "a1") == {"duplicate": True}
+        assert await send(3, "c1") == {}
+        # Pushed in order: once the third is heard, the repeat's push was handled.
+        heard = [await asyncio.wait_for(got.get(), 10) for _ in range(3)]
+        assert heard == [{"n": 1}, {"n": 2}, {"n": 3}]
+        assert got.empty()
+        after_b = (await sdk.request("event.since", {"after": first[1]["seq"]}))["events"]
+        assert [(e["value"], e["id"]) for e in after_b] == [({"n": 1}, "a1"), ({"n": 3}, "c1")]
+        assert after_b[0]["t"] == first[0]["t"]  # the event's time is kept
+        kept = (await sdk.request("event.since", {"after": 0}))["events"]
+        assert [e["id"] for e in kept] == ["b1", "a1", "c1"]  # once each
 
 
 async def test_events_raised_during_an_outage_arrive_once_after_it(tmp_path: Path) -> None:

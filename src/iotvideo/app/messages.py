@@ -92,8 +92,8 @@ class MessageMgr:
         #: cloud says pushes were lost (``resync``: its bus was away), the events missed
         #: are fetched and delivered like pushed ones, each once.
         self.event_cursor: int | None = None
-        self._seen: deque[int] = deque()
-        self._seen_set: set[int] = set()
+        self._seen: deque[object] = deque()
+        self._seen_set: set[object] = set()
         #: (monotonic time, cursor) as the cursor moved, the last CATCH_UP_LOOKBACK s,
         #: and the cursor before them: where a catch-up starts.
         self._marks: deque[tuple[float, int]] = deque()
@@ -188,10 +188,13 @@ class MessageMgr:
     def _deliver_event(self, data: dict[str, Any]) -> None:
         seq = data.get("seq")
         if isinstance(seq, int):
-            if seq in self._seen_set:
+            # Once per event: by the device's id when it gave one (a device's repeat is
+            # renumbered, so the same event may come under two seqs), else by its seq.
+            key: object = (data.get("tid"), data["id"]) if data.get("id") else seq
+            if key in self._seen_set:
                 return  # pushed again, or pushed while it was also fetched
-            self._seen.append(seq)
-            self._seen_set.add(seq)
+            self._seen.append(key)
+            self._seen_set.add(key)
             if len(self._seen) > SEEN_EVENTS:
                 self._seen_set.discard(self._seen.popleft())
             if seq > (self.event_cursor or 0):

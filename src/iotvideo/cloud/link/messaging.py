@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from iotvideo.cloud.db import among
@@ -260,15 +260,42 @@ class Messaging:
         value = change.value("stVal")
         kept = await self._keep_event(tid, change.name, value, now, event_id)
         if kept is None:
-            # Sent again by a device that missed our acknowledgement: pushed again as it
-            # was stored (same seq; the SDK delivers a seq once), for the first push may
-            # have failed (the bus was away: the device was told to retry) or been lost.
-            kept = await self._kept_event(tid, event_id)
+            # Sent again by a device that missed our acknowledgement: its first push may
+            # have been lost (the instance died before it, or the bus was away), and this
+            # repeat may come long after. Renumbered, it is pushed with a new seq, inside
+            # the catch-up window of every app that missed it (apps deliver an id once).
+            kept = await self._renumber_event(tid, event_id)
             if kept is not None:
                 await self.hub.push(tid, "event", kept)
             return False
         await self.hub.push(tid, "event", kept)
         return True
+
+    async def _renumber_event(self, tid: str, event_id: str | None) -> dict[str, Any] | None:
+        """Give a kept event the next seq (a copy stored, the old row removed); its push.
+        None when it has aged out since."""
+        moved = device_events.c
+        async with self.things.db.begin() as conn:
+            # Its id off the old row first (the copy takes it), which also locks the row
+            # against another repeat renumbering it at the same time.
+            old = (
+                await conn.execute(
+                    update(device_events)
+                    .where(moved.tid == tid, moved.event_id == event_id)
+                    .values(event_id=None)
+                    .returning(moved.seq, moved.topic, moved.value, moved.t)
+                )
+            ).first()
+            if old is None:
+                renumbered = None  # another repeat did it meanwhile: push what it made
+            else:
+                row = {"tid": tid, "event_id": event_id, "topic": old.topic, "value": old.value}
+                row["t"] = old._mapping["t"]  # a Row's .t is its tuple view
+                key = (await conn.execute(insert(device_events).values(**row))).inserted_primary_key
+                assert key is not None  # an INSERT of one row has one
+                await conn.execute(delete(device_events).where(moved.seq == old.seq))
+                renumbered = _push_of({**row, "seq": int(key[0])})
+        return renumbered if renumbered is not None else await self._kept_event(tid, event_id)
 
     async def _kept_event(self, tid: str, event_id: str | None) -> dict[str, Any] | None:
         """The push of an event already kept (None when it has aged out since)."""
@@ -280,9 +307,7 @@ class Messaging:
                     )
                 )
             ).first()
-        if row is None:
-            return None
-        return {k: row._mapping[k] for k in ("topic", "value", "t", "seq")}
+        return None if row is None else _push_of(row._mapping)
 
     async def _keep_event(
         self, tid: str, topic: str, value: Any, now: int, event_id: str | None
@@ -312,7 +337,7 @@ class Messaging:
                     )
         except IntegrityError:
             return None
-        return {"topic": topic, "value": value, "t": now, "seq": int(key[0])}
+        return _push_of({**row, "seq": int(key[0])})
 
     async def events_since(
         self, tids: Iterable[str], after: int, *, now: int, limit: int = 200
@@ -336,9 +361,7 @@ class Messaging:
                 )
             )
         # By mapping: a Row's ``.t`` is its typed-tuple view, not the column.
-        events = [
-            {k: r._mapping[k] for k in ("tid", "topic", "value", "t", "seq")} for r in rows[:limit]
-        ]
+        events = [{"tid": r.tid, **_push_of(r._mapping)} for r in rows[:limit]]
         return events, len(rows) > limit
 
     async def last_event_seq(self) -> int:
@@ -420,3 +443,12 @@ class Messaging:
             raise IVError.of(
                 ErrorCode.IVMessageError_SendPassDevErr, "the device answered no data"
             ) from None
+
+
+def _push_of(row: Any) -> dict[str, Any]:
+    """An event's push (and event.since entry) from its row: ``id`` is the device's own,
+    by which apps deliver it once, whatever its ``seq`` (a repeat is renumbered)."""
+    event = {k: row[k] for k in ("topic", "value", "t", "seq")}
+    if row["event_id"] is not None:
+        event["id"] = row["event_id"]
+    return event
