@@ -148,6 +148,7 @@ class LinkEndpoint:
         #: Seconds to add to this machine's clock to read the cloud's (0 while they agree
         #: within a second): from each ``hello``, and :meth:`set_cloud_time`.
         self.clock_offset = 0.0
+        self._dialed = 0.0  # time.time() as the current connection was opened
         self._bye_refused = False
         self._in_login = False
         self._ws: ClientConnection | None = None
@@ -168,9 +169,10 @@ class LinkEndpoint:
         clock boots with the wrong time; logins, uploads and event times use this."""
         return time.time() + self.clock_offset
 
-    def set_cloud_time(self, cloud_time: float) -> None:
-        """A reading of the cloud's clock (UNIX seconds) taken just now."""
-        offset = link.clock_offset(cloud_time, time.time())
+    def set_cloud_time(self, cloud_time: float, within: float = 0.0) -> None:
+        """A reading of the cloud's clock (UNIX seconds) that arrived just now, taken at
+        most ``within`` s ago (see :func:`iotvideo.protocol.link.clock_offset`)."""
+        offset = link.clock_offset(cloud_time, time.time(), within)
         if offset and abs(offset - self.clock_offset) > link.CLOCK_TOLERANCE:
             log.warning(
                 "%s: this clock is %+.1f s off the cloud's; using the cloud's time",
@@ -252,6 +254,7 @@ class LinkEndpoint:
             logins = self.logins
             self._set_state(EndpointState.CONNECTING)
             refused = False
+            self._dialed = time.time()
             try:
                 async with websockets.connect(
                     url,
@@ -315,7 +318,8 @@ class LinkEndpoint:
             )
         cloud_ms = hello.data.get("time_ms")
         if isinstance(cloud_ms, int) and not isinstance(cloud_ms, bool):
-            self.set_cloud_time(cloud_ms / 1000)
+            # Written after the cloud accepted the connection, which started at _dialed.
+            self.set_cloud_time(cloud_ms / 1000, within=time.time() - self._dialed)
         reader = asyncio.create_task(self._read(ws))
         try:
             login = self._login(str(hello.data.get("nonce", "")))

@@ -93,3 +93,8 @@ def test_clock_offset_rule() -> None:
     assert clock_offset(1000.0, 400.0) == 600.0
     assert clock_offset(400.0, 1000.0) == -600.0
     assert clock_offset(1000.9, 1000.0) == 0.0  # within a second: NTP knows better
+    # A reading that was on its way: a busy cloud's hello 1.5 s late moves nothing...
+    assert clock_offset(1000.0, 1001.5, within=1.0) == 0.0
+    # ...and a clock truly off is set to the middle of what the reading allows.
+    assert clock_offset(1000.0, 400.0, within=2.0) == 601.0
+    assert clock_offset(400.0, 1000.0, within=2.0) == -599.0

@@ -490,7 +490,8 @@ class CloudRecorder:
         except (KeyError, TypeError, ValueError):
             return False
         before = self.device.link.clock_offset
-        self.device.link.set_cloud_time(cloud)
+        # Date is whole seconds (cut down), read at most the request's time ago.
+        self.device.link.set_cloud_time(cloud, within=response.elapsed.total_seconds() + 1)
         return abs(self.device.link.clock_offset - before) > link.CLOCK_TOLERANCE
 
     async def wait_uploaded(self, count: int) -> None:

@@ -64,18 +64,28 @@ CLOSE_RETRY = 4003  # ended by the cloud, reconnect later (e.g. shutting down)
 CLOCK_TOLERANCE = 1.0
 
 
-def clock_offset(cloud_time: float, local_time: float) -> float:
+def clock_offset(cloud_time: float, local_time: float, within: float = 0.0) -> float:
     """Seconds to add to a device's clock to read the cloud's, from a reading of the
-    cloud's clock (``hello``'s ``time_ms``/1000, an HTTP ``Date``) taken at ``local_time``
-    by the device's. 0 within :data:`CLOCK_TOLERANCE`.
+    cloud's clock (``hello``'s ``time_ms``/1000, an HTTP ``Date``) that arrived at
+    ``local_time`` by the device's clock and was taken at most ``within`` s before (the
+    time on the way: a busy cloud's ``hello`` may arrive a second after it was written).
+    0 when the clocks may agree within :data:`CLOCK_TOLERANCE`; else the middle of the
+    offsets the reading allows.
 
     >>> clock_offset(1_800_000_600.0, 1_800_000_000.0)
     600.0
     >>> clock_offset(1_800_000_000.4, 1_800_000_000.0)
     0.0
+    >>> clock_offset(1_800_000_000.0, 1_800_000_001.5, within=1.0)  # 1.5 s on the way
+    0.0
+    >>> clock_offset(1_800_000_600.0, 1_800_000_000.0, within=2.0)
+    601.0
     """
-    offset = cloud_time - local_time
-    return offset if abs(offset) > CLOCK_TOLERANCE else 0.0
+    earliest = cloud_time - local_time  # taken as it arrived
+    latest = earliest + within  # taken as the request went out
+    if earliest - CLOCK_TOLERANCE <= 0.0 <= latest + CLOCK_TOLERANCE:
+        return 0.0
+    return earliest + within / 2
 
 
 class FrameError(Exception):
