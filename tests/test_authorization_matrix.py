@@ -323,9 +323,13 @@ VENDOR_B: dict[str, str | None] = {
     "CreateAppUsr": None,
     "DescribeRegistrationStatus": None,
     "DescribeOtaVersions": None,  # B's releases of that product: none
+    "DescribeOsList": None,
+    "DescribeAccountBalance": None,  # the same for every vendor
+    "DescribeRechargeRecords": None,
 } | dict.fromkeys(
     [
         "DescribeProduct",
+        "ModifyProduct",
         "DeleteProduct",
         "CreateDevices",
         "DescribeDevice",
@@ -377,6 +381,10 @@ def vendor_params(m: Matrix, service: Any) -> dict[str, dict[str, Any]]:
         "DescribeProduct": {"ProductId": pid},
         "DescribeProducts": {"Limit": 10, "Offset": 0},
         "DeleteProduct": {"ProductId": pid},
+        "ModifyProduct": {"ProductId": pid, "ProductName": "taken"},
+        "DescribeOsList": {},
+        "DescribeAccountBalance": {"AccountType": 1},
+        "DescribeRechargeRecords": {"AccountType": 1},
         "CreateDevices": {"ProductId": pid, "Number": 1},
         "DescribeDevice": {"Tid": tid},
         "DescribeDevices": {"ProductId": pid, "ReturnModel": False, "Limit": 10, "Offset": 0},

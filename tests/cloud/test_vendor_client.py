@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from iotvideo.cloud.vendor.billing import BALANCE
 from iotvideo.protocol.certificate import DeviceCertificate
 from tests.cloud.official import call, client, refused
 from tests.support import Cloud, snapshot
@@ -114,6 +115,44 @@ def test_delete_product_refused_while_it_has_devices(api: Any) -> None:
     call(api, "DeleteDevice", Tids=tids)
     call(api, "DeleteProduct", ProductId=pid)
     refused("ResourceNotFound", call, api, "DescribeProduct", ProductId=pid)
+
+
+def test_modify_product_changes_only_what_it_is_given(api: Any, cloud: Cloud) -> None:
+    pid = _product(api, ChipManufactureId="acme", ChipId="a1")
+    call(api, "ModifyProduct", ProductId=pid, ProductName="doorbell_2")
+    got = call(api, "DescribeProduct", ProductId=pid).Data
+    assert (got.ProductName, got.ProductDescription) == ("doorbell_2", "a camera")
+    assert (got.ChipManufactureId, got.ChipId) == ("acme", "a1")
+    call(api, "ModifyProduct", ProductId=pid, ProductDescription="new", ChipId="b2")
+    got = call(api, "DescribeProduct", ProductId=pid).Data
+    assert (got.ProductName, got.ProductDescription, got.ChipId) == ("doorbell_2", "new", "b2")
+    before = snapshot(cloud.db)
+    refused("ResourceNotFound", call, api, "ModifyProduct", ProductId="NOSUCHPROD", ChipId="x")
+    refused("InvalidParameterValue", call, api, "ModifyProduct", ProductId=pid, ProductName="a b")
+    refused(
+        "InvalidParameterValue", call, api, "ModifyProduct", ProductId=pid, ProductDescription="%"
+    )
+    refused("MissingParameter", call, api, "ModifyProduct", ProductName="x")
+    assert snapshot(cloud.db) == before
+
+
+def test_os_list_and_an_account_that_never_runs_out(api: Any) -> None:
+    """No billing here: every account reads as normal, with the largest balance and no
+    recharges, the same on every call (and every instance: nothing is per process)."""
+    systems = call(api, "DescribeOsList").Data
+    assert {c.ChipId for c in systems.Linux} == {"x86_64", "aarch64", "armv7l"}
+    assert systems.Android == [] and systems.LiteOs == []
+    for kind in (1, 2):
+        balance = call(api, "DescribeAccountBalance", AccountType=kind)
+        assert (balance.AccountType, balance.Balance, balance.State) == (kind, BALANCE, 1)
+        assert balance.LastUpdateTime > 0
+        again = call(api, "DescribeAccountBalance", AccountType=kind)
+        assert again.LastUpdateTime == balance.LastUpdateTime
+        records = call(api, "DescribeRechargeRecords", AccountType=kind, Offset=0, Limit=10)
+        assert (records.AccountType, records.Records) == (kind, [])
+    refused("InvalidParameterValue", call, api, "DescribeAccountBalance", AccountType=3)
+    refused("MissingParameter", call, api, "DescribeAccountBalance")
+    refused("InvalidParameterValue", call, api, "DescribeRechargeRecords", AccountType=1, Limit=0)
 
 
 # Devices

@@ -1,6 +1,7 @@
 """The vendor-cloud API, compatible with Tencent Cloud API 3.0 ``iotvideo`` 2019-11-26."""
 
 from iotvideo.cloud.vendor import (
+    billing,
     bindings,
     devices,
     ota,
@@ -27,5 +28,6 @@ __all__ = [
 
 def register_all(api: VendorApi) -> None:
     """Register every action this cloud implements."""
-    for module in (products, devices, users, tokens, bindings, things, storage, ota, streams):
+    modules = (products, devices, users, tokens, bindings, things, storage, ota, streams, billing)
+    for module in modules:
         module.register(api)

@@ -1,11 +1,12 @@
-"""Products: CreateProduct, DescribeProduct, DescribeProducts, DeleteProduct."""
+"""Products: CreateProduct, DescribeProduct, DescribeProducts, ModifyProduct, DeleteProduct;
+DescribeOsList (what the device SDK runs on)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 
 from iotvideo.cloud import ids
 from iotvideo.cloud.db.tables import AnyRow, devices, products
@@ -55,6 +56,35 @@ class CreateProductParams(Params):
 
 class ProductIdParams(Params):
     ProductId: Id
+
+
+# (Fields named as their types: a default of None would shadow the type's name.)
+NewName = ProductName | None
+NewDescription = Description | None
+
+
+class ModifyProductParams(Params):
+    ProductId: Id
+    ProductName: NewName = None
+    ProductDescription: NewDescription = None
+    ChipManufactureId: Short | None = None
+    ChipId: Short | None = None
+
+
+class NoParams(Params):
+    pass
+
+
+#: DescribeOsList: where the device SDK runs. It is Python on Linux, on any chip a
+#: CPython 3.11+ and FFmpeg run on; these are the machines it is tested and packaged for.
+#: The reference lists chip vendors' SDKs per OS; there is no Android or LiteOS build.
+OS_LIST: dict[str, list[dict[str, str]]] = {
+    "Android": [],
+    "Linux": [
+        {"ChipManufacture": "generic", "ChipId": chip} for chip in ("x86_64", "aarch64", "armv7l")
+    ],
+    "LiteOs": [],
+}
 
 
 class DescribeProductsParams(Params):
@@ -147,6 +177,30 @@ async def describe_products(ctx: ActionContext, p: DescribeProductsParams) -> di
     return {"Data": [product_data(r) for r in rows], "TotalCount": total or 0}
 
 
+async def modify_product(ctx: ActionContext, p: ModifyProductParams) -> dict[str, Any]:
+    """Change the fields given; the others stay."""
+    product = await ctx.product(p.ProductId)
+    changes = {
+        column: value
+        for column, value in (
+            ("product_name", p.ProductName),
+            ("description", p.ProductDescription),
+            ("chip_manufacture_id", p.ChipManufactureId),
+            ("chip_id", p.ChipId),
+        )
+        if value is not None
+    }
+    if changes:
+        await ctx.conn.execute(
+            update(products).where(products.c.product_id == product.product_id).values(changes)
+        )
+    return {}
+
+
+async def describe_os_list(_ctx: ActionContext, _p: NoParams) -> dict[str, Any]:
+    return {"Data": OS_LIST}
+
+
 async def delete_product(ctx: ActionContext, p: ProductIdParams) -> dict[str, Any]:
     product = await ctx.product(p.ProductId)
     count = await ctx.conn.scalar(
@@ -166,4 +220,6 @@ def register(api: VendorApi) -> None:
     api.add("CreateProduct", CreateProductParams, create_product)
     api.add("DescribeProduct", ProductIdParams, describe_product, writes=False)
     api.add("DescribeProducts", DescribeProductsParams, describe_products, writes=False)
+    api.add("ModifyProduct", ModifyProductParams, modify_product)
     api.add("DeleteProduct", ProductIdParams, delete_product)
+    api.add("DescribeOsList", NoParams, describe_os_list, writes=False)
