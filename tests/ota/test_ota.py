@@ -21,7 +21,7 @@ from iotvideo.device.ota import FirmwareUpdater
 from iotvideo.protocol.errors import ErrorCode, IVError
 from tests.cloud.official import call, refused
 from tests.link.world import Inbox, World, app_sdk, fast_backoff, make_world
-from tests.support import Cloud
+from tests.support import Cloud, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -333,3 +333,100 @@ async def test_a_broken_download_resumes_and_leaves_no_part_behind(
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def test_test_releases_disabling_notes_and_the_publication_history(
+    world: World, files: tuple[Path, str]
+) -> None:
+    """RunTestOtaVersion offers a release to the named devices only; ModifyVerContent
+    changes the notes an offer carries; DisableOtaVersion stops offering it (UpgradeDevice
+    refuses it) until it is run again; DescribePubVersions lists what was published."""
+    tid, pid = world.device.tid, world.product_id
+    (other,) = (await world.avendor("CreateDevices", ProductId=pid, Number=1)).Data
+    await asyncio.to_thread(release, world, files, "5.0.1")
+    history = await world.avendor("DescribePubVersions", ProductId=pid)
+    assert "5.0.1" not in [h.OtaVersion for h in history.Data]  # uploaded, not published
+    async with app_sdk(world.cloud.url, world.owner) as sdk:
+        await world.avendor(
+            "RunTestOtaVersion", ProductId=pid, OtaVersion="5.0.1", Tids=[other.Tid]
+        )
+        assert (await sdk.device_mgr.query_new_version(tid, "0.0.1")).get("version") != "5.0.1"
+        await world.avendor(
+            "RunTestOtaVersion", ProductId=pid, OtaVersion="5.0.1", Tids=[tid], Remark="beta"
+        )
+        offer = await sdk.device_mgr.query_new_version(tid, "0.0.1", "en")
+        assert (offer["version"], offer["upgDescs"]) == ("5.0.1", "Version 5.0.1")
+        await world.avendor(
+            "ModifyVerContent", ProductId=pid, OtaVersion="5.0.1", Contents={"En": "Fixes"}
+        )
+        offer = await sdk.device_mgr.query_new_version(tid, "0.0.1", "en")
+        assert offer["upgDescs"] == "Fixes"
+        (row,) = (
+            await world.avendor("DescribeOtaVersions", ProductId=pid, OtaVersion="5.0.1")
+        ).Data
+        assert (row.PubStatus, json.loads(row.Tids), row.Remark) == (2, [tid], "beta")
+        assert row.ModifyTimes == 3
+
+        await world.avendor("DisableOtaVersion", ProductId=pid, OtaVersion="5.0.1")
+        assert (await sdk.device_mgr.query_new_version(tid, "0.0.1")).get("version") != "5.0.1"
+        await asyncio.to_thread(
+            refused,
+            "FailedOperation",
+            call,
+            world.api,
+            "UpgradeDevice",
+            Tid=tid,
+            OtaVersion="5.0.1",
+        )
+        (row,) = (
+            await world.avendor("DescribeOtaVersions", ProductId=pid, OtaVersion="5.0.1")
+        ).Data
+        assert row.PubStatus == 4
+        await world.avendor("RunOtaVersion", ProductId=pid, OtaVersion="5.0.1")
+        assert (await sdk.device_mgr.query_new_version(tid, "0.0.1"))["version"] == "5.0.1"
+    history = await world.avendor("DescribePubVersions", ProductId=pid)
+    published = [h for h in history.Data if h.OtaVersion == "5.0.1"]
+    assert len(published) == 1 and published[0].PublishTime > 0
+
+
+def test_refusals_of_the_release_actions(world: World, sqlite_cloud: Cloud) -> None:
+    pid, tid = world.product_id, world.device.tid
+    missing = {"ProductId": pid, "OtaVersion": "9.9.9"}
+    for action, extra in (
+        ("RunTestOtaVersion", {"Tids": [tid]}),
+        ("DisableOtaVersion", {}),
+        ("ModifyVerContent", {"Remark": "x"}),
+    ):
+        refused("ResourceNotFound", call, world.api, action, **(missing | extra))
+    refused("ResourceNotFound", call, world.api, "DescribePubVersions", ProductId="NOSUCHPROD")
+    upload = {
+        "ProductId": pid,
+        "OtaVersion": "6.0.1",
+        "VersionUrl": "http://127.0.0.1:1/f.bin",
+        "FileSize": 10,
+        "Md5": "0" * 32,
+    }
+    call(world.api, "UploadOtaVersion", **upload)
+    before = snapshot(sqlite_cloud.db)
+    release_of = {"ProductId": pid, "OtaVersion": "6.0.1"}
+    refused("MissingParameter", call, world.api, "RunTestOtaVersion", **release_of)
+    refused("InvalidParameterValue", call, world.api, "RunTestOtaVersion", **release_of, Tids=[])
+    refused("ResourceNotFound", call, world.api, "RunTestOtaVersion", **release_of, Tids=["NOPE"])
+    assert snapshot(sqlite_cloud.db) == before
+    other_product = call(
+        world.api, "CreateProduct", ProductModel="m", ProductName="other", ProductDescription="o"
+    ).Data.ProductId
+    stranger = call(world.api, "CreateDevices", ProductId=other_product, Number=1).Data[0].Tid
+    before = snapshot(sqlite_cloud.db)
+    refused(
+        "InvalidParameterValue", call, world.api, "RunTestOtaVersion", **release_of, Tids=[stranger]
+    )
+    refused(
+        "InvalidParameterValue",
+        call,
+        world.api,
+        "ModifyVerContent",
+        **release_of,
+        Contents={"En": "x" * 2049},
+    )
+    assert snapshot(sqlite_cloud.db) == before

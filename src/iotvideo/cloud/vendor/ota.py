@@ -1,5 +1,6 @@
-"""Firmware: UploadOtaVersion, DescribeOtaVersions, RunOtaVersion, DeleteOtaVersion,
-UpgradeDevice. Who is offered what: :mod:`iotvideo.cloud.ota`."""
+"""Firmware: UploadOtaVersion, DescribeOtaVersions, RunOtaVersion, RunTestOtaVersion,
+DisableOtaVersion, ModifyVerContent, DescribePubVersions, DeleteOtaVersion, UpgradeDevice.
+Who is offered what: :mod:`iotvideo.cloud.ota`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pydantic import AfterValidator, Field
 from sqlalchemy import and_, delete, func, insert, select, update
 
 from iotvideo.cloud.db.tables import AnyRow, devices, ota_versions
-from iotvideo.cloud.ota import DISABLED, OFFICIAL, describe, parse_version
+from iotvideo.cloud.ota import DISABLED, OFFICIAL, TEST, describe, parse_version
 from iotvideo.cloud.vendor.api import ActionContext, VendorApi
 from iotvideo.cloud.vendor.errors import Code, VendorError, not_found
 from iotvideo.cloud.vendor.params import PRINTABLE, Count, Id, Params, Short
@@ -77,10 +78,30 @@ class RunOtaVersionParams(Params):
     Contents: ContentsParams | None = None
 
 
+class RunTestOtaVersionParams(Params):
+    ProductId: Id
+    OtaVersion: Version
+    Tids: Annotated[list[Id], Field(min_length=1, max_length=100)]
+    Operator: Short = ""
+    Remark: Text = ""
+
+
 class DeleteOtaVersionParams(Params):
     ProductId: Id
     OtaVersion: Version
     Operator: Short = ""
+
+
+class ModifyVerContentParams(Params):
+    ProductId: Id
+    OtaVersion: Version
+    Operator: Short = ""
+    Remark: Text | None = None
+    Contents: ContentsParams | None = None
+
+
+class ProductParams(Params):
+    ProductId: Id
 
 
 class UpgradeDeviceParams(Params):
@@ -198,8 +219,6 @@ async def run_ota_version(ctx: ActionContext, p: RunOtaVersionParams) -> dict[st
         "gray_value": p.GrayValue,
         "old_versions": list(dict.fromkeys(p.OldVersions)),
         "publish_time": ctx.now,
-        "update_time": ctx.now,
-        "modify_times": row.modify_times + 1,
     }
     if p.Operator:
         values["operator"] = p.Operator
@@ -207,6 +226,13 @@ async def run_ota_version(ctx: ActionContext, p: RunOtaVersionParams) -> dict[st
         values["remark"] = p.Remark
     if p.Contents is not None:
         values["contents"] = p.Contents.model_dump()
+    await _change(ctx, row, values)
+    return {}
+
+
+async def _change(ctx: ActionContext, row: AnyRow, values: dict[str, Any]) -> None:
+    """Update a release: its update time and modification count move too."""
+    values |= {"update_time": ctx.now, "modify_times": row.modify_times + 1}
     await ctx.conn.execute(
         update(ota_versions)
         .where(
@@ -215,7 +241,67 @@ async def run_ota_version(ctx: ActionContext, p: RunOtaVersionParams) -> dict[st
         )
         .values(values)
     )
+
+
+async def run_test_ota_version(ctx: ActionContext, p: RunTestOtaVersionParams) -> dict[str, Any]:
+    """Publish to the named devices of the product only (a test release); running it
+    again names the devices anew, and RunOtaVersion later makes it official."""
+    row = await _release(ctx, p.ProductId, p.OtaVersion)
+    chosen = await ctx.devices(p.Tids)
+    others = [d.tid for d in chosen if d.product_id != row.product_id]
+    if others:
+        raise VendorError(
+            Code.INVALID_PARAMETER_VALUE,
+            f"Tids: {others[0]} is not a device of product {row.product_id}.",
+        )
+    values: dict[str, Any] = {
+        "pub_status": TEST,
+        "tids": [d.tid for d in chosen],
+        "publish_time": ctx.now,
+    }
+    if p.Operator:
+        values["operator"] = p.Operator
+    if p.Remark:
+        values["remark"] = p.Remark
+    await _change(ctx, row, values)
     return {}
+
+
+async def disable_ota_version(ctx: ActionContext, p: DeleteOtaVersionParams) -> dict[str, Any]:
+    """Stop offering a release (kept, listed with PubStatus 4); UpgradeDevice refuses it.
+    RunOtaVersion or RunTestOtaVersion publishes it again."""
+    row = await _release(ctx, p.ProductId, p.OtaVersion)
+    values: dict[str, Any] = {"pub_status": DISABLED}
+    if p.Operator:
+        values["operator"] = p.Operator
+    await _change(ctx, row, values)
+    return {}
+
+
+async def modify_ver_content(ctx: ActionContext, p: ModifyVerContentParams) -> dict[str, Any]:
+    """Change a release's notes or remark (those given); the offer's notes follow."""
+    row = await _release(ctx, p.ProductId, p.OtaVersion)
+    values: dict[str, Any] = {}
+    if p.Operator:
+        values["operator"] = p.Operator
+    if p.Remark is not None:
+        values["remark"] = p.Remark
+    if p.Contents is not None:
+        values["contents"] = p.Contents.model_dump()
+    await _change(ctx, row, values)
+    return {}
+
+
+async def describe_pub_versions(ctx: ActionContext, p: ProductParams) -> dict[str, Any]:
+    """The product's releases that were ever published (officially or to test devices),
+    the newest publication first."""
+    product = await ctx.product(p.ProductId)
+    rows = await ctx.conn.execute(
+        select(ota_versions.c.ota_version, ota_versions.c.publish_time)
+        .where(ota_versions.c.product_id == product.product_id, ota_versions.c.publish_time > 0)
+        .order_by(ota_versions.c.publish_time.desc(), ota_versions.c.ota_version)
+    )
+    return {"Data": [{"OtaVersion": v, "PublishTime": t} for v, t in rows]}
 
 
 async def delete_ota_version(ctx: ActionContext, p: DeleteOtaVersionParams) -> dict[str, Any]:
@@ -253,5 +339,9 @@ def register(api: VendorApi) -> None:
     api.add("UploadOtaVersion", UploadOtaVersionParams, upload_ota_version)
     api.add("DescribeOtaVersions", DescribeOtaVersionsParams, describe_ota_versions, writes=False)
     api.add("RunOtaVersion", RunOtaVersionParams, run_ota_version)
+    api.add("RunTestOtaVersion", RunTestOtaVersionParams, run_test_ota_version)
+    api.add("DisableOtaVersion", DeleteOtaVersionParams, disable_ota_version)
+    api.add("ModifyVerContent", ModifyVerContentParams, modify_ver_content)
+    api.add("DescribePubVersions", ProductParams, describe_pub_versions, writes=False)
     api.add("DeleteOtaVersion", DeleteOtaVersionParams, delete_ota_version)
     api.add("UpgradeDevice", UpgradeDeviceParams, upgrade_device)
