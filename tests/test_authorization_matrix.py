@@ -359,6 +359,7 @@ VENDOR_B: dict[str, str | None] = {
         "DescribeModelDataRet",
         "SendOnlineMsg",
         "CreateStorageService",
+        "CreateStorage",
         "DescribeStorageService",
         "DeliverStorageService",
         "RefundStorageService",
@@ -419,6 +420,7 @@ def vendor_params(m: Matrix, service: Any) -> dict[str, dict[str, Any]]:
         "DescribeModelDataRet": {"TaskId": "task-of-a"},
         "SendOnlineMsg": {"Tid": tid, "MsgTopic": "t", "MsgContent": "hi"},
         "CreateStorageService": {"PkgId": "yc1m3d", "Tid": tid},
+        "CreateStorage": {"PkgId": "yc1m3d", "Tid": tid},
         "DescribeStorageService": {"ServiceId": service.ServiceId},
         "DeliverStorageService": {"SrcServiceId": service.ServiceId, "Tid": tid},
         "RefundStorageService": {

@@ -11,7 +11,7 @@ import pytest
 
 from tests.cloud.official import call, client, refused
 from tests.inproc import Clock, inproc_cloud
-from tests.support import Cloud
+from tests.support import Cloud, snapshot
 
 DAY = 86_400
 MONTH = 30 * DAY
@@ -86,6 +86,22 @@ def test_buy_renew_refund_and_deliver(api: Any, cloud: Cloud) -> None:
     refused(
         "ResourceInUse", call, api, "DeliverStorageService", SrcServiceId=other.ServiceId, Tid=cam2
     )
+
+
+def test_create_storage_buys_one_order_for_the_camera(api: Any, cloud: Cloud) -> None:
+    """The reference's older CreateStorage: one order for channel 0, answered with
+    nothing but a RequestId; the service it made is the one CreateStorageService renews."""
+    (cam,) = _devices(api, 1)
+    before = snapshot(cloud.db)
+    refused("InvalidParameterValue", call, api, "CreateStorage", PkgId="yc9m9d", Tid=cam)
+    refused("ResourceNotFound", call, api, "CreateStorage", PkgId="ye1m3d", Tid="nope")
+    refused("MissingParameter", call, api, "CreateStorage", Tid=cam)
+    assert snapshot(cloud.db) == before
+    call(api, "CreateStorage", PkgId="ye1m3d", Tid=cam, UserTag="vendor-user-7")
+    renewed = call(api, "CreateStorageService", PkgId="ye1m3d", Tid=cam)
+    assert renewed.IsRenew and renewed.ChnNum == 0
+    assert [o.PkgId for o in renewed.Data] == ["ye1m3d", "ye1m3d"]
+    assert renewed.EndTime - renewed.StartTime == 2 * MONTH
 
 
 def test_refusals_change_nothing(api: Any, cloud: Cloud) -> None:

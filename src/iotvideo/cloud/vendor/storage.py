@@ -1,5 +1,5 @@
 """Cloud storage: CreateStorageService, DescribeStorageService, DeliverStorageService,
-RefundStorageService.
+RefundStorageService; CreateStorage, the reference's older way to buy one package.
 
 A service belongs to one channel of one device (``ChnNum``, 0 for a camera; an NVR's
 channels have their own). Buying a package for a channel that has a live service (in
@@ -44,6 +44,13 @@ class CreateStorageServiceParams(Params):
     ChnNum: Channel = 0
     AccessId: Id | None = None
     EnableTime: Timestamp | None = None
+
+
+class CreateStorageParams(Params):
+    PkgId: PkgId
+    Tid: Id
+    #: The vendor's own user id, for the reference's billing records: accepted, not kept.
+    UserTag: Short = ""
 
 
 class DescribeStorageServiceParams(Params):
@@ -301,8 +308,16 @@ async def refund_storage_service(
     return await _describe(ctx, service)
 
 
+async def create_storage(ctx: ActionContext, p: CreateStorageParams) -> dict[str, Any]:
+    """One order of ``PkgId`` for the device's channel 0, as CreateStorageService buys it
+    (a renewal where the channel has a service); the answer carries nothing more."""
+    await create_storage_service(ctx, CreateStorageServiceParams(PkgId=p.PkgId, Tid=p.Tid))
+    return {}
+
+
 def register(api: VendorApi) -> None:
     api.add("CreateStorageService", CreateStorageServiceParams, create_storage_service)
+    api.add("CreateStorage", CreateStorageParams, create_storage)
     api.add(
         "DescribeStorageService",
         DescribeStorageServiceParams,
