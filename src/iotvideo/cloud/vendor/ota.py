@@ -17,6 +17,7 @@ from iotvideo.cloud.vendor.api import ActionContext, VendorApi
 from iotvideo.cloud.vendor.errors import Code, VendorError, not_found
 from iotvideo.cloud.vendor.params import PRINTABLE, Count, Id, Params, Short
 from iotvideo.cloud.vendor.params import Offset as OffsetValue
+from iotvideo.cloud.vendor.products import ProductIdParams
 
 __all__ = ["register"]
 
@@ -98,10 +99,6 @@ class ModifyVerContentParams(Params):
     Operator: Short = ""
     Remark: Text | None = None
     Contents: ContentsParams | None = None
-
-
-class ProductParams(Params):
-    ProductId: Id
 
 
 class UpgradeDeviceParams(Params):
@@ -220,19 +217,22 @@ async def run_ota_version(ctx: ActionContext, p: RunOtaVersionParams) -> dict[st
         "old_versions": list(dict.fromkeys(p.OldVersions)),
         "publish_time": ctx.now,
     }
-    if p.Operator:
-        values["operator"] = p.Operator
     if p.Remark:
         values["remark"] = p.Remark
     if p.Contents is not None:
         values["contents"] = p.Contents.model_dump()
-    await _change(ctx, row, values)
+    await _change(ctx, row, values, p.Operator)
     return {}
 
 
-async def _change(ctx: ActionContext, row: AnyRow, values: dict[str, Any]) -> None:
-    """Update a release: its update time and modification count move too."""
+async def _change(
+    ctx: ActionContext, row: AnyRow, values: dict[str, Any], operator: str = ""
+) -> None:
+    """Update a release: its update time and modification count move too, and its
+    operator when one is named."""
     values |= {"update_time": ctx.now, "modify_times": row.modify_times + 1}
+    if operator:
+        values["operator"] = operator
     await ctx.conn.execute(
         update(ota_versions)
         .where(
@@ -259,11 +259,9 @@ async def run_test_ota_version(ctx: ActionContext, p: RunTestOtaVersionParams) -
         "tids": [d.tid for d in chosen],
         "publish_time": ctx.now,
     }
-    if p.Operator:
-        values["operator"] = p.Operator
     if p.Remark:
         values["remark"] = p.Remark
-    await _change(ctx, row, values)
+    await _change(ctx, row, values, p.Operator)
     return {}
 
 
@@ -272,9 +270,7 @@ async def disable_ota_version(ctx: ActionContext, p: DeleteOtaVersionParams) -> 
     RunOtaVersion or RunTestOtaVersion publishes it again."""
     row = await _release(ctx, p.ProductId, p.OtaVersion)
     values: dict[str, Any] = {"pub_status": DISABLED}
-    if p.Operator:
-        values["operator"] = p.Operator
-    await _change(ctx, row, values)
+    await _change(ctx, row, values, p.Operator)
     return {}
 
 
@@ -282,17 +278,15 @@ async def modify_ver_content(ctx: ActionContext, p: ModifyVerContentParams) -> d
     """Change a release's notes or remark (those given); the offer's notes follow."""
     row = await _release(ctx, p.ProductId, p.OtaVersion)
     values: dict[str, Any] = {}
-    if p.Operator:
-        values["operator"] = p.Operator
     if p.Remark is not None:
         values["remark"] = p.Remark
     if p.Contents is not None:
         values["contents"] = p.Contents.model_dump()
-    await _change(ctx, row, values)
+    await _change(ctx, row, values, p.Operator)
     return {}
 
 
-async def describe_pub_versions(ctx: ActionContext, p: ProductParams) -> dict[str, Any]:
+async def describe_pub_versions(ctx: ActionContext, p: ProductIdParams) -> dict[str, Any]:
     """The product's releases that were ever published (officially or to test devices),
     the newest publication first."""
     product = await ctx.product(p.ProductId)
@@ -342,6 +336,6 @@ def register(api: VendorApi) -> None:
     api.add("RunTestOtaVersion", RunTestOtaVersionParams, run_test_ota_version)
     api.add("DisableOtaVersion", DeleteOtaVersionParams, disable_ota_version)
     api.add("ModifyVerContent", ModifyVerContentParams, modify_ver_content)
-    api.add("DescribePubVersions", ProductParams, describe_pub_versions, writes=False)
+    api.add("DescribePubVersions", ProductIdParams, describe_pub_versions, writes=False)
     api.add("DeleteOtaVersion", DeleteOtaVersionParams, delete_ota_version)
     api.add("UpgradeDevice", UpgradeDeviceParams, upgrade_device)
