@@ -69,6 +69,20 @@ async def test_describe_device_model_and_online_state(world: World) -> None:
         await world.avendor("DescribeDeviceModel", Tid=tid, Branch="Nope.x")
 
 
+async def test_clear_device_active_code_until_the_next_login(world: World) -> None:
+    tid = world.device.tid
+    async with device_client(world.cloud.url, world.device):
+        first = (await world.avendor("DescribeDevice", Tid=tid)).Data.ActiveTime
+        assert first > 0
+    await world.avendor("ClearDeviceActiveCode", Tids=[tid, tid])
+    assert (await world.avendor("DescribeDevice", Tid=tid)).Data.ActiveTime == 0
+    await world.arefused("ResourceNotFound", "ClearDeviceActiveCode", Tids=[tid, "nope"])
+    await world.arefused("InvalidParameterValue", "ClearDeviceActiveCode", Tids=[])
+    async with device_client(world.cloud.url, world.device):
+        again = (await world.avendor("DescribeDevice", Tid=tid)).Data.ActiveTime
+        assert again >= first
+
+
 async def test_modify_device_property(world: World) -> None:
     tid = world.device.tid
     got: list[Any] = []

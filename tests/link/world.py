@@ -13,7 +13,7 @@ from iotvideo.app import DeviceMessage, IoTVideo
 from iotvideo.device import DeviceClient
 from iotvideo.device.simulator import DEMO_MODEL
 from iotvideo.protocol.link import Backoff
-from tests.cloud.official import call, client
+from tests.cloud.official import call, client, refused
 from tests.support import CloudAddress, vendor_of
 
 T = TypeVar("T")
@@ -63,6 +63,10 @@ class World:
     async def avendor(self, action: str, **fields: Any) -> Any:
         """A vendor call that does not block the event loop the clients run on."""
         return await asyncio.to_thread(call, self.api, action, **fields)
+
+    async def arefused(self, code: str, action: str, **fields: Any) -> Any:
+        """A vendor call that must fail with ``code`` (off the event loop)."""
+        return await asyncio.to_thread(refused, code, call, self.api, action, **fields)
 
     def new_user(self, cunion: str, *, role: str | None = None, tid: str | None = None) -> User:
         access_id = call(self.api, "CreateAppUsr", CunionId=cunion).AccessId

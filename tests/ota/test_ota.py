@@ -21,7 +21,7 @@ from iotvideo.device.ota import FirmwareUpdater
 from iotvideo.protocol.errors import ErrorCode, IVError
 from tests.cloud.official import call, refused
 from tests.link.world import Inbox, World, app_sdk, fast_backoff, make_world
-from tests.support import Cloud, snapshot
+from tests.support import Cloud, asnapshot, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -270,6 +270,67 @@ async def test_firmware_kept_by_the_cloud(world: World, tmp_path: Path) -> None:
     async with httpx.AsyncClient() as http:
         missing = await http.get(world.cloud.url + "/firmware/" + "0" * 32 + "-x.bin")
     assert missing.status_code == 404
+
+
+async def test_upload_path_then_release_then_upgrade(world: World, tmp_path: Path) -> None:
+    """CreateUploadPath's URL takes the file; UploadOtaVersion checks it against the
+    upload; the device downloads it from the cloud and installs it."""
+    body = b"uploaded through a signed URL " * 3000
+    md5 = hashlib.md5(body).hexdigest()  # noqa: S324
+    put_url = (
+        await world.avendor("CreateUploadPath", ProductId=world.product_id, FileName="cam.bin")
+    ).Data
+    version_url = put_url.split("?", 1)[0]
+    assert version_url.startswith(world.cloud.url + "/firmware/") and version_url.endswith(
+        "-cam.bin"
+    )
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(version_url)).status_code == 404  # nothing uploaded yet
+        # The URL without its signature, or with an altered one, takes nothing.
+        assert (await http.put(version_url, content=body)).status_code == 403
+        assert (await http.put(put_url[:-1] + "0", content=body)).status_code == 403
+        done = await http.put(put_url, content=body)
+        assert done.status_code == 200 and done.json()["data"]["size"] == len(body)
+        assert (await http.get(version_url)).content == body
+    release = {"ProductId": world.product_id, "OtaVersion": "5.0.1", "VersionUrl": version_url}
+    before = await asnapshot(world.cloud.db)
+    for wrong in (
+        {"FileSize": len(body) + 1, "Md5": md5},
+        {"FileSize": len(body), "Md5": "0" * 32},
+    ):
+        await world.arefused("InvalidParameterValue", "UploadOtaVersion", **(release | wrong))
+    missing = version_url.rsplit("/", 1)[0] + "/" + "1" * 32 + "-cam.bin"
+    await world.arefused(
+        "InvalidParameterValue",
+        "UploadOtaVersion",
+        **(release | {"VersionUrl": missing, "FileSize": len(body), "Md5": md5}),
+    )
+    assert await asnapshot(world.cloud.db) == before
+    await world.avendor("UploadOtaVersion", **release, FileSize=len(body), Md5=md5)
+
+    device = DeviceClient(
+        world.device.certificate,
+        world.cloud.url,
+        version=VersionInfo(swVer="4.9.1"),
+        backoff=fast_backoff(),
+    )
+    got: list[bytes] = []
+    FirmwareUpdater(
+        device, folder=tmp_path / "dl", install=lambda p, _v: got.append(p.read_bytes())
+    )
+    await device.start()
+    try:
+        async with app_sdk(world.cloud.url, world.owner) as sdk:
+            inbox = Inbox(sdk)
+            await world.avendor("UpgradeDevice", Tid=world.device.tid, OtaVersion="5.0.1")
+            await inbox.property("ProReadonly._otaUpgrade", stVal=100, timeout=15)
+        assert got == [body] and device.version.swVer == "5.0.1"
+    finally:
+        await device.stop()
+    await world.arefused("ResourceNotFound", "CreateUploadPath", ProductId="nope", FileName="a")
+    await world.arefused(
+        "InvalidParameterValue", "CreateUploadPath", ProductId=world.product_id, FileName="../a"
+    )
 
 
 class _Flaky(http.server.BaseHTTPRequestHandler):

@@ -105,6 +105,7 @@ def create_app(
             sessions: set[object] = set()
             app.state.link_sessions = sessions
             app.state.url_secret = url_secret(settings.data, settings.url_secret)
+            link.url_secret = app.state.url_secret
             outages = link.outages
             _background(
                 stack,

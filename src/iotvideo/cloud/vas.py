@@ -8,7 +8,8 @@ CreateDevToken's, CreateAnonymousAccessToken's: the seed's "anonymous access"). 
 the seed's ``{"code": 0, "msg": "Success", "data": {...}}``; refusals carry the seed's
 codes (20010 bad token, 8002 no such device, 8003 no relation, 20143 bad parameter).
 
-Devices sign their uploads (:mod:`iotvideo.protocol.vas`). Playlists and segments are
+Devices sign their uploads (:mod:`iotvideo.protocol.vas`), or send a segment with an
+upload credential from CreateUploadTest (:mod:`iotvideo.cloud.uploads`). Playlists and segments are
 fetched by signed URLs that expire (``url_ttl``).
 """
 
@@ -40,6 +41,7 @@ from iotvideo.cloud.db.tables import (
     devices,
 )
 from iotvideo.cloud.storage import ServiceStatus, channel_view
+from iotvideo.cloud.uploads import check_upload_token
 from iotvideo.cloud.webhooks import enqueue
 from iotvideo.media.recorder import concat_mp4, encode_picture
 from iotvideo.protocol import link
@@ -204,6 +206,9 @@ async def _device(request: Request, *, cap: int, allow_empty: bool = False) -> s
     device, a stale time, a declared length over ``cap``), and the body is read only up
     to ``cap``: an unsigned or oversized upload costs the cloud nothing much.
     """
+    bearer = request.headers.get("authorization", "")
+    if bearer.startswith("Bearer ut1.") and not allow_empty:
+        return await _credential_upload(request, bearer.removeprefix("Bearer "), cap)
     tid = request.headers.get("x-iv-tid", "")
     signature = request.headers.get("x-iv-signature", "")
     try:
@@ -214,12 +219,7 @@ async def _device(request: Request, *, cap: int, allow_empty: bool = False) -> s
         raise Refused(401, ErrorCode.IVTermErr_msg_calling_check_token_error, "unsigned")
     if abs(_now(request) - when) > _ctx(request).settings.signature_max_skew:
         raise Refused(401, ErrorCode.IVTermErr_msg_calling_check_token_error, "clock skew")
-    try:
-        declared = int(request.headers.get("content-length") or 0)
-    except ValueError:
-        declared = cap + 1
-    if declared > cap:
-        raise Refused(413, ErrorCode.IVTermErr_msg_user_cmd_param_error, "body too large")
+    _declared_within(request, cap)
     async with _ctx(request).db.read() as conn:
         key = await conn.scalar(select(devices.c.public_key).where(devices.c.tid == tid))
     if key is None:
@@ -232,6 +232,37 @@ async def _device(request: Request, *, cap: int, allow_empty: bool = False) -> s
         raise Refused(401, ErrorCode.IVTermErr_msg_calling_check_token_error, "bad signature")
     request.state.body = body
     return tid
+
+
+async def _credential_upload(request: Request, token: str, cap: int) -> str:
+    """The Tid of an upload sent with a CreateUploadTest credential (its body read as
+    :func:`_device` reads one), or 401."""
+    tid = check_upload_token(_ctx(request).url_secret, token, _now(request))
+    if tid is None:
+        raise Refused(
+            401,
+            ErrorCode.IVTermErr_msg_calling_check_token_error,
+            "the upload credential is malformed or expired; renew it with RenewUploadTest",
+        )
+    _declared_within(request, cap)
+    async with _ctx(request).db.read() as conn:
+        known = await conn.scalar(select(devices.c.tid).where(devices.c.tid == tid))
+    if known is None:
+        raise Refused(404, ErrorCode.IVASrvErr_dst_notexsit, "the device no longer exists")
+    body = await read_capped(request, cap)
+    if not body:
+        raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "empty body")
+    request.state.body = body
+    return tid
+
+
+def _declared_within(request: Request, cap: int) -> None:
+    try:
+        declared = int(request.headers.get("content-length") or 0)
+    except ValueError:
+        declared = cap + 1
+    if declared > cap:
+        raise Refused(413, ErrorCode.IVTermErr_msg_user_cmd_param_error, "body too large")
 
 
 async def read_capped(request: Request, cap: int) -> bytes:

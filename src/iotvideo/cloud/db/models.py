@@ -29,8 +29,12 @@ __all__ = [
     "CloudInstance",
     "CloudSegment",
     "Device",
+    "DeviceLog",
+    "DeviceRunLog",
     "DeviceState",
+    "IotDataType",
     "IotModel",
+    "MessageQueue",
     "OtaVersion",
     "Product",
     "StorageOrder",
@@ -131,6 +135,9 @@ class Device(Base):
         String(32), default="", server_default="", index=True
     )
     online_session: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    #: When CreateTraceIds put the device on the trace list (0: not traced): its link
+    #: messages are recorded in ``device_logs`` and it uploads its run log.
+    traced_since: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class AppUser(Base):
@@ -439,3 +446,76 @@ class WebhookMessage(Base):
     delivered_at: Mapped[int | None] = mapped_column(BigInteger)
     failed_at: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str] = mapped_column(String(200), default="")
+    #: Where it goes: "" the vendor's webhook URL; "stream:<key>" a Redis Stream (a
+    #: product's message queue, SetMessageQueue); "webhook:<topic>" the webhook URL with
+    #: the queue's topic.
+    target: Mapped[str] = mapped_column(String(120), default="", server_default="")
+
+
+class IotDataType(Base):
+    """A vendor's custom data type (CreateIotDataType): a struct a thing model may name."""
+
+    __tablename__ = "iot_data_types"
+
+    vendor_id: Mapped[str] = mapped_column(
+        ForeignKey("vendors.vendor_id", ondelete="CASCADE"), primary_key=True
+    )
+    type_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: The type as the vendor gave it (JSON text).
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int]
+
+
+class DeviceLog(Base):
+    """A traced device's link message (CreateTraceIds, DescribeLogs): bounded per device
+    and kept for a while (see :mod:`iotvideo.cloud.tracing`)."""
+
+    __tablename__ = "device_logs"
+    __table_args__ = (Index("ix_device_logs_tid_at", "tid", "at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    tid: Mapped[str] = mapped_column(ForeignKey("devices.tid", ondelete="CASCADE"))
+    #: UNIX seconds.
+    at: Mapped[int]
+    #: 1 online state, 2 ProConst, 3 ProWritable, 4 Action, 5 ProReadonly, 6 Event,
+    #: 7 other link messages (the op in data_object).
+    log_type: Mapped[int] = mapped_column(Integer)
+    data_object: Mapped[str] = mapped_column(String(255), default="")
+    old_value: Mapped[str] = mapped_column(Text, default="")
+    new_value: Mapped[str] = mapped_column(Text, default="")
+
+
+class DeviceRunLog(Base):
+    """The latest lines of a traced device's own log, as it uploaded them (DescribeRunLog)."""
+
+    __tablename__ = "device_runlogs"
+
+    tid: Mapped[str] = mapped_column(
+        ForeignKey("devices.tid", ondelete="CASCADE"), primary_key=True
+    )
+    text: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[int]
+
+
+class MessageQueue(Base):
+    """Where a product's device messages are forwarded (SetMessageQueue)."""
+
+    __tablename__ = "message_queues"
+
+    product_id: Mapped[str] = mapped_column(
+        ForeignKey("products.product_id", ondelete="CASCADE"), primary_key=True
+    )
+    vendor_id: Mapped[str] = mapped_column(
+        ForeignKey("vendors.vendor_id", ondelete="CASCADE"), index=True
+    )
+    #: 1 (the reference's CMQ): the vendor's webhook; 2 (CKafka): a Redis Stream.
+    queue_type: Mapped[int] = mapped_column(Integer)
+    #: The message types forwarded (0..6), as a bit set.
+    msg_types: Mapped[int] = mapped_column(Integer)
+    topic: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str] = mapped_column(String(64), default="")
+    region: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[int]
+    updated_at: Mapped[int]

@@ -24,9 +24,13 @@ __all__ = [
     "cloud_instances",
     "cloud_segments",
     "device_events",
+    "device_logs",
+    "device_runlogs",
     "device_state",
     "devices",
+    "iot_data_types",
     "iot_models",
+    "message_queues",
     "ota_versions",
     "products",
     "storage_orders",
@@ -60,3 +64,7 @@ cloud_segments = cast(Table, models.CloudSegment.__table__)
 cloud_events = cast(Table, models.CloudEvent.__table__)
 device_events = cast(Table, models.DeviceEvent.__table__)
 webhook_outbox = cast(Table, models.WebhookMessage.__table__)
+iot_data_types = cast(Table, models.IotDataType.__table__)
+device_logs = cast(Table, models.DeviceLog.__table__)
+device_runlogs = cast(Table, models.DeviceRunLog.__table__)
+message_queues = cast(Table, models.MessageQueue.__table__)

@@ -35,6 +35,8 @@ class LinkContext:
     limits: Limits
     outages: Outages = field(default_factory=Outages)
     metrics: Metrics = field(default_factory=Metrics)
+    #: The key of the cloud's signed URLs (HLS, pictures, firmware uploads).
+    url_secret: bytes = b""
     #: Device logins' keys, read together.
     logins: LoginKeys = field(init=False)
 

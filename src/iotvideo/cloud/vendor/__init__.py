@@ -10,6 +10,7 @@ from iotvideo.cloud.vendor import (
     streams,
     things,
     tokens,
+    uploads,
     users,
 )
 from iotvideo.cloud.vendor.api import API_VERSION, ActionContext, VendorApi, VendorRequest
@@ -28,6 +29,18 @@ __all__ = [
 
 def register_all(api: VendorApi) -> None:
     """Register every action this cloud implements."""
-    modules = (products, devices, users, tokens, bindings, things, storage, ota, streams, billing)
+    modules = (
+        products,
+        devices,
+        users,
+        tokens,
+        bindings,
+        things,
+        storage,
+        ota,
+        streams,
+        billing,
+        uploads,
+    )
     for module in modules:
         module.register(api)

@@ -68,6 +68,13 @@ class ActionContext:
     link: LinkContext | None = None
     #: Callbacks to run after the transaction commits (e.g. to kick a disabled device).
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: The request's Host header (the base of URLs handed back when no public URL is set).
+    host: str = ""
+
+    def public_base(self) -> str:
+        """Where clients reach this cloud: its public URL, else the host the call named."""
+        configured = self.link.settings.public_url if self.link is not None else None
+        return str(configured or f"http://{self.host}").rstrip("/")
 
     @property
     def live(self) -> LinkContext:
@@ -210,7 +217,14 @@ class VendorApi:
             self._check_rate(auth.secret_id)
             action, data, lenient = self._parse_call(request)
             params = validate(action.params, data, lenient=lenient)
-            ctx = ActionContext(conn, vendor_id, now_ms, request_id, self._link)
+            ctx = ActionContext(
+                conn,
+                vendor_id,
+                now_ms,
+                request_id,
+                self._link,
+                host=request.headers.get("host", ""),
+            )
             result = await action.handler(ctx, params)
         for callback in ctx.after_commit:
             await callback()

@@ -1,4 +1,5 @@
-"""Devices: CreateDevices, DescribeDevice(s), Delete/Disable/RunDevice, ModifyDevice."""
+"""Devices: CreateDevices, DescribeDevice(s), Delete/Disable/RunDevice, ModifyDevice,
+ClearDeviceActiveCode."""
 
 from __future__ import annotations
 
@@ -190,6 +191,14 @@ async def run_device(ctx: ActionContext, p: TidsParams) -> dict[str, Any]:
     return {}
 
 
+async def clear_device_active_code(ctx: ActionContext, p: TidsParams) -> dict[str, Any]:
+    """The devices count as never activated (ActiveTime 0); the next login activates them
+    again, as a device's first login did. An online device is not logged out."""
+    found = [d.tid for d in await ctx.devices(p.Tids)]
+    await ctx.conn.execute(update(devices).where(devices.c.tid.in_(found)).values(active_time=0))
+    return {}
+
+
 async def modify_device(ctx: ActionContext, p: ModifyDeviceParams) -> dict[str, Any]:
     device = await ctx.device(p.Tid)
     await ctx.user(p.AccessId)
@@ -211,3 +220,4 @@ def register(api: VendorApi) -> None:
     api.add("DisableDevice", TidsParams, disable_device)
     api.add("RunDevice", TidsParams, run_device)
     api.add("ModifyDevice", ModifyDeviceParams, modify_device)
+    api.add("ClearDeviceActiveCode", TidsParams, clear_device_active_code)

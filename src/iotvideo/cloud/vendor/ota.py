@@ -4,6 +4,7 @@ Who is offered what: :mod:`iotvideo.cloud.ota`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ from pydantic import AfterValidator, Field
 from sqlalchemy import and_, delete, func, insert, select, update
 
 from iotvideo.cloud.db.tables import AnyRow, devices, ota_versions
+from iotvideo.cloud.firmware import file_digest
 from iotvideo.cloud.ota import DISABLED, OFFICIAL, TEST, describe, parse_version
 from iotvideo.cloud.vendor.api import ActionContext, VendorApi
 from iotvideo.cloud.vendor.errors import Code, VendorError, not_found
@@ -122,6 +124,30 @@ async def _release(ctx: ActionContext, product_id: str, version: str) -> AnyRow:
     return row
 
 
+async def _check_own_file(ctx: ActionContext, p: UploadOtaVersionParams) -> None:
+    """A VersionUrl on this cloud's own store (CreateUploadPath's, query dropped) must name
+    an uploaded file of FileSize bytes with that MD5: a typo is caught now, not when every
+    device fails its download."""
+    prefix = f"{ctx.public_base()}/firmware/"
+    url = p.VersionUrl.split("?", 1)[0]
+    if ctx.link is None or not url.startswith(prefix):
+        return
+    path = ctx.link.settings.data / "firmware" / url.removeprefix(prefix)
+    if "/" in url.removeprefix(prefix) or not await asyncio.to_thread(path.is_file):
+        raise VendorError(
+            Code.INVALID_PARAMETER_VALUE,
+            "VersionUrl names no file uploaded to this cloud; PUT it to CreateUploadPath's URL "
+            "first.",
+        )
+    size = (await asyncio.to_thread(path.stat)).st_size
+    if size != p.FileSize:
+        raise VendorError(
+            Code.INVALID_PARAMETER_VALUE, f"FileSize is {p.FileSize}; the uploaded file has {size}."
+        )
+    if await asyncio.to_thread(file_digest, path) != p.Md5:
+        raise VendorError(Code.INVALID_PARAMETER_VALUE, "Md5 is not the MD5 of the uploaded file.")
+
+
 async def upload_ota_version(ctx: ActionContext, p: UploadOtaVersionParams) -> dict[str, Any]:
     await ctx.product(p.ProductId)
     exists = await ctx.conn.scalar(
@@ -134,6 +160,7 @@ async def upload_ota_version(ctx: ActionContext, p: UploadOtaVersionParams) -> d
             Code.RESOURCE_IN_USE,
             f"version {p.OtaVersion} of {p.ProductId} exists; delete it first to replace it.",
         )
+    await _check_own_file(ctx, p)
     await ctx.conn.execute(
         insert(ota_versions).values(
             product_id=p.ProductId,
