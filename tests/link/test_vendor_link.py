@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import importlib.util
+import io
 import json
 import threading
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +19,9 @@ import pytest
 from iotvideo.device import DeviceClient
 from iotvideo.device.simulator import DEMO_MODEL
 from iotvideo.protocol.errors import IVError
-from tests.cloud.official import refused
+from tests.cloud.official import call, client, refused
 from tests.link.world import Inbox, World, app_sdk, device_client, eventually
-from tests.support import set_webhook
+from tests.support import set_webhook, snapshot
 
 
 def test_model_revisions(world: World) -> None:
@@ -241,3 +246,111 @@ async def test_send_data_to_server(world: World, webhook: tuple[str, list[dict[s
         with pytest.raises(IVError) as info:
             await sdk.message.send_data_to_server("/big", b"x" * 30001)
         assert info.value.code == 21008
+
+
+POSITION = {
+    "id": "Position",
+    "name": "PTZ position",
+    "type": [
+        {"name": "pan", "id": "pan", "type": "int32"},
+        {"name": "label", "id": "label", "type": "string16"},
+        {"name": "zoom", "id": "zoom", "type": [{"name": "level", "id": "level", "type": "float"}]},
+    ],
+}
+
+
+def test_custom_data_types_in_a_model(world: World) -> None:
+    cloud = world.cloud
+    text = json.dumps(POSITION)
+    world.vendor("CreateIotDataType", IotDataType=text)
+    world.vendor("CreateIotDataType", IotDataType=text)  # the same again: nothing to do
+    (kept,) = world.vendor("DescribeIotDataType", TypeId="Position").Data
+    assert json.loads(kept) == POSITION
+    assert json.loads(world.vendor("DescribeIotDataType").Data[0])["id"] == "Position"
+    # A model names it; the stored model holds the struct itself.
+    pid = world.product_id
+    model = {
+        **DEMO_MODEL,
+        "ProWritable": {**DEMO_MODEL["ProWritable"], "ptz": {"type": "Position"}},
+    }
+    world.vendor("CreateIotModel", ProductId=pid, IotModel=json.dumps(model))
+    draft = json.loads(world.vendor("DescribeIotModel", ProductId=pid, Revision=-1).Data)
+    assert draft["ProWritable"]["ptz"] == {
+        "type": "struct",
+        "fields": {
+            "pan": {"type": "int32"},
+            "label": {"type": "string16"},
+            "zoom": {"type": "struct", "fields": {"level": {"type": "float32"}}},
+        },
+    }
+    other = client(cloud, cloud.new_key())
+    before = snapshot(cloud.db)
+    changed = {**POSITION, "name": "another"}
+    refused("ResourceInUse", world.vendor, "CreateIotDataType", IotDataType=json.dumps(changed))
+    for bad in (
+        "{nope",
+        "[]",
+        json.dumps({**POSITION, "id": "1x"}),
+        json.dumps({**POSITION, "type": []}),
+        json.dumps({**POSITION, "type": [{"id": "a", "type": "int128"}]}),
+        json.dumps(
+            {**POSITION, "type": [{"id": "a", "type": "int32"}, {"id": "a", "type": "bool"}]}
+        ),
+    ):
+        refused("InvalidParameterValue", world.vendor, "CreateIotDataType", IotDataType=bad)
+    unknown = {**DEMO_MODEL, "ProWritable": {"x": {"type": "Nowhere"}}}
+    refused(
+        "InvalidParameterValue",
+        world.vendor,
+        "CreateIotModel",
+        ProductId=pid,
+        IotModel=json.dumps(unknown),
+    )
+    # Another vendor sees none of it.
+    assert call(other, "DescribeIotDataType").Data == []
+    refused("ResourceNotFound", call, other, "DeleteIotDataType", TypeId="Position")
+    assert snapshot(cloud.db) == before
+    # Deleting the type leaves the model as it was stored.
+    world.vendor("DeleteIotDataType", TypeId="Position")
+    refused("ResourceNotFound", world.vendor, "DescribeIotDataType", TypeId="Position")
+    assert json.loads(world.vendor("DescribeIotModel", ProductId=pid, Revision=-1).Data) == draft
+
+
+async def test_generated_device_code_runs_the_model(world: World, tmp_path: Path) -> None:
+    """CreateGencode's zip holds a module that, as generated, logs the device in and
+    takes the vendor's writes and actions."""
+    zipped = (await world.avendor("CreateGencode", ProductId=world.product_id)).ZipCode
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(zipped))) as z:
+        names = set(z.namelist())
+        z.extractall(tmp_path)
+    module_name = f"device_{world.product_id}"
+    assert names == {f"{module_name}.py", "model.json", "README.txt"}
+    spec = importlib.util.spec_from_file_location(module_name, tmp_path / f"{module_name}.py")
+    assert spec is not None and spec.loader is not None
+    generated = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generated)
+    tid = world.device.tid
+    async with device_client(world.cloud.url, world.device, generated.install):
+        await world.avendor(
+            "ModifyDeviceProperty",
+            Tid=tid,
+            Branch="ProWritable.nightMode.setVal",
+            Value="2",
+            IsNum=True,
+        )
+
+        async def applied() -> None:
+            state = await world.avendor(
+                "DescribeDeviceModel", Tid=tid, Branch="ProWritable.nightMode"
+            )
+            assert json.loads(state.Data.IotModel)["stVal"] == 2
+
+        await eventually(applied)
+        answer = await world.avendor(
+            "ModifyDeviceAction", Tid=tid, Branch="Action.cameraOn", Value="1", IsNum=True
+        )
+        assert json.loads(answer.Data) == 1
+    await world.arefused(
+        "ResourceNotFound", "CreateGencode", ProductId=world.product_id, Revision=7
+    )
+    await world.arefused("ResourceNotFound", "CreateGencode", ProductId="nope")

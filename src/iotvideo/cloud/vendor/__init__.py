@@ -3,7 +3,9 @@
 from iotvideo.cloud.vendor import (
     billing,
     bindings,
+    datatypes,
     devices,
+    gencode,
     ota,
     products,
     storage,
@@ -41,6 +43,8 @@ def register_all(api: VendorApi) -> None:
         streams,
         billing,
         uploads,
+        datatypes,
+        gencode,
     )
     for module in modules:
         module.register(api)

@@ -19,9 +19,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 from sqlalchemy import insert, select, update
 
-from iotvideo.cloud.db.tables import iot_models, products, tasks
+from iotvideo.cloud.db.tables import AnyRow, iot_models, products, tasks
 from iotvideo.cloud.link.context import LinkContext
 from iotvideo.cloud.vendor.api import ActionContext, VendorApi
+from iotvideo.cloud.vendor.datatypes import expand_custom_types
 from iotvideo.cloud.vendor.errors import Code, VendorError, from_iv_error, not_found
 from iotvideo.cloud.vendor.params import PRINTABLE, Id, Params
 from iotvideo.protocol.errors import IVError
@@ -96,7 +97,7 @@ def _parse_model(text: str) -> ThingModel:
 async def create_iot_model(ctx: ActionContext, p: ModelParams) -> dict[str, Any]:
     """Submit a model definition (a draft; RunIotModel publishes)."""
     product = await ctx.product(p.ProductId)
-    model = _parse_model(p.IotModel)
+    model = _parse_model(await expand_custom_types(ctx, p.IotModel))
     await ctx.conn.execute(
         update(products)
         .where(products.c.product_id == product.product_id)
@@ -108,7 +109,7 @@ async def create_iot_model(ctx: ActionContext, p: ModelParams) -> dict[str, Any]
 async def run_iot_model(ctx: ActionContext, p: ModelParams) -> dict[str, Any]:
     """Publish a model: a new revision that devices of the product use from now on."""
     product = await ctx.product(p.ProductId)
-    model = _parse_model(p.IotModel)
+    model = _parse_model(await expand_custom_types(ctx, p.IotModel))
     revision = product.iot_model_revision + 1
     await ctx.conn.execute(
         insert(iot_models).values(
@@ -129,20 +130,26 @@ async def run_iot_model(ctx: ActionContext, p: ModelParams) -> dict[str, Any]:
 async def describe_iot_model(ctx: ActionContext, p: DescribeIotModelParams) -> dict[str, Any]:
     """A model: revision -1 is the unpublished draft, 0 the built-ins only."""
     product = await ctx.product(p.ProductId)
-    if p.Revision == -1:
+    return {"Data": await model_source(ctx, product, p.Revision)}
+
+
+async def model_source(ctx: ActionContext, product: AnyRow, revision: int) -> str:
+    """The JSON text of a product's model: ``revision`` -1 the unpublished draft, 0 the
+    built-ins only; ResourceNotFound when there is no such revision."""
+    if revision == -1:
         if not product.draft_model:
             raise VendorError(Code.RESOURCE_NOT_FOUND, "The product has no unpublished model.")
-        return {"Data": product.draft_model}
-    if p.Revision == 0:
-        return {"Data": "{}"}
+        return str(product.draft_model)
+    if revision == 0:
+        return "{}"
     source = await ctx.conn.scalar(
         select(iot_models.c.source).where(
-            iot_models.c.product_id == product.product_id, iot_models.c.revision == p.Revision
+            iot_models.c.product_id == product.product_id, iot_models.c.revision == revision
         )
     )
     if source is None:
-        raise not_found("Revision", str(p.Revision))
-    return {"Data": source}
+        raise not_found("Revision", str(revision))
+    return str(source)
 
 
 async def describe_iot_models(ctx: ActionContext, p: ProductParams) -> dict[str, Any]:
