@@ -15,12 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from standardwebhooks.webhooks import Webhook
 
 from iotvideo.cloud.db import Database
 from iotvideo.cloud.keys import set_events_url
 from tests.inproc import Clock, inproc_cloud
-from tests.link.world import World, device_client, make_world
+from tests.link.world import World, device_client, eventually, make_world
+from tests.support import asnapshot
 
 
 @dataclass
@@ -174,3 +176,125 @@ async def test_the_send_data_webhook_is_signed(tmp_path: Path, receiver: Receive
             await sdk.message.send_data_to_server("/orders", b"{}")
         headers, body = receiver.posts[-1]
         assert Webhook(secret).verify(body, headers)["Url"] == "/orders"
+
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _forwarded(receiver: Receiver, topic: str) -> list[dict[str, Any]]:
+    """The messages of the product's queue ``topic`` taken so far (not the vendor's own
+    notifications, which carry no topic)."""
+    return [
+        json.loads(body)
+        for headers, body in list(receiver.posts)
+        if headers.get("x-iotvideo-topic") == topic
+    ]
+
+
+async def test_message_queues_forward_to_a_stream_and_a_webhook_across_a_restart(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """SetMessageQueue: type 2 adds a device's online state, reports and events to a
+    Redis Stream; type 1 posts them to the vendor's webhook with the topic, and what could
+    not be delivered before a restart is delivered after it. MsgType picks the kinds."""
+    clock = Clock()
+    redis = aioredis.from_url(REDIS)
+    async with inproc_cloud(tmp_path, clock, bus=REDIS) as cloud:
+        world = await asyncio.to_thread(make_world, cloud, devices=1)
+        pid, tid = world.product_id, world.device.tid
+        key = f"iotvideo:mq:{world.vendor_id}:cams"
+        await redis.delete(key)
+        await world.avendor(
+            "SetMessageQueue",
+            ProductId=pid,
+            MsgQueueType=2,
+            MsgType="0,3,5",
+            Topic="cams",
+            Instance="kafka-1",
+            MsgRegion="local",
+        )
+        kept = (await world.avendor("DescribeMessageQueue", ProductId=pid)).Data
+        assert (kept.MsgQueueType, kept.MsgType, kept.Topic, kept.Instance) == (
+            2,
+            "0,3,5",
+            "cams",
+            "kafka-1",
+        )
+        async with device_client(cloud.url, world.device) as device:
+            await device.report("ProReadonly.temperature", 19.5)
+            await device.event("motion", {"zone": 1})
+        await world.avendor(
+            "ModifyDeviceProperty", Tid=tid, Branch="ProWritable.nightMode", Value="1", IsNum=True
+        )
+
+        async def in_stream() -> list[dict[str, Any]]:
+            entries = await redis.xrange(key)
+            return [{"type": f[b"type"].decode(), **json.loads(f[b"data"])} for _id, f in entries]
+
+        async def four() -> None:
+            assert len(await in_stream()) >= 4
+
+        await eventually(four)
+        got = {
+            m["type"] + ":" + str(m.get("path", m.get("topic", m.get("online")))): m
+            for m in await in_stream()
+        }
+        # (Sent a few at a time: the order within a burst is not kept.)
+        assert sorted(got) == [
+            "device.event:motion",
+            "device.offline:0",
+            "device.online:1",
+            "device.property:ProReadonly.temperature",
+        ], "ProWritable changes (MsgType 2) are not asked for"
+        assert got["device.property:ProReadonly.temperature"]["value"]["stVal"] == 19.5
+        assert got["device.event:motion"]["value"] == {"zone": 1}
+        assert all(m["tid"] == tid and m["productId"] == pid for m in got.values())
+
+        # Type 1: the vendor's webhook, which is down for now.
+        await events_to(world, "http://127.0.0.1:9/nobody-listens")
+        await world.avendor(
+            "SetMessageQueue", ProductId=pid, MsgQueueType=1, MsgType="0,3", Topic="hook"
+        )
+        async with device_client(cloud.url, world.device) as device:
+            await device.report("ProReadonly.temperature", 20.5)
+    async with inproc_cloud(tmp_path, clock, bus=REDIS) as cloud:  # restarted
+        world.use(cloud)
+        await events_to(world, receiver.url)  # the backend is back
+        clock.offset += 3600  # past any backoff
+
+        async def delivered() -> None:
+            kinds = sorted((m["type"], m["data"]["msgType"]) for m in _forwarded(receiver, "hook"))
+            assert kinds == [("device.offline", 0), ("device.online", 0), ("device.property", 3)]
+
+        await eventually(delivered, timeout=20)
+        assert len(await in_stream()) == 4, "a type 1 queue adds nothing to the stream"
+        clock.offset -= 3600  # back to the vendor client's time
+        await world.avendor("DeleteMessageQueue", ProductId=pid)
+        await world.arefused("ResourceNotFound", "DescribeMessageQueue", ProductId=pid)
+    await redis.delete(key)
+    await redis.aclose()
+
+
+async def test_message_queue_refusals(tmp_path: Path) -> None:
+    async with inproc_cloud(tmp_path, Clock()) as cloud:  # no Redis: no stream queues
+        world = await asyncio.to_thread(make_world, cloud, devices=1)
+        pid = world.product_id
+        before = await asnapshot(cloud.db)
+        good = {"ProductId": pid, "MsgQueueType": 1, "MsgType": "0", "Topic": "t"}
+        await world.arefused("FailedOperation", "SetMessageQueue", **good)  # no webhook URL
+        await world.arefused(
+            "UnsupportedOperation", "SetMessageQueue", **(good | {"MsgQueueType": 2})
+        )
+        for bad in (
+            {"MsgQueueType": 3},
+            {"MsgType": "0,32"},
+            {"MsgType": "a"},
+            {"MsgType": ""},
+            {"Topic": "x" * 33},
+            {"Topic": "a b"},
+        ):
+            await world.arefused("InvalidParameterValue", "SetMessageQueue", **(good | bad))
+        await world.arefused("ResourceNotFound", "SetMessageQueue", **(good | {"ProductId": "no"}))
+        await world.arefused("ResourceNotFound", "DescribeMessageQueue", ProductId=pid)
+        await world.arefused("ResourceNotFound", "DeleteMessageQueue", ProductId=pid)
+        assert await asnapshot(cloud.db) == before

@@ -354,3 +354,89 @@ async def test_generated_device_code_runs_the_model(world: World, tmp_path: Path
         "ResourceNotFound", "CreateGencode", ProductId=world.product_id, Revision=7
     )
     await world.arefused("ResourceNotFound", "CreateGencode", ProductId="nope")
+
+
+async def test_tracing_records_a_traced_device_and_nothing_of_another(world: World) -> None:
+    traced, plain = world.devices[0], world.devices[1]
+    await world.avendor("CreateTraceIds", Tids=[traced.tid])
+    assert (await world.avendor("DescribeTraceIds")).Data == traced.tid
+    status = (await world.avendor("DescribeTraceStatus", Tids=[traced.tid, plain.tid])).Data
+    assert [(s.Tid, s.IsExist) for s in status] == [(traced.tid, True), (plain.tid, False)]
+
+    def install(dc: DeviceClient) -> None:
+        dc.run_log.interval = 0.05
+        dc.on_data(lambda payload, _topic: b"pong:" + payload)
+
+    async with (
+        device_client(world.cloud.url, traced, install) as a,
+        device_client(world.cloud.url, plain, install) as b,
+    ):
+        assert a.run_log.active and not b.run_log.active  # told at login
+        for dc in (a, b):
+            await dc.report("ProReadonly.temperature", 21.5)
+            await world.avendor(
+                "ModifyDeviceProperty",
+                Tid=dc.tid,
+                Branch="ProWritable.nightMode.setVal",
+                Value="2",
+                IsNum=True,
+            )
+            await world.avendor(
+                "SendOnlineMsg", Tid=dc.tid, WaitResp=2, MsgTopic="t", MsgContent="hi"
+            )
+            dc.run_log.write(f"lens heater on for {dc.tid}")
+
+        async def run_log_uploaded() -> None:
+            text = (await world.avendor("DescribeRunLog", Tid=traced.tid)).Data
+            assert f"lens heater on for {traced.tid}" in text
+
+        await eventually(run_log_uploaded)
+        assert (await world.avendor("DescribeRunLog", Tid=plain.tid)).Data == ""
+
+        async def all_recorded() -> None:
+            logs = await world.avendor("DescribeLogs", Tid=traced.tid, Limit=100)
+            kinds = {(d.LogType, d.DataObject) for d in logs.Data}
+            assert {
+                (1, "ProReadonly._online"),
+                (5, "ProReadonly.temperature"),
+                (3, "ProWritable.nightMode"),
+                (7, "down:data"),
+            } <= kinds
+
+        await eventually(all_recorded)
+        temperature = await world.avendor(
+            "DescribeLogs", Tid=traced.tid, Limit=10, LogType=5, DataObject="temperature"
+        )
+        (row,) = temperature.Data
+        assert temperature.TotalCount == 1 and json.loads(row.NewValue)["stVal"] == 21.5
+        night = (
+            await world.avendor("DescribeLogs", Tid=traced.tid, Limit=10, DataObject="nightMode")
+        ).Data
+        assert json.loads(night[0].NewValue)["stVal"] == 2
+        assert json.loads(night[-1].OldValue)["stVal"] == 0  # the write's change, then the report
+        later = await world.avendor(
+            "DescribeLogs", Tid=traced.tid, Limit=10, StartTime=row.Occurtime + 3600
+        )
+        assert later.TotalCount == 0
+        nothing = await world.avendor("DescribeLogs", Tid=plain.tid, Limit=100)
+        assert (nothing.TotalCount, nothing.Data) == (0, [])
+
+        # Off the list: the device is told, and nothing more is recorded.
+        await world.avendor("DeleteTraceIds", Tids=[traced.tid])
+
+        async def told() -> None:
+            assert not a.run_log.active
+
+        await eventually(told)
+        before = (await world.avendor("DescribeLogs", Tid=traced.tid, Limit=1)).TotalCount
+        await a.report("ProReadonly.temperature", 30.0)
+        after = (await world.avendor("DescribeLogs", Tid=traced.tid, Limit=1)).TotalCount
+        assert after == before
+    assert (await world.avendor("DescribeTraceIds")).Data == ""
+
+    await world.arefused("ResourceNotFound", "CreateTraceIds", Tids=[plain.tid, "nope"])
+    await world.arefused("ResourceNotFound", "DescribeLogs", Tid="nope")
+    await world.arefused("InvalidParameterValue", "DescribeLogs", Tid=plain.tid, LogType=8)
+    await world.arefused("InvalidParameterValue", "DescribeLogs", Tid=plain.tid, Limit=101)
+    await world.arefused("ResourceNotFound", "DescribeRunLog", Tid="nope")
+    assert (await world.avendor("DescribeTraceIds")).Data == ""

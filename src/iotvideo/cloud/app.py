@@ -112,8 +112,19 @@ def create_app(
                 run_janitor(db, clock=clock, interval=settings.purge_interval, outages=outages),
             )
             _background(stack, run_presence(link, sessions))
+            streams = None
+            if settings.bus.startswith(("redis://", "rediss://", "unix://")):
+                from redis.asyncio import Redis  # the redis extra, as the bus needs it
+
+                streams = Redis.from_url(settings.bus)  # message queues' Redis Streams
+                stack.push_async_callback(streams.aclose)
             sender = WebhookSender(
-                db, link.http, clock=clock, metrics=app.state.metrics, outages=link.outages
+                db,
+                link.http,
+                clock=clock,
+                metrics=app.state.metrics,
+                outages=link.outages,
+                streams=streams,
             )
             app.state.webhooks = sender
             _background(stack, sender.run())

@@ -1,4 +1,5 @@
-"""Periodic housekeeping: delete access and bind tokens that died more than a day ago."""
+"""Periodic housekeeping: delete access and bind tokens that died more than a day ago,
+events past their keeping, and traced devices' messages past their bounds."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from iotvideo.cloud.db.tables import device_events
 from iotvideo.cloud.link.messaging import KEPT_SECONDS
 from iotvideo.cloud.outages import Outages
 from iotvideo.cloud.provisioning import purge_bind_tokens
+from iotvideo.cloud.tracing import purge_logs
 
 __all__ = ["run_janitor"]
 
@@ -36,6 +38,8 @@ async def run_janitor(
                 await conn.execute(
                     delete(device_events).where(device_events.c.t < int(clock()) - KEPT_SECONDS)
                 )
+                # Traced devices' messages: a week, and at most KEPT_LOGS per device.
+                await purge_logs(conn, now=int(clock()))
             if purged:
                 log.info("purged %d expired or revoked access tokens", purged)
         except Exception as exc:  # a failed round must not end housekeeping for good

@@ -16,6 +16,7 @@ and none of them is stored.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,7 +27,8 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotvideo.cloud.db import Database, among
-from iotvideo.cloud.db.tables import device_state, devices, iot_models, products
+from iotvideo.cloud.db.tables import device_state, devices, iot_models, message_queues, products
+from iotvideo.cloud.tracing import Forwarding, queue_target, record_changes
 from iotvideo.protocol.errors import ErrorCode, IVError
 from iotvideo.protocol.thingmodel import ThingModel
 
@@ -71,6 +73,10 @@ class DeviceInfo:
     revision: int
     disabled: bool
     online: int
+    #: On the trace list (CreateTraceIds): its changes are recorded in device_logs.
+    traced: bool = False
+    #: Where its product forwards its messages (SetMessageQueue), if anywhere.
+    forwarding: Forwarding | None = None
 
 
 class Things:
@@ -206,6 +212,8 @@ class Things:
             docs = {row.tid: row.doc for row in await conn.execute(query)}
             now = self.now()
             states: dict[str, dict[str, Any]] = {}
+            #: The states before the batch, of devices whose changes leave a trace.
+            originals: dict[str, dict[str, Any]] = {}
             fresh: set[str] = set()
             changed: set[str] = set()  # devices with a change to store
             broken: dict[str, BaseException] = {}
@@ -222,6 +230,8 @@ class Things:
                     if waiting.tid not in docs:
                         fresh.add(waiting.tid)  # its first state: a row to insert
                     state = states[waiting.tid] = _state(model, docs.get(waiting.tid), now)
+                    if info.traced or info.forwarding is not None:
+                        originals[waiting.tid] = copy.deepcopy(state)
                 try:
                     outcomes[index] = waiting.fn(info, model, state)
                     changed.add(waiting.tid)
@@ -240,6 +250,18 @@ class Things:
                 for tid, state in states.items()
                 if tid in changed  # a device whose every change was refused: as it was
             ]
+            for row in rows:
+                info = infos[row["t_id"]]
+                if row["t_id"] in originals:
+                    await record_changes(
+                        conn,
+                        row["t_id"],
+                        originals[row["t_id"]],
+                        row["doc"],
+                        now=now,
+                        traced=info.traced,
+                        forwarding=info.forwarding,
+                    )
             inserts = [r for r in rows if r["t_id"] in fresh]
             updates = [r for r in rows if r["t_id"] not in fresh]
             if inserts:
@@ -269,9 +291,14 @@ class Things:
                 devices.c.product_id,
                 devices.c.disabled,
                 devices.c.online,
+                devices.c.traced_since,
                 products.c.iot_model_revision,
+                message_queues.c.queue_type,
+                message_queues.c.msg_types,
+                message_queues.c.topic,
             )
             .join(products, products.c.product_id == devices.c.product_id)
+            .outerjoin(message_queues, message_queues.c.product_id == devices.c.product_id)
             .where(among(conn, devices.c.tid, tids))
         )
         return {
@@ -282,6 +309,16 @@ class Things:
                 row.iot_model_revision,
                 row.disabled,
                 row.online,
+                traced=row.traced_since > 0,
+                forwarding=None
+                if row.queue_type is None
+                else Forwarding(
+                    row.vendor_id,
+                    row.product_id,
+                    row.queue_type,
+                    row.msg_types,
+                    queue_target(row.vendor_id, row.queue_type, row.topic),
+                ),
             )
             for row in rows
         }

@@ -20,6 +20,10 @@ the change it reports, and a sender in every instance takes due ones (each claim
 instance at a time), posts them, and retries failures with backoff (1 s doubling to an
 hour) for a day; then it is dropped, logged and counted. A 2xx answer within 10 s is
 taken; anything else is retried.
+
+The same outbox carries a product's forwarded messages (SetMessageQueue,
+:mod:`iotvideo.cloud.vendor.queues`): a row's ``target`` sends it to the webhook with its
+queue's topic (``webhook:<topic>``), or adds it to a Redis Stream (``stream:<key>``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import and_, func, insert, select, update
@@ -42,6 +46,9 @@ from iotvideo.cloud.db import Database, among
 from iotvideo.cloud.db.tables import devices, vendors, webhook_outbox
 from iotvideo.cloud.metrics import Metrics
 from iotvideo.cloud.outages import Outages, database_unavailable
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = ["WebhookSender", "enqueue", "new_secret", "sign", "signed_headers"]
 
@@ -53,6 +60,8 @@ MAX_BACKOFF = 3_600
 TIMEOUT = 10.0
 #: Seconds one instance holds a notification it is sending (others leave it alone).
 CLAIM = 60
+#: About how many entries a message queue's Redis Stream keeps.
+STREAM_LENGTH = 100_000
 
 
 def new_secret() -> str:
@@ -136,8 +145,11 @@ class WebhookSender:
         metrics: Metrics,
         outages: Outages,
         poll: float = 1.0,
+        streams: Redis | None = None,
     ) -> None:
+        """``streams``: the Redis of message queues of MsgQueueType 2 (None: no Redis)."""
         self.db, self.http, self.clock = db, http, clock
+        self.streams = streams
         self.metrics, self.outages, self.poll = metrics, outages, poll
         #: Notifications not delivered yet (due or backing off), at the last look.
         self.pending = 0
@@ -209,6 +221,25 @@ class WebhookSender:
         await asyncio.gather(*(one(row) for row in due))
         return len(due) == limit
 
+    async def _add_to_stream(self, key: str, row: Any, body: bytes) -> str:
+        """XADD a forwarded message to its Redis Stream; the error, or ""."""
+        if self.streams is None:
+            return "this cloud runs without Redis: a Redis Stream queue cannot be served"
+        from redis.exceptions import RedisError  # the redis extra is installed: streams is set
+
+        fields = {
+            "id": row.msg_id,
+            "type": row.kind,
+            "timestamp": str(row.created_at),
+            "data": json.dumps(row.payload, separators=(",", ":")),
+        }
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                await self.streams.xadd(key, fields, maxlen=STREAM_LENGTH, approximate=True)
+        except (RedisError, OSError, TimeoutError) as exc:
+            return type(exc).__name__
+        return ""
+
     async def _send(self, row: Any, now: int) -> None:
         async with self.db.begin() as conn:  # claim it: no other instance sends it now
             claimed = await conn.execute(
@@ -222,11 +253,18 @@ class WebhookSender:
             {"type": row.kind, "timestamp": row.created_at, "data": row.payload},
             separators=(",", ":"),
         ).encode()
+        target: str = row.target or ""
         error = ""
-        if not row.events_url:
-            error = "the vendor removed its notification URL"
+        gone = False  # where it goes no longer exists: not retried
+        if target.startswith("stream:"):
+            error = await self._add_to_stream(target.removeprefix("stream:"), row, body)
+            gone = self.streams is None
+        elif not row.events_url:
+            error, gone = "the vendor removed its notification URL", True
         else:
             headers = signed_headers(row.webhook_secret, row.msg_id, int(self.clock()), body)
+            if target.startswith("webhook:"):  # a product's message queue (SetMessageQueue)
+                headers["x-iotvideo-topic"] = target.removeprefix("webhook:")
             try:
                 response = await self.http.post(
                     row.events_url, content=body, headers=headers, timeout=TIMEOUT
@@ -244,7 +282,7 @@ class WebhookSender:
             self.metrics.webhook_failures.inc()
             later = int(self.clock()) + min(MAX_BACKOFF, 2 ** min(attempts - 1, 12))
             values = {"attempts": attempts, "next_at": later, "last_error": error[:200]}
-            if later - row.created_at > GIVE_UP_AFTER or not row.events_url:
+            if later - row.created_at > GIVE_UP_AFTER or gone:
                 values["failed_at"] = int(self.clock())
                 log.warning(
                     "webhook %s (%s) dropped after %d tries: %s",

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from iotvideo.device.events import EventQueue
+from iotvideo.device.runlog import RunLog
 from iotvideo.protocol import link
 from iotvideo.protocol.certificate import DeviceCertificate
 from iotvideo.protocol.errors import ConnError, ErrorCode, IVError
@@ -180,6 +181,8 @@ class DeviceClient:
         self._retry = RetrySoon(self._resend, lambda: self.link.online)
         self._sending = asyncio.Lock()
         self._flushes: set[asyncio.Task[None]] = set()
+        #: The device's own log lines, uploaded while the vendor traces it.
+        self.run_log = RunLog(self)
         self.link = LinkEndpoint(
             [cloud] if isinstance(cloud, str) else list(cloud),
             "/link/device",
@@ -269,6 +272,7 @@ class DeviceClient:
 
     async def stop(self) -> None:
         """Log out and stop reconnecting."""
+        await self.run_log.close_async()
         await self.link.stop()
 
     async def drop_connection(self) -> None:
@@ -307,6 +311,8 @@ class DeviceClient:
     def _on_push(self, push: Push) -> None:
         if push.op == "owner":
             self._set_bindable(bool(push.data.get("bindable")))
+        elif push.op == "trace":
+            self.run_log.set_active(bool(push.data.get("on")))
         handler = self._pushes.get(push.op)
         if handler is None:
             return
@@ -361,6 +367,7 @@ class DeviceClient:
         log.info("device %s online", self.tid)
         self.bind_token = None  # presented
         self._set_bindable(bool(reply.get("bindable", True)))
+        self.run_log.set_active(bool(reply.get("trace")))
         # Cleared at once (in this step, before any request that came after the reply
         # runs) until the restored values are reported: a newer write from the cloud is
         # applied, and its value recorded, after them.

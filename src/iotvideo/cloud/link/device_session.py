@@ -16,6 +16,7 @@ from iotvideo.cloud.ota import find_offer
 from iotvideo.cloud.provisioning import present_bind_token
 from iotvideo.cloud.storage import channel_view
 from iotvideo.cloud.things import DeviceInfo
+from iotvideo.cloud.tracing import append_run_log, log_link_message
 from iotvideo.cloud.webhooks import enqueue
 from iotvideo.protocol import link
 from iotvideo.protocol.errors import ErrorCode, IVError
@@ -31,6 +32,10 @@ log = logging.getLogger("iotvideo.cloud.link")
 LOGIN_SKEW = 300
 #: Requests the cloud has sent a device and awaits answers for; more get 21084 at once.
 MAX_DEVICE_IN_FLIGHT = 128
+#: The most text one ``log.upload`` carries.
+MAX_LOG_UPLOAD = 16 * 1024
+#: Ops whose effect the state trace records already (LogType 1 to 6), and the trace's own.
+_RECORDED_AS_STATE = frozenset({"prop.write", "action", "trace"})
 
 
 class DeviceSession(LinkSession):
@@ -46,6 +51,8 @@ class DeviceSession(LinkSession):
         #: after it, in order. (A write relayed before the reply, whose ``writable`` was
         #: read before that write was stored, would be undone by the reply's older value.)
         self._held: list[Request | Push] | None = []
+        #: On the trace list: its link messages are recorded (and it uploads its log).
+        self._traced = False
 
     async def run(self) -> None:
         login = await self.handshake()
@@ -60,6 +67,7 @@ class DeviceSession(LinkSession):
         try:
             reply = {"time": self.ctx.now(), "session": self.sid, **values}
             reply["bindable"] = self._bindable
+            reply["trace"] = self._traced
             await self.send(Reply(login.id, 0, reply))
             held, self._held = self._held or [], None
             for frame in held:
@@ -98,6 +106,7 @@ class DeviceSession(LinkSession):
         self.tid = tid
         #: Whether the device had no owner at login (the login reply's ``bindable``).
         self._bindable = not row.owned
+        self._traced = row.traced
         await self.ctx.hub.attach(self)
         self._online = True
         return await self._mark_online(versions if isinstance(versions, dict) else {})
@@ -166,15 +175,55 @@ class DeviceSession(LinkSession):
     # Frames from the device
 
     def _handlers(self) -> dict[str, OpHandler]:
-        return {
+        handlers: dict[str, OpHandler] = {
             "report": self._report,
             "event": self._event,
             "status": self._status,
             "ping": self._ping,
+            "log.upload": self._log_upload,
             "bind.present": self._bind_present,
             "ota.query": self._ota_query,
             "vas.status": self._vas_status,
         }
+        for op in ("bind.present", "ota.query", "vas.status"):  # the ones no state records
+            handlers[op] = self._traced_op(op, handlers[op])
+        return handlers
+
+    def _traced_op(self, op: str, handler: OpHandler) -> OpHandler:
+        async def run(request: Request) -> dict[str, Any]:
+            self._trace("up", op, request.data)
+            return await handler(request)
+
+        return run
+
+    def _trace(self, direction: str, op: str, data: Any) -> None:
+        """Record a link message of a traced device that changes no state (LogType 7)."""
+        if not self._traced or op in _RECORDED_AS_STATE:
+            return
+
+        async def write() -> None:
+            try:
+                async with self.ctx.db.begin() as conn:
+                    await log_link_message(conn, self.tid, direction, op, data, now=self.ctx.now())
+            except Exception as exc:  # a trace is worth less than the message it traces
+                log.info("device %s: a traced message was not recorded: %s", self.tid, exc)
+
+        self.spawn(write())
+
+    async def _log_upload(self, request: Request) -> dict[str, Any]:
+        """Lines of the device's own log (sent while it is traced): the newest
+        ``MAX_RUN_LOG`` characters are kept for DescribeRunLog."""
+        text = field(request.data, "text", str)
+        if len(text) > MAX_LOG_UPLOAD:
+            raise IVError.of(
+                ErrorCode.IVTermErr_msg_user_cmd_param_error,
+                f"text: at most {MAX_LOG_UPLOAD} characters per upload",
+            )
+        if not text:
+            return {}
+        async with self.ctx.db.begin() as conn:
+            await append_run_log(conn, self.tid, text, now=self.ctx.now())
+        return {}
 
     async def _vas_status(self, request: Request) -> dict[str, Any]:
         """Whether a channel's cloud storage is in use (the device records while it is),
@@ -276,6 +325,7 @@ class DeviceSession(LinkSession):
             )
             self.spawn(self._relay(reply_to, rid, busy))
             return
+        self._trace("down", op, data)
         local_id = self._inflight.add((reply_to, rid))
         # Forget the request a little after the asker stops waiting for it.
         asyncio.get_running_loop().call_later(timeout + 1, self._inflight.take, local_id)
@@ -295,6 +345,9 @@ class DeviceSession(LinkSession):
             log.debug("device %s: an answer to %s was not relayed: %s", self.tid, reply_to, exc)
 
     def on_device_push(self, op: str, data: dict[str, Any]) -> None:
+        if op == "trace":  # CreateTraceIds / DeleteTraceIds: the device is told too
+            self._traced = bool(data.get("on"))
+        self._trace("down", op, data)
         self._to_device(Push(op, data))
 
     def on_bus_back(self) -> None:

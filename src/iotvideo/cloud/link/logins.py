@@ -28,11 +28,13 @@ MAX_BATCH = 500
 
 @dataclass(frozen=True, slots=True)
 class LoginKey:
-    """A device's public key, whether it is disabled, and whether it has an owner."""
+    """A device's public key, whether it is disabled, has an owner, is traced."""
 
     public_key: bytes
     disabled: bool
     owned: bool
+    #: On the vendor's trace list (CreateTraceIds).
+    traced: bool = False
 
 
 def _query(where: ColumnElement[bool]) -> Select[Any]:
@@ -40,6 +42,7 @@ def _query(where: ColumnElement[bool]) -> Select[Any]:
         devices.c.tid,
         devices.c.public_key,
         devices.c.disabled,
+        devices.c.traced_since,
         select(bindings.c.access_id)
         .where(bindings.c.tid == devices.c.tid, bindings.c.role == "owner")
         .exists()
@@ -94,6 +97,11 @@ class LoginKeys:
         async with self._db.read() as conn:
             rows = await conn.execute(query, {"tids": tids})
             return {
-                row.tid: LoginKey(bytes(row.public_key), bool(row.disabled), bool(row.owned))
+                row.tid: LoginKey(
+                    bytes(row.public_key),
+                    bool(row.disabled),
+                    bool(row.owned),
+                    traced=row.traced_since > 0,
+                )
                 for row in rows
             }

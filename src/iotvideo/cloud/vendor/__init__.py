@@ -8,10 +8,12 @@ from iotvideo.cloud.vendor import (
     gencode,
     ota,
     products,
+    queues,
     storage,
     streams,
     things,
     tokens,
+    traces,
     uploads,
     users,
 )
@@ -45,6 +47,8 @@ def register_all(api: VendorApi) -> None:
         uploads,
         datatypes,
         gencode,
+        traces,
+        queues,
     )
     for module in modules:
         module.register(api)
