@@ -326,6 +326,9 @@ VENDOR_B: dict[str, str | None] = {
     "DescribeOsList": None,
     "DescribeAccountBalance": None,  # the same for every vendor
     "DescribeRechargeRecords": None,
+    "CreateIotDataType": None,  # B's own type
+    "DescribeIotDataType": None,  # B's own types: none
+    "DescribeTraceIds": None,  # B's own list: empty
 } | dict.fromkeys(
     [
         "DescribeProduct",
@@ -371,6 +374,20 @@ VENDOR_B: dict[str, str | None] = {
         "DescribePubVersions",
         "DeleteOtaVersion",
         "UpgradeDevice",
+        "ClearDeviceActiveCode",
+        "DeleteIotDataType",
+        "CreateGencode",
+        "CreateUploadPath",
+        "CreateUploadTest",
+        "RenewUploadTest",
+        "SetMessageQueue",
+        "DescribeMessageQueue",
+        "DeleteMessageQueue",
+        "CreateTraceIds",
+        "DeleteTraceIds",
+        "DescribeTraceStatus",
+        "DescribeLogs",
+        "DescribeRunLog",
     ],
     NOT_FOUND,
 )
@@ -437,7 +454,28 @@ def vendor_params(m: Matrix, service: Any) -> dict[str, dict[str, Any]]:
         "DescribePubVersions": {"ProductId": pid},
         "DeleteOtaVersion": release,
         "UpgradeDevice": {"Tid": tid, "OtaVersion": "1.0.9"},
+        "ClearDeviceActiveCode": {"Tids": [tid]},
+        "CreateIotDataType": {"IotDataType": json.dumps(A_TYPE | {"id": "BType"})},
+        "DescribeIotDataType": {},
+        "DeleteIotDataType": {"TypeId": A_TYPE["id"]},
+        "CreateGencode": {"ProductId": pid},
+        "CreateUploadPath": {"ProductId": pid, "FileName": "f.bin"},
+        "CreateUploadTest": {"PkgId": "yc1m3d", "Tid": tid},
+        "RenewUploadTest": {"PkgId": "yc1m3d", "Tid": tid, "SessionKey": "sk1.x"},
+        "SetMessageQueue": {"ProductId": pid, "MsgQueueType": 1, "MsgType": "0", "Topic": "t"},
+        "DescribeMessageQueue": {"ProductId": pid},
+        "DeleteMessageQueue": {"ProductId": pid},
+        "CreateTraceIds": {"Tids": [tid]},
+        "DeleteTraceIds": {"Tids": [tid]},
+        "DescribeTraceIds": {},
+        "DescribeTraceStatus": {"Tids": [tid]},
+        "DescribeLogs": {"Tid": tid},
+        "DescribeRunLog": {"Tid": tid},
     }
+
+
+#: A custom type vendor A keeps (B's DeleteIotDataType of it finds nothing).
+A_TYPE = {"id": "AType", "type": [{"id": "x", "type": "int32"}]}
 
 
 def served_actions() -> set[str]:
@@ -457,6 +495,8 @@ async def test_vendor_actions_across_vendors_and_dead_keys(matrix: Matrix) -> No
         "UploadOtaVersion", ProductId=a.product_id, OtaVersion="1.0.9",
         VersionUrl="https://x.example/f", FileSize=1, Md5="0" * 32,
     )  # fmt: skip
+    await a.avendor("CreateIotDataType", IotDataType=json.dumps(A_TYPE))
+    await a.avendor("CreateTraceIds", Tids=[a.device.tid])
     params = vendor_params(matrix, service)
     revoked = await asyncio.to_thread(_revoked_key, cloud)
 

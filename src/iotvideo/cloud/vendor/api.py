@@ -186,6 +186,10 @@ class VendorApi:
     def actions(self) -> list[str]:
         return sorted(self._actions)
 
+    def params_of(self, name: str) -> type[Params]:
+        """The parameter model of the action ``name`` (KeyError if it is not served)."""
+        return self._actions[name].params
+
     async def handle(self, request: VendorRequest, request_id: str) -> dict[str, Any]:
         """Run one request; return the response fields or raise :class:`VendorError`."""
         now_ms = int(self._clock() * 1000)
