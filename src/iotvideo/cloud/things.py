@@ -250,14 +250,14 @@ class Things:
                 for tid, state in states.items()
                 if tid in changed  # a device whose every change was refused: as it was
             ]
-            for row in rows:
-                info = infos[row["t_id"]]
-                if row["t_id"] in originals:
+            for tid, original in originals.items():
+                if tid in changed and tid in states:  # stored: its trace and messages too
+                    info = infos[tid]
                     await record_changes(
                         conn,
-                        row["t_id"],
-                        originals[row["t_id"]],
-                        row["doc"],
+                        tid,
+                        original,
+                        states[tid],
                         now=now,
                         traced=info.traced,
                         forwarding=info.forwarding,

@@ -227,7 +227,7 @@ class WebhookSender:
             return "this cloud runs without Redis: a Redis Stream queue cannot be served"
         from redis.exceptions import RedisError  # the redis extra is installed: streams is set
 
-        fields = {
+        fields: dict[Any, Any] = {  # (redis-py's own key and value union)
             "id": row.msg_id,
             "type": row.kind,
             "timestamp": str(row.created_at),
