@@ -253,10 +253,11 @@ async def test_message_queues_forward_to_a_stream_and_a_webhook_across_a_restart
         # Type 1: the vendor's webhook, which is down for now.
         await events_to(world, "http://127.0.0.1:9/nobody-listens")
         await world.avendor(
-            "SetMessageQueue", ProductId=pid, MsgQueueType=1, MsgType="0,3", Topic="hook"
+            "SetMessageQueue", ProductId=pid, MsgQueueType=1, MsgType="0,3,5", Topic="hook"
         )
         async with device_client(cloud.url, world.device) as device:
             await device.report("ProReadonly.temperature", 20.5)
+            await device.event("motion", {"zone": 2})
     async with inproc_cloud(tmp_path, clock, bus=REDIS) as cloud:  # restarted
         world.use(cloud)
         await events_to(world, receiver.url)  # the backend is back
@@ -264,7 +265,12 @@ async def test_message_queues_forward_to_a_stream_and_a_webhook_across_a_restart
 
         async def delivered() -> None:
             kinds = sorted((m["type"], m["data"]["msgType"]) for m in _forwarded(receiver, "hook"))
-            assert kinds == [("device.offline", 0), ("device.online", 0), ("device.property", 3)]
+            assert kinds == [
+                ("device.event", 5),
+                ("device.offline", 0),
+                ("device.online", 0),
+                ("device.property", 3),
+            ]
 
         await eventually(delivered, timeout=20)
         assert len(await in_stream()) == 4, "a type 1 queue adds nothing to the stream"
