@@ -292,7 +292,7 @@ async def test_upload_path_then_release_then_upgrade(world: World, tmp_path: Pat
         done = await http.put(put_url, content=body)
         assert done.status_code == 200 and done.json()["data"]["size"] == len(body)
         assert (await http.get(version_url)).content == body
-    release = {"ProductId": world.product_id, "OtaVersion": "5.0.1", "VersionUrl": version_url}
+    release = {"ProductId": world.product_id, "OtaVersion": "7.2.1", "VersionUrl": version_url}
     before = await asnapshot(world.cloud.db)
     for wrong in (
         {"FileSize": len(body) + 1, "Md5": md5},
@@ -311,7 +311,7 @@ async def test_upload_path_then_release_then_upgrade(world: World, tmp_path: Pat
     device = DeviceClient(
         world.device.certificate,
         world.cloud.url,
-        version=VersionInfo(swVer="4.9.1"),
+        version=VersionInfo(swVer="7.1.1"),
         backoff=fast_backoff(),
     )
     got: list[bytes] = []
@@ -322,9 +322,9 @@ async def test_upload_path_then_release_then_upgrade(world: World, tmp_path: Pat
     try:
         async with app_sdk(world.cloud.url, world.owner) as sdk:
             inbox = Inbox(sdk)
-            await world.avendor("UpgradeDevice", Tid=world.device.tid, OtaVersion="5.0.1")
+            await world.avendor("UpgradeDevice", Tid=world.device.tid, OtaVersion="7.2.1")
             await inbox.property("ProReadonly._otaUpgrade", stVal=100, timeout=15)
-        assert got == [body] and device.version.swVer == "5.0.1"
+        assert got == [body] and device.version.swVer == "7.2.1"
     finally:
         await device.stop()
     await world.arefused("ResourceNotFound", "CreateUploadPath", ProductId="nope", FileName="a")
