@@ -13,16 +13,19 @@ import asyncio
 import contextlib
 import subprocess
 import time
+import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from iotvideo.app.restream import Restream, RestreamOptions
 from iotvideo.device.media import DeviceMedia
+from iotvideo.media.audio import dominant_frequency
 from tests.link.world import World, app_sdk, device_client, eventually, make_world
 from tests.services import free_port
 from tests.support import Cloud, ffprobe, loopback_ice
@@ -119,6 +122,49 @@ async def test_rtsp_plays_the_camera_to_ffprobe_ffmpeg_and_gstreamer(
             "num-buffers=30", timeout=40,
         )  # fmt: skip
         assert gst.returncode == 0, gst.stderr
+
+
+@pytest.mark.parametrize(
+    ("device_audio", "rtsp_audio"),
+    [("tone:440", ("aac", 48000)), ("tone:440?codec=pcmu", ("pcm_mulaw", 8000))],
+)
+async def test_the_cameras_audio_over_rtsp_and_hls(
+    world: World, tmp_path: Path, device_audio: str, rtsp_audio: tuple[str, int]
+) -> None:
+    """RTSP carries G.711 as the device sent it and Opus as AAC; HLS carries AAC. ffmpeg
+    reads both streams with no error, and the audio is the camera's tone."""
+    async with served(world, audio=device_audio) as s:
+        info = await asyncio.to_thread(ffprobe, s.rtsp(), "-rtsp_transport", "tcp")
+        kinds = {x["codec_type"]: x for x in info["streams"]}
+        assert (kinds["video"]["codec_name"], kinds["video"]["width"]) == ("h264", 640)
+        assert (kinds["audio"]["codec_name"], int(kinds["audio"]["sample_rate"])) == rtsp_audio
+        out = tmp_path / "copy.mkv"
+        done = await asyncio.to_thread(
+            _run, "ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", s.rtsp(),
+            "-map", "0", "-c", "copy", "-t", "4", "-y", str(out), timeout=40,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        wav = tmp_path / "audio.wav"
+        decoded = await asyncio.to_thread(
+            _run, "ffmpeg", "-v", "error", "-i", str(out), "-map", "0:a", "-ac", "1", "-ar",
+            "48000", "-y", str(wav),
+        )  # fmt: skip
+        assert decoded.returncode == 0 and not decoded.stderr.strip(), decoded.stderr
+        with wave.open(str(wav)) as w:
+            samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        assert len(samples) >= 2 * 48000  # at least 2 of the 4 s
+        assert abs(dominant_frequency(samples[-48000:], 48000) - 440) < 15
+        # HLS: AAC whatever the device sends, in the same segments as the video.
+        url = s.http("/index.m3u8?token=camera-token")
+        async with httpx.AsyncClient(timeout=20) as http:
+            assert (await http.get(url)).status_code == 200
+        hls = await asyncio.to_thread(ffprobe, url)
+        assert sorted((x["codec_type"], x["codec_name"]) for x in hls["streams"]) == [
+            ("audio", "aac"),
+            ("video", "h264"),
+        ]
+        feed = s.restream.feeds[(s.tid, "")]
+        assert feed.audio_codec == (device_audio.partition("codec=")[2] or "opus")
 
 
 async def test_ten_rtsp_clients_make_one_session_on_the_device(world: World) -> None:

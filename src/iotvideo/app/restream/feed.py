@@ -6,6 +6,11 @@ them and go to every subscriber untouched. It keeps the current group of picture
 last keyframe and what followed), so a new subscriber starts on a keyframe at once, and
 asks the device for a new keyframe when it has none.
 
+Audio goes to subscribers too, restamped onto the video's timeline
+(:mod:`iotvideo.app.restream.audio`), as the device sent it (``audio/PCMU``...) and, while
+some subscriber wants it (:meth:`CameraFeed.want_aac`), also as AAC (``audio/AAC``),
+transcoded once for all of them.
+
 It starts with its first subscriber and stops ``idle`` seconds after its last one leaves.
 While it has subscribers and the device is away (it restarted, its network dropped), it
 reconnects with backoff; subscribers stay subscribed and receive the new stream's
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from iotvideo.app.player import EncodedPacket, MonitorPlayer
+from iotvideo.app.restream.audio import AacTranscoder, AudioTimeline
 from iotvideo.app.status import LinkStatus
 from iotvideo.protocol.errors import ErrorCode, IVError
 
@@ -111,6 +117,13 @@ class CameraFeed:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._keyframe = asyncio.Event()
         self._stopping = False
+        #: The device's audio codec (opus, pcmu, pcma), None without audio; known once
+        #: a pull was answered (``_answered``).
+        self.audio_codec: str | None = None
+        self._answered = asyncio.Event()
+        self._timeline = AudioTimeline()
+        self._aac_users = 0
+        self._transcoder: AacTranscoder | None = None
 
     @property
     def name(self) -> str:
@@ -171,6 +184,51 @@ class CameraFeed:
         for packet in self.gop:
             subscriber(packet)
         self._subscribers.append(subscriber)
+
+    # Audio
+
+    async def audio(self, timeout: float = 5.0) -> str | None:
+        """The device's audio codec (``opus``, ``pcmu``, ``pcma``), or None when it sends
+        none; starts the pull for as long as it takes to learn it (None after ``timeout``)."""
+        if self._answered.is_set():
+            return self.audio_codec
+        unsubscribe = self.subscribe(lambda _packet: None)
+        try:
+            async with asyncio.timeout(timeout):
+                await self._answered.wait()
+        except TimeoutError:
+            log.info("%s: no answer within %g s; serving video only", self.name, timeout)
+        finally:
+            unsubscribe()
+        return self.audio_codec
+
+    def want_aac(self) -> Callable[[], None]:
+        """Have the audio sent as AAC too (``audio/AAC``, ADTS frames at 48 kHz mono),
+        until the returned function is called; one transcoder however many want it."""
+        self._aac_users += 1
+        if self._transcoder is None:
+            self._transcoder = AacTranscoder(self.name, self._deliver)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self._aac_users -= 1
+            if self._aac_users == 0 and self._transcoder is not None:
+                self._transcoder.close()
+                self._transcoder = None
+
+        return release
+
+    def _deliver(self, packet: EncodedPacket) -> None:
+        self.stats.bytes += len(packet.data)
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(packet)
+            except Exception:
+                log.exception("%s: a subscriber failed", self.name)
 
     async def keyframe(self, timeout: float = 10.0) -> EncodedPacket:
         """The current keyframe; waits for one (starting the pull for as long as it is
@@ -296,10 +354,20 @@ class CameraFeed:
         began = time.monotonic()
         got_picture = False
 
+        timeline = self._timeline = AudioTimeline()
+
         def on_packet(packet: EncodedPacket) -> None:
             nonlocal got_picture
             if not packet.mime.lower().startswith("video/"):
-                return  # audio: not restreamed yet
+                placed = timeline.place(packet)
+                if placed is None or not self.gop:
+                    return  # before the first picture: nothing to play it with
+                restamped = EncodedPacket(packet.mime, packet.data, placed, False, packet.arrived)
+                self._deliver(restamped)
+                if self._transcoder is not None:
+                    self._transcoder.add(restamped)
+                return
+            timeline.video(packet)
             if packet.keyframe:
                 for waiting, timer in list(self._waiting.items()):
                     timer.cancel()  # it begins with this keyframe
@@ -331,6 +399,9 @@ class CameraFeed:
         try:
             try:
                 await player.play(timeout=self.connect_timeout)
+                audio = (player.answer or {}).get("audio") or {}
+                self.audio_codec = str(audio["codec"]).lower() if audio.get("codec") else None
+                self._answered.set()
             except IVError as exc:
                 self.error = exc
                 self.stats.failed_pulls += 1

@@ -2,7 +2,9 @@
 keyframes (PyAV's muxer, as the cloud's recordings are), with a sliding live playlist.
 
 The segmenter is a feed subscriber while anyone asks for its playlist or segments, and
-leaves ``idle`` seconds after the last request. Video is passed through untouched.
+leaves ``idle`` seconds after the last request. Video is passed through untouched; a
+camera's audio comes as AAC (the feed's one transcoder, :mod:`iotvideo.app.restream.audio`),
+on the video's timeline, and goes into the same segments.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import av
 
 from iotvideo.app.player import EncodedPacket
+from iotvideo.app.restream.audio import AAC_MIME, AAC_RATE
 from iotvideo.media.recorder import mux_packet
 from iotvideo.media.worker import SerialWorker
 
@@ -64,6 +67,8 @@ class HlsSegmenter:
             self._changed.set()
             return
         if not packet.mime.lower().startswith("video/"):
+            if packet.mime == AAC_MIME and self._t0 is not None:
+                self._pending.append(packet)
             return
         if self._last_ts is not None:
             step = (packet.timestamp - self._last_ts) & 0xFFFFFFFF
@@ -77,7 +82,8 @@ class HlsSegmenter:
                 return
             self._t0 = packet.timestamp
         if packet.keyframe and self._pending:
-            length = ((packet.timestamp - self._pending[0].timestamp) & 0xFFFFFFFF) / CLOCK
+            first = next(p for p in self._pending if p.mime.lower().startswith("video/"))
+            length = ((packet.timestamp - first.timestamp) & 0xFFFFFFFF) / CLOCK
             if length >= self.target:
                 self._finish(self._pending, length)
                 self._pending = []
@@ -140,8 +146,16 @@ def _mux_ts(packets: list[EncodedPacket], t0: int) -> bytes:
     container: Any = av.open(buffer, "w", format="mpegts")
     stream = container.add_stream("h264", rate=CLOCK)
     stream.time_base = Fraction(1, CLOCK)
+    audio: Any = None
+    if any(p.mime == AAC_MIME for p in packets):
+        audio = container.add_stream("aac", rate=AAC_RATE)
+        audio.codec_context.layout = "mono"
     for packet in packets:
         pts = (packet.timestamp - t0) & 0xFFFFFFFF
+        if packet.mime == AAC_MIME:
+            if pts < 1 << 31:  # (not from before the stream's first picture)
+                mux_packet(container, audio, packet.data, pts, Fraction(1, CLOCK), True)
+            continue
         mux_packet(container, stream, packet.data, pts, Fraction(1, CLOCK), packet.keyframe)
     container.close()
     return buffer.getvalue()

@@ -7,6 +7,12 @@ access units as they arrived from the device (no decoding, no encoding), startin
 the feed's current group of pictures so that its first picture comes at once. The
 feed, one per camera, is shared by all of them.
 
+A camera with audio gets a second stream: G.711 as the device sent it (``rtppcmupay``,
+``rtppcmapay``), or AAC (``aacparse ! rtpmp4gpay``) for a device sending Opus, transcoded
+once per camera by the feed. The pipeline is made at the client's DESCRIBE, so the first
+client of a camera waits there until the device has answered (at most 5 s; then video
+only).
+
 GStreamer runs its own main loop on a thread; packets are pushed from the asyncio loop
 (``appsrc`` is thread-safe), and a client's arrival or departure is handed back to the
 asyncio loop with ``call_soon_threadsafe``.
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from iotvideo.app.player import EncodedPacket
+from iotvideo.app.restream.audio import AUDIO_WAIT
 
 __all__ = ["RtspServer", "RtspUnavailable", "StreamAccess"]
 
@@ -54,6 +61,12 @@ class StreamAccess(Protocol):
     def keyframe_wanted(self, tid: str, source: str) -> None:
         """A client starts playing: the camera's next keyframe, soon."""
 
+    async def audio_of(self, tid: str, source: str) -> str | None:
+        """The camera's audio codec (opus, pcmu, pcma), None without audio."""
+
+    def want_aac(self, tid: str, source: str) -> Callable[[], None]:
+        """Have the camera's audio sent as AAC too, until the returned function is called."""
+
 
 def _gst() -> tuple[Any, Any, Any, Any]:
     try:
@@ -77,8 +90,30 @@ PIPELINE = (
     "( appsrc name=src is-live=true format=time do-timestamp=false "
     "max-bytes=4000000 leaky-type=downstream "
     "caps=video/x-h264,stream-format=byte-stream,alignment=au "
-    "! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
+    "! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 {audio})"
 )
+_AUDIO_SOURCE = (
+    "appsrc name=asrc is-live=true format=time do-timestamp=false max-bytes=200000 "
+    "leaky-type=downstream caps={caps} ! "
+)
+#: The device's audio codec -> (the packets the client takes, its RTSP branch).
+AUDIO = {
+    "pcmu": ("audio/pcmu", "audio/x-mulaw,rate=8000,channels=1", "rtppcmupay name=pay1"),
+    "pcma": ("audio/pcma", "audio/x-alaw,rate=8000,channels=1", "rtppcmapay name=pay1"),
+    "opus": (
+        "audio/aac",
+        "audio/mpeg,mpegversion=4,stream-format=adts,rate=48000,channels=1",
+        "aacparse ! rtpmp4gpay name=pay1 pt=97",
+    ),
+}
+
+
+def pipeline_for(audio: str | None) -> str:
+    """The pipeline of a client of a camera whose audio codec is ``audio``."""
+    if audio not in AUDIO:
+        return PIPELINE.format(audio="")
+    _mime, caps, branch = AUDIO[audio]
+    return PIPELINE.format(audio=_AUDIO_SOURCE.format(caps=caps) + branch + " ")
 
 
 @dataclass
@@ -89,18 +124,29 @@ class _Client:
     pipeline: Any
     buffer: Callable[[bytes], Any]
     handle: Any = None
+    #: The audio source and the packets it takes (``audio/pcmu``...), if the camera has audio.
+    asrc: Any = None
+    audio_mime: str = ""
+    release_audio: Callable[[], None] | None = None
     _base: int = 0  # running time (ns) of the RTP time _rtp0
     _rtp0: int | None = None
     _last_pts: int = -1
+    _last_audio_pts: int = -1
 
     def push(self, packet: EncodedPacket | None) -> None:
         """``None``: the camera's pull was refused for good; the client's stream ends.
 
         Stamp with the device's own clock (RTP, 90 kHz), anchored at the running time
         of the first packet: frames keep their spacing, a replayed group of pictures
-        included (it then plays that much behind live)."""
+        included (it then plays that much behind live). Audio comes on the same
+        timeline (the feed restamps it), so it is stamped the same way and stays in step."""
         if packet is None:
             self.appsrc.emit("end-of-stream")
+            if self.asrc is not None:
+                self.asrc.emit("end-of-stream")
+            return
+        if not packet.mime.lower().startswith("video/"):
+            self._push_audio(packet)
             return
         offset = None if self._rtp0 is None else (packet.timestamp - self._rtp0) & 0xFFFFFFFF
         if offset is None or offset > 10 * 90_000:  # the first, or a new pull's timeline
@@ -112,6 +158,20 @@ class _Client:
         buf = self.buffer(packet.data)
         buf.pts = buf.dts = pts
         self.appsrc.emit("push-buffer", buf)
+
+    def _push_audio(self, packet: EncodedPacket) -> None:
+        if self.asrc is None or self._rtp0 is None or packet.mime.lower() != self.audio_mime:
+            return  # not this client's audio, or before its first picture
+        offset = (packet.timestamp - self._rtp0) & 0xFFFFFFFF
+        if offset > 10 * 90_000:
+            return  # before the first picture, or the old timeline of a pull that ended
+        pts = self._base + offset * 1_000_000_000 // 90_000
+        if pts <= self._last_audio_pts:
+            return
+        self._last_audio_pts = pts
+        buf = self.buffer(packet.data)
+        buf.pts = buf.dts = pts
+        self.asrc.emit("push-buffer", buf)
 
 
 class RtspServer:
@@ -247,21 +307,29 @@ class RtspServer:
                 self.connect("media-configure", self._configure)
 
             def do_create_element(self, _url: Any) -> Any:
-                return server.Gst.parse_launch(PIPELINE)
+                return server.Gst.parse_launch(pipeline_for(server._audio_of(self)))
 
             def _configure(self, _factory: Any, media: Any) -> None:
                 pipeline = media.get_element()
                 client = _Client(
                     pipeline.get_by_name("src"), pipeline, server.Gst.Buffer.new_wrapped
                 )
+                client.asrc = pipeline.get_by_name("asrc")
                 tid, source = self.tid, self.source
+                audio = getattr(self, "audio", None)
+                if client.asrc is not None and audio in AUDIO:
+                    client.audio_mime = AUDIO[audio][0]
 
                 def attach() -> None:
+                    if client.audio_mime == "audio/aac":
+                        client.release_audio = server.access.want_aac(tid, source)
                     client.handle = server.access.subscribe(tid, source, client.push)
                     server.access.client_count(tid, source, +1)
 
                 def detach() -> None:
                     server.access.unsubscribe(client.handle)
+                    if client.release_audio is not None:
+                        client.release_audio()
                     server.access.client_count(tid, source, -1)
 
                 def target_state(_media: Any, state: int) -> None:
@@ -275,6 +343,21 @@ class RtspServer:
                 media.connect("unprepared", lambda _m: server.loop.call_soon_threadsafe(detach))
 
         return Factory
+
+    def _audio_of(self, factory: Any) -> str | None:
+        """The audio codec of a factory's camera (on GStreamer's thread: waits for the
+        asyncio loop to learn it, at most AUDIO_WAIT seconds)."""
+        future = asyncio.run_coroutine_threadsafe(
+            self.access.audio_of(factory.tid, factory.source), self.loop
+        )
+        try:
+            codec = future.result(AUDIO_WAIT + 1)
+        except Exception as exc:  # the device is away: serve video, audio on a later client
+            log.info("RTSP: no audio for %s: %r", factory.tid, exc)
+            future.cancel()
+            codec = None
+        factory.audio = codec
+        return codec
 
 
 def _camera_path(abspath: str) -> str:

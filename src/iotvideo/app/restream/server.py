@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlencode
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from iotvideo.app.player import EncodedPacket
+from iotvideo.app.restream.audio import AUDIO_WAIT
 from iotvideo.app.restream.feed import CameraFeed
 from iotvideo.app.restream.hls import HlsSegmenter
 from iotvideo.media.h264 import H264Decoder
@@ -201,6 +202,12 @@ class Restream:
         if callable(handle):
             handle()
 
+    async def audio_of(self, tid: str, source: str) -> str | None:
+        return await self.feed((tid, source)).audio(timeout=AUDIO_WAIT)
+
+    def want_aac(self, tid: str, source: str) -> Callable[[], None]:
+        return self.feed((tid, source)).want_aac()
+
     def keyframe_wanted(self, tid: str, source: str) -> None:
         feed = self.feeds.get((tid, source))
         if feed is not None and feed.player is not None:
@@ -287,7 +294,15 @@ class Restream:
         entry = self._hls.get(camera)
         if entry is None:
             segmenter = HlsSegmenter(f"{camera[0]}/{camera[1]}")
-            entry = (segmenter, self.feed(camera).subscribe(segmenter.add))
+            feed = self.feed(camera)
+            release_aac = feed.want_aac()  # HLS plays AAC, whatever the device sends
+            unsubscribe = feed.subscribe(segmenter.add)
+
+            def leave() -> None:
+                unsubscribe()
+                release_aac()
+
+            entry = (segmenter, leave)
             self._hls[camera] = entry
             self.client_count(*camera, +1, protocol="hls")
         entry[0].last_request = time.monotonic()

@@ -111,7 +111,8 @@ async def describe_stream(ctx: ActionContext, p: DescribeStreamParams) -> dict[s
             "URI": f"{base}{path}?ticket={ticket}",
             "ExpireTime": expires,
             "VideoCodec": "H264",
-            "AudioCodec": "",
+            # HLS carries AAC; RTSP the device's G.711 or AAC for Opus (its SDP says).
+            "AudioCodec": "AAC" if p.Protocol == "HLS" else "",
         }
     }
 
