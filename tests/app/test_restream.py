@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import time
 import wave
@@ -247,6 +248,47 @@ async def test_snapshot_and_hls_over_http(world: World, tmp_path: Path) -> None:
         assert "iotvideo_restream_pulls_total" in metrics
 
 
+async def test_low_latency_hls_parts_and_blocking_reloads(world: World, tmp_path: Path) -> None:
+    """The playlist lists parts of at most 0.2 s and hints at the next; a reload blocked
+    on that part returns once it exists; a segment is its parts' bytes."""
+    async with served(world) as s, httpx.AsyncClient(timeout=20) as http:
+        url = s.http("/index.m3u8?token=camera-token")
+        first = (await http.get(url)).text
+        assert "#EXT-X-PART-INF:PART-TARGET=0.200" in first
+        assert "CAN-BLOCK-RELOAD=YES" in first
+        hint = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="seg(\d+)\.(\d+)\.ts', first)
+        assert hint is not None
+        msn, part = int(hint[1]), int(hint[2])
+        began = time.monotonic()
+        hinted = asyncio.create_task(http.get(s.http(f"/seg{msn}.{part}.ts?token=camera-token")))
+        blocked = await http.get(url + f"&_HLS_msn={msn}&_HLS_part={part}")
+        waited = time.monotonic() - began
+        assert blocked.status_code == 200 and waited < 3, waited
+        text = blocked.text
+        assert f'URI="seg{msn}.{part}.ts?token=camera-token"' in text or f"seg{msn}.ts" in text
+        part_bytes = (await hinted).content  # the hinted part, answered once it was made
+        assert part_bytes[:1] == b"\x47"
+        (tmp_path / "part.ts").write_bytes(part_bytes)
+        assert ffprobe(tmp_path / "part.ts")["streams"][0]["codec_name"] == "h264"
+        # The newest complete segment whose parts are listed: they are its bytes.
+        n = int(re.findall(r"^seg(\d+)\.ts", text, re.MULTILINE)[-1])
+        parts = re.findall(
+            rf'#EXT-X-PART:DURATION=([\d.]+),URI="seg{n}\.(\d+)\.ts[^"]*"(,INDEPENDENT=YES)?',
+            text,
+        )
+        assert parts and all(float(d) <= 0.2 for d, _i, _x in parts)
+        assert parts[0][2] and not any(x for _d, _i, x in parts[1:])  # a keyframe first
+        pieces = [
+            (await http.get(s.http(f"/seg{n}.{i}.ts?token=camera-token"))).content
+            for _d, i, _x in parts
+        ]
+        whole = (await http.get(s.http(f"/seg{n}.ts?token=camera-token"))).content
+        assert b"".join(pieces) == whole
+        for bad in ("&_HLS_msn=x", "&_HLS_part=1", f"&_HLS_msn={msn + 50}"):
+            assert (await http.get(url + bad)).status_code == 400, bad
+        assert (await http.get(s.http("/seg99999.0.ts?token=camera-token"))).status_code == 404
+
+
 async def test_the_device_restarting_under_a_client(world: World, tmp_path: Path) -> None:
     """The camera's device goes away and comes back: the RTSP client's frames resume
     within 5 s, on the same RTSP session."""
@@ -332,6 +374,8 @@ async def test_chromium_plays_the_hls_url_with_hls_js(world: World) -> None:
                 await route.fulfill(body=HLS_PAGE, content_type="text/html")
 
         await page.route(f"{origin}/player/*", serve)
+        fetched: list[str] = []
+        page.on("request", lambda request: fetched.append(request.url))
         source = s.http("/index.m3u8?token=camera-token")
         await page.add_init_script(f"window.SOURCE = {source!r};")
         await page.goto(f"{origin}/player/")
@@ -343,3 +387,6 @@ async def test_chromium_plays_the_hls_url_with_hls_js(world: World) -> None:
             "() => { const v = document.getElementById('v'); return [v.videoWidth, v.videoHeight] }"
         )
         assert size == [640, 360]
+        # hls.js plays it as LL-HLS: it asks for parts and blocks on the playlist.
+        assert any(re.search(r"/seg\d+\.\d+\.ts", u) for u in fetched), fetched
+        assert any("_HLS_msn=" in u for u in fetched), fetched

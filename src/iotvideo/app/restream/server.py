@@ -23,7 +23,7 @@ import hmac
 import logging
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
@@ -293,8 +293,10 @@ class Restream:
         """The camera's segmenter, made and subscribed on the first request."""
         entry = self._hls.get(camera)
         if entry is None:
-            segmenter = HlsSegmenter(f"{camera[0]}/{camera[1]}")
             feed = self.feed(camera)
+            segmenter = HlsSegmenter(
+                f"{camera[0]}/{camera[1]}", has_audio=lambda: feed.audio_codec is not None
+            )
             release_aac = feed.want_aac()  # HLS plays AAC, whatever the device sends
             unsubscribe = feed.subscribe(segmenter.add)
 
@@ -430,7 +432,15 @@ class Restream:
             if isinstance(camera, Response):
                 return camera
             segmenter = restream.hls(camera)
+            blocking = _blocking_reload(request.query_params)
+            if isinstance(blocking, str):
+                return PlainTextResponse(blocking + "\n", status_code=400)
             try:
+                if blocking is not None:  # LL-HLS: the playlist once it has that part
+                    msn, part = blocking
+                    if msn > segmenter.next_part()[0] + 2:
+                        return PlainTextResponse("_HLS_msn is too far ahead\n", 400)
+                    await segmenter.wait_part(msn, part, timeout=3 * segmenter.target + 3)
                 await segmenter.wait_segments(2, timeout=15)
                 if segmenter.refused:
                     restream.drop_hls(camera)
@@ -462,6 +472,25 @@ class Restream:
             entry[0].last_request = time.monotonic()  # type: ignore[index]
             return Response(found.data, media_type="video/mp2t", headers=CORS)
 
+        async def part(request: Request) -> Response:
+            """An LL-HLS part; the one the playlist hints at is answered once it is made."""
+            camera = camera_of(request)
+            if isinstance(camera, Response):
+                return camera
+            entry = restream._hls.get(camera)
+            if entry is None:
+                return PlainTextResponse("no such part (any more)\n", status_code=404)
+            segmenter = entry[0]
+            sequence, index = request.path_params["n"], request.path_params["part"]
+            if (sequence, index) == segmenter.next_part():
+                with contextlib.suppress(TimeoutError):
+                    await segmenter.wait_part(sequence, index, timeout=3 * segmenter.target + 3)
+            found = segmenter.part(sequence, index)
+            if found is None:
+                return PlainTextResponse("no such part (any more)\n", status_code=404)
+            segmenter.last_request = time.monotonic()
+            return Response(found.data, media_type="video/mp2t", headers=CORS)
+
         async def metrics(_request: Request) -> Response:
             return PlainTextResponse(restream.metrics(), media_type="text/plain; version=0.0.4")
 
@@ -470,9 +499,21 @@ class Restream:
                 Route("/metrics", metrics),
                 Route("/{camera:path}/snapshot.jpg", snapshot),
                 Route("/{camera:path}/index.m3u8", playlist),
+                Route("/{camera:path}/seg{n:int}.{part:int}.ts", part),
                 Route("/{camera:path}/seg{n:int}.ts", segment),
             ]
         )
+
+
+def _blocking_reload(query: Mapping[str, str]) -> tuple[int, int | None] | str | None:
+    """LL-HLS's ``_HLS_msn`` (and ``_HLS_part``) of a playlist request: None without
+    them, what is wrong with them (a 400) when they are not numbers."""
+    msn, part = query.get("_HLS_msn"), query.get("_HLS_part")
+    if msn is None:
+        return None if part is None else "_HLS_part needs _HLS_msn"
+    if not msn.isdigit() or (part is not None and not part.isdigit()):
+        return "_HLS_msn and _HLS_part are numbers"
+    return int(msn), None if part is None else int(part)
 
 
 async def _ticket_key(cloud: str) -> Ed25519PublicKey | None:
