@@ -248,6 +248,55 @@ async def test_snapshot_and_hls_over_http(world: World, tmp_path: Path) -> None:
         assert "iotvideo_restream_pulls_total" in metrics
 
 
+async def test_mjpeg_pictures_for_several_clients_from_one_decoder(
+    world: World, tmp_path: Path
+) -> None:
+    """stream.mjpeg: JPEGs at the camera's size, as ffmpeg's MJPEG reader takes them;
+    two clients share one decoder, which stops when they have gone."""
+    async with served(world) as s:
+        url = s.http("/stream.mjpeg?token=camera-token")
+
+        async def pictures(count: int) -> list[bytes]:
+            got: list[bytes] = []
+            async with (
+                httpx.AsyncClient(timeout=20) as http,
+                http.stream("GET", url) as answer,
+            ):
+                assert answer.headers["content-type"].startswith("multipart/x-mixed-replace")
+                buffer = b""
+                async for chunk in answer.aiter_bytes():
+                    buffer += chunk
+                    while (start := buffer.find(b"\xff\xd8")) >= 0 and (
+                        end := buffer.find(b"\xff\xd9", start)
+                    ) >= 0:
+                        got.append(buffer[start : end + 2])
+                        buffer = buffer[end + 2 :]
+                    if len(got) >= count:
+                        return got
+            return got
+
+        first, second = await asyncio.gather(pictures(4), pictures(4))
+        assert len(first) == len(second) == 4
+        assert s.media.viewers == 1
+        source = s.restream._mjpeg[(s.tid, "")]
+        (tmp_path / "one.jpg").write_bytes(second[-1])
+        stream = ffprobe(tmp_path / "one.jpg")["streams"][0]
+        assert (stream["codec_name"], stream["width"], stream["height"]) == ("mjpeg", 640, 360)
+        done = await asyncio.to_thread(
+            _run, "ffmpeg", "-v", "error", "-f", "mpjpeg", "-i", url, "-frames:v", "3",
+            "-f", "null", "-", timeout=30,
+        )  # fmt: skip
+        assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
+        async def decoder_stopped() -> None:
+            assert source.clients == 0 and source._worker is None
+
+        await eventually(decoder_stopped)
+        async with httpx.AsyncClient(timeout=10) as http:
+            refused = await http.get(s.http("/stream.mjpeg?token=nope"))
+        assert refused.status_code == 401
+
+
 async def test_low_latency_hls_parts_and_blocking_reloads(world: World, tmp_path: Path) -> None:
     """The playlist lists parts of at most 0.2 s and hints at the next; a reload blocked
     on that part returns once it exists; a segment is its parts' bytes."""

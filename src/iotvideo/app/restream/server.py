@@ -23,7 +23,7 @@ import hmac
 import logging
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
@@ -34,6 +34,7 @@ from iotvideo.app.player import EncodedPacket
 from iotvideo.app.restream.audio import AUDIO_WAIT
 from iotvideo.app.restream.feed import CameraFeed
 from iotvideo.app.restream.hls import HlsSegmenter
+from iotvideo.app.restream.mjpeg import BOUNDARY, MjpegSource
 from iotvideo.media.h264 import H264Decoder
 from iotvideo.media.recorder import encode_picture
 from iotvideo.protocol.errors import ErrorCode, IVError
@@ -94,6 +95,7 @@ class Restream:
         self.feeds: dict[Camera, CameraFeed] = {}
         self.clients: dict[tuple[Camera, str], int] = {}  # (camera, protocol) -> count
         self._hls: dict[Camera, tuple[HlsSegmenter, Callable[[], None]]] = {}
+        self._mjpeg: dict[Camera, MjpegSource] = {}
         self._pictures: dict[Camera, tuple[int, bytes]] = {}
         self._picture_locks: dict[Camera, asyncio.Lock] = {}
         self.rtsp: RtspServer | None = None
@@ -317,6 +319,14 @@ class Restream:
             entry[0].close()
             self.client_count(*camera, -1, protocol="hls")
 
+    def mjpeg(self, camera: Camera) -> MjpegSource:
+        """The camera's MJPEG source (one decoder however many clients read it)."""
+        source = self._mjpeg.get(camera)
+        if source is None:
+            feed = self.feed(camera)
+            source = self._mjpeg[camera] = MjpegSource(f"{camera[0]}/{camera[1]}", feed.subscribe)
+        return source
+
     async def snapshot(self, camera: Camera, timeout: float = 10.0) -> bytes:
         """A JPEG of the camera's latest keyframe: decoded once per keyframe, however many
         ask."""
@@ -381,7 +391,7 @@ class Restream:
     def http_app(self) -> Any:
         from starlette.applications import Starlette
         from starlette.requests import Request
-        from starlette.responses import PlainTextResponse, Response
+        from starlette.responses import PlainTextResponse, Response, StreamingResponse
         from starlette.routing import Route
 
         restream = self
@@ -491,6 +501,26 @@ class Restream:
             segmenter.last_request = time.monotonic()
             return Response(found.data, media_type="video/mp2t", headers=CORS)
 
+        async def mjpeg(request: Request) -> Response:
+            camera = camera_of(request)
+            if isinstance(camera, Response):
+                return camera
+            source = restream.mjpeg(camera)
+            restream.client_count(*camera, +1, protocol="mjpeg")
+
+            async def body() -> AsyncIterator[bytes]:
+                try:
+                    async for part in source.frames():
+                        yield part
+                finally:
+                    restream.client_count(*camera, -1, protocol="mjpeg")
+
+            return StreamingResponse(
+                body(),
+                media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                headers={"Cache-Control": "no-store", **CORS},
+            )
+
         async def metrics(_request: Request) -> Response:
             return PlainTextResponse(restream.metrics(), media_type="text/plain; version=0.0.4")
 
@@ -498,6 +528,7 @@ class Restream:
             routes=[
                 Route("/metrics", metrics),
                 Route("/{camera:path}/snapshot.jpg", snapshot),
+                Route("/{camera:path}/stream.mjpeg", mjpeg),
                 Route("/{camera:path}/index.m3u8", playlist),
                 Route("/{camera:path}/seg{n:int}.{part:int}.ts", part),
                 Route("/{camera:path}/seg{n:int}.ts", segment),
