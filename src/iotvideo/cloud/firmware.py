@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from iotvideo.protocol.vas import verify_path
 
@@ -87,6 +88,9 @@ async def upload_firmware(request: Request, name: str) -> Response:
                 await asyncio.to_thread(f.write, chunk)
         if size == 0:
             return _refuse(400, "the body is empty: PUT the firmware file")
+    except ClientDisconnect:  # the uploader went away: nothing is kept
+        return _refuse(400, "the upload was cut off; PUT the file again")
+    else:
         await asyncio.to_thread(part.replace, folder / name)
     finally:
         part.unlink(missing_ok=True)

@@ -31,6 +31,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect
 
 from iotvideo.cloud import ids
 from iotvideo.cloud.access import device_role, find_token
@@ -270,11 +271,16 @@ async def read_capped(request: Request, cap: int) -> bytes:
     bodies declare no length)."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise Refused(413, ErrorCode.IVTermErr_msg_user_cmd_param_error, "body too large")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cap:
+                raise Refused(413, ErrorCode.IVTermErr_msg_user_cmd_param_error, "body too large")
+            chunks.append(chunk)
+    except ClientDisconnect:  # it went away mid-upload (and retries): nothing is stored
+        raise Refused(
+            400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "the upload was cut off"
+        ) from None
     return b"".join(chunks)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from iotvideo.cloud.outages import database_unavailable
 from iotvideo.cloud.vendor.api import VendorApi, VendorRequest
@@ -86,11 +87,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise VendorError(Code.INVALID_PARAMETER, "The request body was cut off.") from None
     return b"".join(chunks)
 
 
