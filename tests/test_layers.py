@@ -78,3 +78,29 @@ def test_the_probe_sees_what_a_module_pulls_in() -> None:
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
 def test_layers_exist(layer: str) -> None:
     assert any(m == f"iotvideo.{layer}" for m in _modules())
+
+
+def test_the_home_assistant_integration_is_an_app_side_consumer() -> None:
+    """custom_components/iotvideo (which needs Home Assistant, not in this venv) imports
+    only what an app may use; what those modules pull in is checked above."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "custom_components" / "iotvideo"
+    seen: dict[str, set[str]] = {}
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            for name in names:
+                if name.startswith("iotvideo."):
+                    seen.setdefault(path.name, set()).add(name)
+    assert seen, "the integration uses the app SDK"
+    bad = {
+        file: sorted(m for m in modules if _layer(m) not in ALLOWED["app"])
+        for file, modules in seen.items()
+    }
+    assert not any(bad.values()), bad

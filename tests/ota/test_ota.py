@@ -220,6 +220,30 @@ def test_release_refusals(world: World) -> None:
     assert listed.TotalCount == 0
 
 
+async def upgrade(world: World, tmp_path: Path, current: str, to: str) -> tuple[list[bytes], str]:
+    """The device, on ``current``, upgraded to ``to`` by the vendor's UpgradeDevice: the
+    files it installed and its version after."""
+    device = DeviceClient(
+        world.device.certificate,
+        world.cloud.url,
+        version=VersionInfo(swVer=current),
+        backoff=fast_backoff(),
+    )
+    got: list[bytes] = []
+    FirmwareUpdater(
+        device, folder=tmp_path / "dl", install=lambda p, _v: got.append(p.read_bytes())
+    )
+    await device.start()
+    try:
+        async with app_sdk(world.cloud.url, world.owner) as sdk:
+            inbox = Inbox(sdk)  # watching before the upgrade starts
+            await world.avendor("UpgradeDevice", Tid=world.device.tid, OtaVersion=to)
+            await inbox.property("ProReadonly._otaUpgrade", stVal=100, timeout=15)
+        return got, device.version.swVer
+    finally:
+        await device.stop()
+
+
 async def test_firmware_kept_by_the_cloud(world: World, tmp_path: Path) -> None:
     firmware = tmp_path / "cam-4.0.1.bin"
     firmware.write_bytes(b"kept by the cloud " * 4000)
@@ -247,25 +271,8 @@ async def test_firmware_kept_by_the_cloud(world: World, tmp_path: Path) -> None:
     await world.avendor(
         "UploadOtaVersion", ProductId=world.product_id, OtaVersion="4.0.1", **fields
     )
-    device = DeviceClient(
-        world.device.certificate,
-        world.cloud.url,
-        version=VersionInfo(swVer="3.9.1"),
-        backoff=fast_backoff(),
-    )
-    got: list[bytes] = []
-    FirmwareUpdater(
-        device, folder=tmp_path / "dl", install=lambda p, _v: got.append(p.read_bytes())
-    )
-    await device.start()
-    try:
-        async with app_sdk(world.cloud.url, world.owner) as sdk:
-            inbox = Inbox(sdk)  # watching before the upgrade starts
-            await world.avendor("UpgradeDevice", Tid=world.device.tid, OtaVersion="4.0.1")
-            await inbox.property("ProReadonly._otaUpgrade", stVal=100, timeout=15)
-        assert got == [firmware.read_bytes()] and device.version.swVer == "4.0.1"
-    finally:
-        await device.stop()
+    got, now = await upgrade(world, tmp_path, "3.9.1", "4.0.1")
+    assert got == [firmware.read_bytes()] and now == "4.0.1"
     # A name that is not one of the cloud's files is not served.
     async with httpx.AsyncClient() as http:
         missing = await http.get(world.cloud.url + "/firmware/" + "0" * 32 + "-x.bin")
@@ -308,25 +315,8 @@ async def test_upload_path_then_release_then_upgrade(world: World, tmp_path: Pat
     assert await asnapshot(world.cloud.db) == before
     await world.avendor("UploadOtaVersion", **release, FileSize=len(body), Md5=md5)
 
-    device = DeviceClient(
-        world.device.certificate,
-        world.cloud.url,
-        version=VersionInfo(swVer="7.1.1"),
-        backoff=fast_backoff(),
-    )
-    got: list[bytes] = []
-    FirmwareUpdater(
-        device, folder=tmp_path / "dl", install=lambda p, _v: got.append(p.read_bytes())
-    )
-    await device.start()
-    try:
-        async with app_sdk(world.cloud.url, world.owner) as sdk:
-            inbox = Inbox(sdk)
-            await world.avendor("UpgradeDevice", Tid=world.device.tid, OtaVersion="7.2.1")
-            await inbox.property("ProReadonly._otaUpgrade", stVal=100, timeout=15)
-        assert got == [body] and device.version.swVer == "7.2.1"
-    finally:
-        await device.stop()
+    got, now = await upgrade(world, tmp_path, "7.1.1", "7.2.1")
+    assert got == [body] and now == "7.2.1"
     await world.arefused("ResourceNotFound", "CreateUploadPath", ProductId="nope", FileName="a")
     await world.arefused(
         "InvalidParameterValue", "CreateUploadPath", ProductId=world.product_id, FileName="../a"

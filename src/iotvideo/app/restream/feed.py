@@ -386,12 +386,7 @@ class CameraFeed:
             else:
                 return  # nothing can be decoded before the first keyframe
             self.stats.packets += 1
-            self.stats.bytes += len(packet.data)
-            for subscriber in list(self._subscribers):
-                try:
-                    subscriber(packet)
-                except Exception:
-                    log.exception("%s: a subscriber failed", self.name)
+            self._deliver(packet)
 
         player.add_packet_listener(on_packet)
         self.player = player

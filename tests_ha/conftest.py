@@ -1,0 +1,197 @@
+"""Home Assistant tests of custom_components/iotvideo, against a real platform.
+
+They run in their own virtualenv (``.venv-ha``: Home Assistant core and
+pytest-homeassistant-custom-component pin versions of their own), made by ``make test``.
+The platform runs in processes of the project's main virtualenv (``IOTVIDEO_PYTHON``,
+default ``.venv/bin/python``): a cloud on loopback with SQLite, a vendor set up with
+``iotvideo vendor quickstart`` (two cameras owned by one app user), and simulated cameras
+(``iotvideo device run``) that tests start and stop. Home Assistant talks to them only as
+a user would: through the integration and the app SDK it requires.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest_plugins = "pytest_homeassistant_custom_component"
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = os.environ.get("IOTVIDEO_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: Any) -> None:
+    """Load custom_components/iotvideo from the repository."""
+
+
+def _iotvideo(*args: str, env: dict[str, str] | None = None, **kw: Any) -> str:
+    done = subprocess.run(
+        [PYTHON, "-m", "iotvideo", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+        **kw,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"iotvideo {' '.join(args)} failed:\n{done.stderr}")
+    return done.stdout
+
+
+class Process:
+    """A process of the platform, its stderr kept, stopped at the end."""
+
+    def __init__(self, args: list[str], ready: str, timeout: float = 60) -> None:
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "iotvideo", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "IOTVIDEO_HEARTBEAT_INTERVAL": "0.5"},
+        )
+        self.log: list[str] = []
+        self.match: re.Match[str] | None = None
+        found = threading.Event()
+
+        def pump() -> None:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.log.append(line)
+                if self.match is None and (m := re.search(ready, line)):
+                    self.match = m
+                    found.set()
+            found.set()
+
+        self._reader = threading.Thread(target=pump, daemon=True)
+        self._reader.start()
+        if not found.wait(timeout) or self.match is None:
+            self.stop()
+            raise RuntimeError(f"{args[0]} did not start:\n" + "".join(self.log))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
+
+
+@dataclass
+class Platform:
+    """A cloud with a vendor, an app user owning two cameras, and their certificates."""
+
+    url: str
+    data: Path
+    key: dict[str, str]
+    access_id: str
+    access_token: str
+    certificates: list[Path]
+    tids: list[str]
+    cameras: dict[str, Process] = field(default_factory=dict)
+
+    def vendor(self, action: str, **fields: Any) -> dict[str, Any]:
+        """A vendor-API call (``iotvideo vendor call``): its response fields."""
+        out = _iotvideo(
+            "vendor", "call", action, json.dumps(fields), "--cloud", self.url,
+            env={"IOTVIDEO_SECRET_ID": self.key["SecretId"],
+                 "IOTVIDEO_SECRET_KEY": self.key["SecretKey"]},
+        )  # fmt: skip
+        return dict(json.loads(out))
+
+    def start_camera(self, index: int = 0, *, audio: str = "none") -> Process:
+        """Run the simulated camera ``index`` until :meth:`stop_camera`."""
+        tid = self.tids[index]
+        camera = Process(
+            ["device", "run", "--cert", str(self.certificates[index]), "--cloud", self.url,
+             "--video", "testsrc:?definition=mid&fps=10", "--audio", audio,
+             "--data", str(self.data / f"camera{index}")],
+            ready=r"connecting to",
+        )  # fmt: skip
+        self.cameras[tid] = camera
+        return camera
+
+    def stop_camera(self, index: int = 0) -> None:
+        camera = self.cameras.pop(self.tids[index], None)
+        if camera is not None:
+            camera.stop()
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    data = tmp_path_factory.mktemp("cloud")
+    cloud = Process(
+        ["cloud", "--data", str(data), "--port", "0", "--log-level", "warning"],
+        ready=r"listening on (http://\S+)",
+    )
+    assert cloud.match is not None
+    url = cloud.match[1]
+    try:
+        key = json.loads(_iotvideo("keys", "create", "--data", str(data)))
+        out = data / "quickstart"
+        summary = json.loads(
+            _iotvideo(
+                "vendor",
+                "quickstart",
+                "--out",
+                str(out),
+                "--devices",
+                "2",
+                "--cloud",
+                url,
+                env={
+                    "IOTVIDEO_SECRET_ID": key["SecretId"],
+                    "IOTVIDEO_SECRET_KEY": key["SecretKey"],
+                },
+            )
+        )
+        app = dict(
+            line.split("=", 1) for line in (out / "app.env").read_text().splitlines() if "=" in line
+        )
+        certificates = [Path(d["CertificateFile"]) for d in summary["Devices"]]
+        tids = [str(d["Tid"]) for d in summary["Devices"]]
+        platform = Platform(
+            url,
+            data,
+            key,
+            app["IOTVIDEO_ACCESS_ID"],
+            app["IOTVIDEO_ACCESS_TOKEN"],
+            certificates,
+            tids,
+        )
+        yield platform
+        for tid in list(platform.cameras):
+            platform.cameras.pop(tid).stop()
+    finally:
+        cloud.stop()
+
+
+def wait_until(check: Any, timeout: float = 15.0, every: float = 0.1) -> None:
+    """For state another process changes on its own time (a sync check; blocking)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(every)
+
+
+sys.path.insert(0, str(ROOT))  # custom_components is found from the repository's root

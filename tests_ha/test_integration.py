@@ -1,0 +1,238 @@
+"""The iotvideo integration in real Home Assistant core, against a real cloud and cameras.
+
+What a user would notice: the config flow signs in (and says why it cannot); each camera
+is a device whose entities follow its thing model with the right types and units; a
+switch toggled in Home Assistant changes the camera's setting and the state comes back
+from the camera's own report; a button runs the action; a camera that goes away turns
+its connectivity sensor off; a motion event fires ``iotvideo_event`` and turns the motion
+sensor on, then off at the event's end; a revoked token asks for re-authentication;
+unloading the entry closes the link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from custom_components.iotvideo.const import (
+    CONF_ACCESS_ID,
+    CONF_ACCESS_TOKEN,
+    CONF_CLOUD_URL,
+    DOMAIN,
+    EVENT_IOTVIDEO,
+)
+from homeassistant import config_entries
+from homeassistant.const import STATE_OFF, STATE_ON
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from iotvideo.app.status import LinkStatus
+from iotvideo.device import DeviceClient
+from iotvideo.device.simulator import SimulatedCamera
+from iotvideo.protocol.link import Backoff
+
+from .conftest import Platform
+
+
+def entry_of(platform: Platform, token: str | None = None) -> MockConfigEntry:
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=platform.access_id,
+        unique_id=f"{platform.url} {platform.access_id}",
+        data={
+            CONF_CLOUD_URL: platform.url,
+            CONF_ACCESS_ID: platform.access_id,
+            CONF_ACCESS_TOKEN: token or platform.access_token,
+        },
+    )
+
+
+@asynccontextmanager
+async def camera(platform: Platform, index: int = 1) -> AsyncIterator[SimulatedCamera]:
+    """A simulated camera's link in this process (no media): its settings, actions and
+    reports, without its random readings."""
+    certificate = await asyncio.to_thread(Path(platform.certificates[index]).read_text)
+    client = DeviceClient(
+        certificate,
+        platform.url,
+        backoff=Backoff(initial=0.05, maximum=0.5),
+    )
+    simulated = SimulatedCamera(client)
+    await client.start(timeout=20)
+    try:
+        yield simulated
+    finally:
+        await client.stop()
+
+
+def entity_id(hass: HomeAssistant, platform_name: str, unique_id: str) -> str:
+    found = er.async_get(hass).async_get_entity_id(platform_name, DOMAIN, unique_id)
+    assert found is not None, f"no {platform_name} entity {unique_id}"
+    return found
+
+
+async def until(check: Any, timeout: float = 15.0) -> None:
+    """Until ``check()`` holds (state that the cloud or a camera changes on its own time)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                check()
+                return
+            except AssertionError:
+                await asyncio.sleep(0.05)
+
+
+async def test_config_flow_signs_in_and_says_why_not(
+    hass: HomeAssistant, platform: Platform
+) -> None:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM and result["step_id"] == "user"
+    good = {
+        CONF_CLOUD_URL: platform.url + "/",
+        CONF_ACCESS_ID: platform.access_id,
+        CONF_ACCESS_TOKEN: platform.access_token,
+    }
+    for wrong, error in (
+        ({CONF_ACCESS_TOKEN: "usr_" + "0" * 64}, "invalid_auth"),
+        ({CONF_CLOUD_URL: "http://127.0.0.1:9"}, "cannot_connect"),
+        ({CONF_CLOUD_URL: "ftp://127.0.0.1"}, "invalid_url"),
+    ):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {**good, **wrong}
+        )
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {"base": error}, wrong
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], good)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_CLOUD_URL] == platform.url  # the trailing slash dropped
+    entry = result["result"]
+    await hass.async_block_till_done()
+    assert entry.state is config_entries.ConfigEntryState.LOADED
+    # The same user again: refused.
+    again = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    again = await hass.config_entries.flow.async_configure(again["flow_id"], good)
+    assert again["type"] is FlowResultType.ABORT and again["reason"] == "already_configured"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_entities_follow_the_model_and_the_camera(
+    hass: HomeAssistant, platform: Platform
+) -> None:
+    tid = platform.tids[1]
+    async with camera(platform) as sim:
+        entry = entry_of(platform)
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+
+        # From the model: types and units.
+        led = entity_id(hass, "switch", f"{tid}_w_led")
+        night = entity_id(hass, "select", f"{tid}_w_nightMode")
+        temperature = entity_id(hass, "sensor", f"{tid}_r_temperature")
+        online = entity_id(hass, "binary_sensor", f"{tid}_online")
+        motion = entity_id(hass, "binary_sensor", f"{tid}_motion_0")
+        assert hass.states.get(night).attributes["options"] == ["0", "1", "2"]
+        assert hass.states.get(online).state == STATE_ON
+        for value in (0, 1):
+            entity_id(hass, "button", f"{tid}_a_cameraOn_{value}")
+        entity_id(hass, "camera", f"{tid}_camera_0")
+
+        # A report from the camera: the sensor follows, with the model's unit.
+        await sim.client.report("ProReadonly.temperature", 23.5)
+        await until(lambda: hass.states.get(temperature).state == "23.5")
+        assert hass.states.get(temperature).attributes["unit_of_measurement"] == "°C"
+
+        # The switch changes the camera's setting; the state comes back from its report.
+        await hass.services.async_call("switch", "turn_off", {"entity_id": led}, blocking=True)
+        await until(lambda: hass.states.get(led).state == STATE_OFF)
+        assert sim.led is False
+        await hass.services.async_call(
+            "select", "select_option", {"entity_id": night, "option": "2"}, blocking=True
+        )
+        await until(lambda: hass.states.get(night).state == "2")
+        assert sim.night_mode == 2
+
+        # A button runs the action.
+        await hass.services.async_call(
+            "button", "press", {"entity_id": entity_id(hass, "button", f"{tid}_a_cameraOn_0")},
+            blocking=True,
+        )  # fmt: skip
+        assert sim.camera_on == 0
+
+        # A motion event: iotvideo_event fires, the sensor turns on, then off at its end.
+        fired: list[dict[str, Any]] = []
+        hass.bus.async_listen(EVENT_IOTVIDEO, lambda event: fired.append(event.data))
+        await sim.client.event("motion", {"chn": 0, "start": 1, "score": 0.9})
+        await until(lambda: hass.states.get(motion).state == STATE_ON)
+        assert fired[-1]["tid"] == tid and fired[-1]["topic"] == "motion"
+        await sim.client.event("motion", {"chn": 0, "start": 1, "end": 2, "score": 0.9})
+        await until(lambda: hass.states.get(motion).state == STATE_OFF)
+
+    # The camera goes away: the connectivity sensor turns off, its entities unavailable.
+    await until(lambda: hass.states.get(online).state == STATE_OFF, timeout=20)
+    assert hass.states.get(led).state == "unavailable"
+    hub = entry.runtime_data
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert hub.sdk.link_status is LinkStatus.UNREGISTERED
+
+
+async def test_a_revoked_token_asks_to_sign_in_again(
+    hass: HomeAssistant, platform: Platform
+) -> None:
+    first = platform.vendor(
+        "CreateUsrToken", AccessId=platform.access_id, UniqueId="ha-reauth", TtlMinutes=60
+    )["AccessToken"]
+    entry = entry_of(platform, first)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    # Renewing revokes the old token: the cloud ends its session, Home Assistant asks.
+    second = platform.vendor(
+        "CreateUsrToken", AccessId=platform.access_id, UniqueId="ha-reauth", TtlMinutes=60,
+        OldAccessToken=first,
+    )["AccessToken"]  # fmt: skip
+
+    def reauth_started() -> None:
+        flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        assert any(f["context"]["source"] == config_entries.SOURCE_REAUTH for f in flows)
+
+    await until(reauth_started)
+    (flow,) = [
+        f
+        for f in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        if f["context"]["source"] == config_entries.SOURCE_REAUTH
+    ]
+    wrong = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {CONF_ACCESS_TOKEN: first}
+    )
+    assert wrong["errors"] == {"base": "invalid_auth"}
+    done = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {CONF_ACCESS_TOKEN: second}
+    )
+    assert done["type"] is FlowResultType.ABORT and done["reason"] == "reauth_successful"
+    await hass.async_block_till_done()
+    assert entry.data[CONF_ACCESS_TOKEN] == second
+    assert entry.state is config_entries.ConfigEntryState.LOADED
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_setup_with_an_expired_token_starts_reauth(
+    hass: HomeAssistant, platform: Platform
+) -> None:
+    entry = entry_of(platform, "usr_" + "1" * 64)
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is config_entries.ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == [config_entries.SOURCE_REAUTH]
+    assert json.dumps(entry.data)  # nothing else changed
