@@ -55,7 +55,7 @@ unit: system-test $(STAMP) $(RESTREAM)
 
 # custom_components/iotvideo in real Home Assistant core, against the platform run from .venv.
 ha: system-test $(STAMP) $(HA_STAMP)
-	IOTVIDEO_PYTHON=$(abspath $(BIN))/python $(HA_VENV)/bin/pytest -c tests_ha/pytest.ini
+	IOTVIDEO_PYTHON=$(abspath $(BIN))/python $(HA_VENV)/bin/pytest -c tests_ha/pytest.ini tests_ha
 
 # System packages first: on a fresh machine even the venv may need them.
 test: system-test lint typecheck unit ha

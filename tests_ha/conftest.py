@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +37,18 @@ def auto_enable_custom_integrations(enable_custom_integrations: Any) -> None:
     """Load custom_components/iotvideo from the repository."""
 
 
+@pytest.fixture(autouse=True)
+def loopback_only(socket_enabled: Any) -> Iterator[None]:
+    """The harness blocks sockets; these tests talk to the platform on 127.0.0.1 only,
+    and WebRTC offers loopback host candidates only (no traffic leaves the machine)."""
+    from iotvideo.media.webrtc import host_addresses, set_host_addresses
+
+    previous = host_addresses()
+    set_host_addresses(["127.0.0.1"])
+    yield
+    set_host_addresses(previous)
+
+
 def _iotvideo(*args: str, env: dict[str, str] | None = None, **kw: Any) -> str:
     done = subprocess.run(
         [PYTHON, "-m", "iotvideo", *args],
@@ -54,21 +67,33 @@ def _iotvideo(*args: str, env: dict[str, str] | None = None, **kw: Any) -> str:
 class Process:
     """A process of the platform, its stderr kept, stopped at the end."""
 
-    def __init__(self, args: list[str], ready: str, timeout: float = 60) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        ready: str,
+        timeout: float = 60,
+        env: dict[str, str] | None = None,
+        stdin: str | None = None,
+    ) -> None:
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "iotvideo", *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "IOTVIDEO_HEARTBEAT_INTERVAL": "0.5"},
+            env={**os.environ, "IOTVIDEO_HEARTBEAT_INTERVAL": "0.5", **(env or {})},
         )
+        if stdin is not None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(stdin)
+            self.proc.stdin.close()
         self.log: list[str] = []
         self.match: re.Match[str] | None = None
         found = threading.Event()
 
         def pump() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
                 self.log.append(line)
                 if self.match is None and (m := re.search(ready, line)):
                     self.match = m
@@ -104,6 +129,7 @@ class Platform:
     certificates: list[Path]
     tids: list[str]
     cameras: dict[str, Process] = field(default_factory=dict)
+    restream: Process | None = None
 
     def vendor(self, action: str, **fields: Any) -> dict[str, Any]:
         """A vendor-API call (``iotvideo vendor call``): its response fields."""
@@ -120,11 +146,32 @@ class Platform:
         camera = Process(
             ["device", "run", "--cert", str(self.certificates[index]), "--cloud", self.url,
              "--video", "testsrc:?definition=mid&fps=10", "--audio", audio,
-             "--data", str(self.data / f"camera{index}")],
+             "--talk-dir", str(self.data / f"talk{index}"),
+             "--vas-dir", str(self.data / f"vas{index}"),
+             "--firmware-dir", str(self.data / f"firmware{index}"),
+             "--ice-address", "127.0.0.1"],
             ready=r"connecting to",
         )  # fmt: skip
         self.cameras[tid] = camera
         return camera
+
+    def start_restream(self) -> str:
+        """Run ``iotvideo restream`` as the app user; its RTSP base URL with credentials."""
+        port = _free_port()
+        self.restream = Process(
+            ["restream", "--cloud", self.url, "--access-id", self.access_id,
+             "--host", "127.0.0.1", "--rtsp-port", str(port), "--http-port", str(_free_port()),
+             "--rtsp-user", "ha", "--rtsp-password-stdin", "--ice-address", "127.0.0.1"],
+            ready=r"rtsp://",
+            env={"IOTVIDEO_ACCESS_TOKEN": self.access_token},
+            stdin="restream password\n",
+        )  # fmt: skip
+        return f"rtsp://ha:restream%20password@127.0.0.1:{port}"
+
+    def stop_restream(self) -> None:
+        if self.restream is not None:
+            self.restream.stop()
+            self.restream = None
 
     def stop_camera(self, index: int = 0) -> None:
         camera = self.cameras.pop(self.tids[index], None)
@@ -179,6 +226,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             platform.cameras.pop(tid).stop()
     finally:
         cloud.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def wait_until(check: Any, timeout: float = 15.0, every: float = 0.1) -> None:

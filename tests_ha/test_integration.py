@@ -12,7 +12,9 @@ unloading the entry closes the link.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,14 +24,19 @@ from custom_components.iotvideo.const import (
     CONF_ACCESS_ID,
     CONF_ACCESS_TOKEN,
     CONF_CLOUD_URL,
+    CONF_RTSP_URL,
     DOMAIN,
     EVENT_IOTVIDEO,
 )
+from custom_components.iotvideo.diagnostics import async_get_config_entry_diagnostics
 from homeassistant import config_entries
+from homeassistant.components.camera import async_get_image, async_get_stream_source
 from homeassistant.const import STATE_OFF, STATE_ON
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from PIL import Image
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from iotvideo.app.status import LinkStatus
@@ -61,7 +68,7 @@ async def camera(platform: Platform, index: int = 1) -> AsyncIterator[SimulatedC
     client = DeviceClient(
         certificate,
         platform.url,
-        backoff=Backoff(initial=0.05, maximum=0.5),
+        backoff=Backoff(base=0.05, cap=0.5),
     )
     simulated = SimulatedCamera(client)
     await client.start(timeout=20)
@@ -171,16 +178,36 @@ async def test_entities_follow_the_model_and_the_camera(
 
         # A motion event: iotvideo_event fires, the sensor turns on, then off at its end.
         fired: list[dict[str, Any]] = []
-        hass.bus.async_listen(EVENT_IOTVIDEO, lambda event: fired.append(event.data))
+
+        @callback
+        def heard(event: Event) -> None:
+            fired.append(event.data)
+
+        hass.bus.async_listen(EVENT_IOTVIDEO, heard)
         await sim.client.event("motion", {"chn": 0, "start": 1, "score": 0.9})
         await until(lambda: hass.states.get(motion).state == STATE_ON)
+        await hass.async_block_till_done()  # (listeners run after the firing)
         assert fired[-1]["tid"] == tid and fired[-1]["topic"] == "motion"
         await sim.client.event("motion", {"chn": 0, "start": 1, "end": 2, "score": 0.9})
         await until(lambda: hass.states.get(motion).state == STATE_OFF)
 
+        # Passthrough data (a service: it has no entity), the camera's answer returned.
+        device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, tid)})
+        assert device is not None and device.name == tid
+        answer = await hass.services.async_call(
+            DOMAIN, "send_data", {"device_id": device.id, "data": "ping"},
+            blocking=True, return_response=True,
+        )  # fmt: skip
+        assert json.loads(answer["reply"]) == {"topic": "", "echo": "PING"}
+        # Diagnostics: the models and values, no secret.
+        diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+        assert diagnostics["devices"][tid]["model"]["ProWritable"]["led"]["type"] == "bool"
+        text = json.dumps(diagnostics)
+        assert platform.access_token not in text and "**REDACTED**" in text
+
     # The camera goes away: the connectivity sensor turns off, its entities unavailable.
     await until(lambda: hass.states.get(online).state == STATE_OFF, timeout=20)
-    assert hass.states.get(led).state == "unavailable"
+    await until(lambda: hass.states.get(led).state == "unavailable")
     hub = entry.runtime_data
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert hub.sdk.link_status is LinkStatus.UNREGISTERED
@@ -235,4 +262,49 @@ async def test_setup_with_an_expired_token_starts_reauth(
     assert entry.state is config_entries.ConfigEntryState.SETUP_ERROR
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [f["context"]["source"] for f in flows] == [config_entries.SOURCE_REAUTH]
-    assert json.dumps(entry.data)  # nothing else changed
+    assert entry.data[CONF_ACCESS_TOKEN] == "usr_" + "1" * 64  # kept until re-authenticated
+
+
+async def test_the_camera_image_and_the_restream_stream_source(
+    hass: HomeAssistant, platform: Platform
+) -> None:
+    """The still image is a JPEG at the camera's size, taken from the device itself; the
+    stream source is restream's RTSP URL, which ffprobe plays."""
+    tid = platform.tids[0]
+    await hass.async_add_executor_job(platform.start_camera, 0)
+    restream = await hass.async_add_executor_job(platform.start_restream)
+    try:
+        entry = entry_of(platform)
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        camera_entity = entity_id(hass, "camera", f"{tid}_camera_0")
+        online = entity_id(hass, "binary_sensor", f"{tid}_online")
+        await until(lambda: hass.states.get(online).state == STATE_ON, timeout=30)
+        image = await async_get_image(hass, camera_entity, timeout=30)
+        assert image.content_type == "image/jpeg"
+        picture = Image.open(io.BytesIO(image.content))
+        assert picture.format == "JPEG"
+
+        # With restream's RTSP URL in the options, the camera streams from it.
+        hass.config_entries.async_update_entry(entry, options={CONF_RTSP_URL: restream})
+        await hass.async_block_till_done()
+        source = await async_get_stream_source(hass, camera_entity)
+        assert source == f"{restream}/{tid}"
+        probed = await hass.async_add_executor_job(
+            lambda: subprocess.run(
+                ["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_entries",
+                 "stream=codec_name,width,height", "-of", "csv=p=0", source],
+                capture_output=True, text=True, timeout=60, check=False,
+            )
+        )  # fmt: skip
+        codec, width, height = probed.stdout.strip().splitlines()[0].split(",")
+        assert codec == "h264", probed.stderr
+        assert picture.size == (int(width), int(height)), "the still is the stream's size"
+        # The camera's process dies (no logout): the connectivity sensor turns off.
+        platform.cameras[tid].proc.kill()
+        await until(lambda: hass.states.get(online).state == STATE_OFF, timeout=30)
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await hass.async_add_executor_job(platform.stop_restream)
+        await hass.async_add_executor_job(platform.stop_camera, 0)

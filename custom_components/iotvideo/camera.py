@@ -4,6 +4,8 @@ entry's options name one."""
 
 from __future__ import annotations
 
+import logging
+
 from homeassistant.components.camera import Camera, CameraEntityFeature
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
@@ -15,6 +17,8 @@ from . import IotVideoConfigEntry
 from .const import CONF_RTSP_URL
 from .entity import IotVideoEntity
 from .hub import DeviceData, IotVideoHub
+
+_LOGGER = logging.getLogger(__name__)
 
 
 async def async_setup_entry(
@@ -56,12 +60,14 @@ class IotVideoCamera(IotVideoEntity, Camera):
             self.device.tid,
             sdk=self.hub.sdk,
             source_id=str(self.channel) if self.channel else None,
+            definition="high",  # the best picture, as restream streams it
         )
         player.mute = True
         try:
             await player.play(timeout=15)
             return await player.snapshot(timeout=10)
-        except IVError:
+        except IVError as exc:
+            _LOGGER.warning("no picture from %s: %s (%s)", self.device.tid, exc.message, exc.code)
             return None
         finally:
             await player.stop()
