@@ -54,6 +54,7 @@ LINK: dict[str, dict[str, int]] = {
     "media.ice": dict(zip(ROLES, (OK, OK, OK, OK, 8003, 8002), strict=True)),
     "media.offer": dict(zip(ROLES, (8000, 8000, 8000, 8000, 8003, 8002), strict=True)),
     "media.candidate": dict(zip(ROLES, (8000, 8000, 8000, 8000, 8003, 8002), strict=True)),
+    "media.close": dict(zip(ROLES, (8000, 8000, 8000, 8000, 8003, 8002), strict=True)),
     "media.offer.playback": dict(zip(ROLES, (8000, 8000, 8000, 8000, 8003, 8002), strict=True)),
     "media.offer.download": dict(zip(ROLES, (8000, 8000, 8000, 8000, 8003, 8002), strict=True)),
     # The memory card's lists are asked of the device (offline here): whoever may watch.
@@ -86,6 +87,7 @@ def link_request(op: str, tid: str) -> tuple[str, dict[str, Any]]:
         "media.ice": {"tid": tid},
         "media.offer": {"tid": tid, "sdp": "v=0\r\n", "kind": "monitor"},
         "media.candidate": {"tid": tid, "session": 1, "candidate": "", "mid": "0"},
+        "media.close": {"tid": tid, "session": 1},
         "media.offer.playback": {"tid": tid, "sdp": "v=0\r\n", "kind": "playback", "at": 1},
         "media.offer.download": {"tid": tid, "sdp": "v=0\r\n", "kind": "download"},
         "card.days": {"tid": tid, "month": "2026-12", "tz": 0},

@@ -30,7 +30,13 @@ from custom_components.iotvideo.const import (
 )
 from custom_components.iotvideo.diagnostics import async_get_config_entry_diagnostics
 from homeassistant import config_entries
-from homeassistant.components.camera import async_get_image, async_get_stream_source
+from homeassistant.components.camera import (
+    DATA_COMPONENT,
+    WebRTCAnswer,
+    WebRTCMessage,
+    async_get_image,
+    async_get_stream_source,
+)
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
@@ -286,6 +292,10 @@ async def test_the_camera_image_and_the_restream_stream_source(
         picture = Image.open(io.BytesIO(image.content))
         assert picture.format == "JPEG"
 
+        # Native WebRTC: a browser's offer (aiortc here) reaches the device through the
+        # platform's signaling; the answer comes back and the video plays.
+        assert await watch_over_webrtc(hass, camera_entity) == picture.size
+
         # With restream's RTSP URL in the options, the camera streams from it.
         hass.config_entries.async_update_entry(entry, options={CONF_RTSP_URL: restream})
         await hass.async_block_till_done()
@@ -308,3 +318,35 @@ async def test_the_camera_image_and_the_restream_stream_source(
     finally:
         await hass.async_add_executor_job(platform.stop_restream)
         await hass.async_add_executor_job(platform.stop_camera, 0)
+
+
+async def watch_over_webrtc(hass: HomeAssistant, camera_entity: str) -> tuple[int, int]:
+    """Play the camera as Home Assistant's frontend would with native WebRTC: the size of
+    the first picture received."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    entity = hass.data[DATA_COMPONENT].get_entity(camera_entity)
+    assert entity is not None
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    answered: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def send(message: WebRTCMessage) -> None:
+        if isinstance(message, WebRTCAnswer):
+            answered.set_result(message.answer)
+        elif not answered.done():
+            answered.set_exception(AssertionError(f"no answer: {message}"))
+
+    try:
+        await entity.async_handle_async_webrtc_offer(pc.localDescription.sdp, "ha-1", send)
+        answer = await asyncio.wait_for(answered, 20)
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        video = next(t.receiver.track for t in pc.getTransceivers() if t.kind == "video")
+        frame = await asyncio.wait_for(video.recv(), 20)
+        return frame.width, frame.height
+    finally:
+        entity.close_webrtc_session("ha-1")
+        await pc.close()
+        await hass.async_block_till_done()

@@ -322,6 +322,7 @@ class AppSession(LinkSession):
                 "media.ice": self._media_ice,
                 "media.offer": self._media_offer,
                 "media.candidate": self._media_candidate,
+                "media.close": self._media_close,
                 "ping": self._ping,
             }
         return {
@@ -341,6 +342,7 @@ class AppSession(LinkSession):
             "ota.query": self._ota_query,
             "media.offer": self._media_offer,
             "media.candidate": self._media_candidate,
+            "media.close": self._media_close,
             "ping": self._ping,
             "card.days": self._card,
             "card.list": self._card,
@@ -542,6 +544,15 @@ class AppSession(LinkSession):
         outcome = await self.ctx.hub.ask(
             tid, "media.candidate", body, self.ctx.settings.device_timeout
         )
+        return outcome.raise_for_code()
+
+    async def _media_close(self, request: Request) -> dict[str, Any]:
+        """End one of this app's media sessions on the device (a player that hangs up
+        without the peer connection's own goodbye: a browser tab, Home Assistant)."""
+        tid = field(request.data, "tid", str)
+        body = {"session": field(request.data, "session", int), "from": self.access_id}
+        await self.grant(tid)
+        outcome = await self.ctx.hub.ask(tid, "media.close", body, self.ctx.settings.device_timeout)
         return outcome.raise_for_code()
 
     async def _card(self, request: Request) -> dict[str, Any]:
