@@ -60,7 +60,7 @@ ha: system-test $(STAMP) $(HA_STAMP)
 # System packages first: on a fresh machine even the venv may need them.
 test: system-test lint typecheck unit ha
 
-bench: system-test $(STAMP) $(RESTREAM)
+bench: system-test $(STAMP) $(RESTREAM) $(HA_STAMP)
 	$(BIN)/python benchmarks/vendor_api.py
 	$(BIN)/python benchmarks/link.py
 	$(BIN)/python benchmarks/live.py
@@ -68,6 +68,7 @@ bench: system-test $(STAMP) $(RESTREAM)
 	$(BIN)/python benchmarks/browser.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/failover.py
+	IOTVIDEO_PYTHON=$(abspath $(BIN))/python $(HA_VENV)/bin/python benchmarks/home_assistant.py
 
 clean:
 	rm -rf $(VENV) $(HA_VENV) .demo .pytest_cache .mypy_cache .ruff_cache
