@@ -210,6 +210,16 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         app = dict(
             line.split("=", 1) for line in (out / "app.env").read_text().splitlines() if "=" in line
         )
+        # The demo camera's model, with a number and a text setting besides.
+        model = json.loads(_iotvideo("device", "model"))
+        model["ProWritable"]["volume"] = {"type": "uint32", "min": 0, "max": 100, "unit": "%"}
+        model["ProWritable"]["osdText"] = {"type": "string", "max": 32}
+        env = {"IOTVIDEO_SECRET_ID": key["SecretId"], "IOTVIDEO_SECRET_KEY": key["SecretKey"]}
+        _iotvideo(
+            "vendor", "call", "RunIotModel",
+            json.dumps({"ProductId": summary["ProductId"], "IotModel": json.dumps(model)}),
+            "--cloud", url, env=env,
+        )  # fmt: skip
         certificates = [Path(d["CertificateFile"]) for d in summary["Devices"]]
         tids = [str(d["Tid"]) for d in summary["Devices"]]
         platform = Platform(

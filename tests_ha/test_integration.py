@@ -142,6 +142,12 @@ async def test_entities_follow_the_model_and_the_camera(
     hass: HomeAssistant, platform: Platform
 ) -> None:
     tid = platform.tids[1]
+    # The user's name for the camera (ProUser._buildIn's nickName) names the device.
+    await hass.async_add_executor_job(
+        lambda: platform.vendor(
+            "ModifyDeviceProperty", Tid=tid, Branch="ProUser._buildIn.val.nickName", Value="Porch"
+        )
+    )
     async with camera(platform) as sim:
         entry = entry_of(platform)
         entry.add_to_hass(hass)
@@ -197,9 +203,29 @@ async def test_entities_follow_the_model_and_the_camera(
         await sim.client.event("motion", {"chn": 0, "start": 1, "end": 2, "score": 0.9})
         await until(lambda: hass.states.get(motion).state == STATE_OFF)
 
+        # Numbers and texts: the model's bounds and unit; written to the camera.
+        volume = entity_id(hass, "number", f"{tid}_w_volume")
+        attributes = hass.states.get(volume).attributes
+        assert (attributes["min"], attributes["max"], attributes["unit_of_measurement"]) == (
+            0,
+            100,
+            "%",
+        )
+        await hass.services.async_call(
+            "number", "set_value", {"entity_id": volume, "value": 35}, blocking=True
+        )
+        await until(lambda: hass.states.get(volume).state == "35")
+        assert sim.client.writable["volume"] == 35
+        osd = entity_id(hass, "text", f"{tid}_w_osdText")
+        assert hass.states.get(osd).attributes["max"] == 32
+        await hass.services.async_call(
+            "text", "set_value", {"entity_id": osd, "value": "Front door"}, blocking=True
+        )
+        await until(lambda: hass.states.get(osd).state == "Front door")
+
         # Passthrough data (a service: it has no entity), the camera's answer returned.
         device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, tid)})
-        assert device is not None and device.name == tid
+        assert device is not None and device.name == "Porch"
         answer = await hass.services.async_call(
             DOMAIN, "send_data", {"device_id": device.id, "data": "ping"},
             blocking=True, return_response=True,
