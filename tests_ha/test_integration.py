@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from custom_components.iotvideo.const import (
     CONF_ACCESS_ID,
     CONF_ACCESS_TOKEN,
@@ -29,6 +30,7 @@ from custom_components.iotvideo.const import (
     EVENT_IOTVIDEO,
 )
 from custom_components.iotvideo.diagnostics import async_get_config_entry_diagnostics
+from custom_components.iotvideo.hub import DeviceData
 from homeassistant import config_entries
 from homeassistant.components.camera import (
     DATA_COMPONENT,
@@ -40,6 +42,7 @@ from homeassistant.components.camera import (
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from PIL import Image
@@ -231,6 +234,21 @@ async def test_entities_follow_the_model_and_the_camera(
             blocking=True, return_response=True,
         )  # fmt: skip
         assert json.loads(answer["reply"]) == {"topic": "", "echo": "PING"}
+        # The address of the camera's cloud recording between two times (HLS).
+        window = {
+            "device_id": device.id,
+            "start": "2026-12-07 10:00:00",
+            "end": "2026-12-07 10:05:00",
+        }
+        played = await hass.services.async_call(
+            DOMAIN, "playback_url", window, blocking=True, return_response=True
+        )
+        assert "/vas/hls/" in played["url"] and played["url"].endswith(".m3u8")
+        with pytest.raises(HomeAssistantError, match="20143"):
+            await hass.services.async_call(
+                DOMAIN, "playback_url", {**window, "end": window["start"]},
+                blocking=True, return_response=True,
+            )  # fmt: skip
         # Diagnostics: the models and values, no secret.
         diagnostics = await async_get_config_entry_diagnostics(hass, entry)
         assert diagnostics["devices"][tid]["model"]["ProWritable"]["led"]["type"] == "bool"
@@ -376,3 +394,13 @@ async def watch_over_webrtc(hass: HomeAssistant, camera_entity: str) -> tuple[in
         entity.close_webrtc_session("ha-1")
         await pc.close()
         await hass.async_block_till_done()
+
+
+def test_a_gateways_channels_are_cameras() -> None:
+    """A gateway's model (ProReadonly.chn1..N) gives a camera (and a motion sensor) per
+    channel; any other model, one."""
+    gateway = DeviceData(
+        "T", {"ProReadonly": {"chn2": {"type": "json"}, "chn1": {"type": "json"}}}, {}
+    )
+    assert gateway.channels == [1, 2]
+    assert DeviceData("T", {"ProReadonly": {"temperature": {}}}, {}).channels == [0]
