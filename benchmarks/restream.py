@@ -17,6 +17,9 @@ load).
    each, and the difference: what restream adds.
 3. Clients per core: ``--clients`` ffmpeg readers (``-c copy -f null``) on one camera;
    restream's CPU over ``--seconds`` and its RSS, per client; one core's worth of clients.
+4. Per-camera work, here in this process (``--costs`` alone runs only this part): the
+   audio transcoding to AAC (CPU per 20 ms of Opus and of PCMU, decode, resample and
+   encode), and MJPEG (H.264 decode per frame, one JPEG) at 640x360 and 1920x1080.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -204,13 +208,71 @@ async def run(args: argparse.Namespace, cloud: Cloud, data: Path) -> None:
         camera.wait(30)
 
 
+def costs() -> None:
+    """Part 4: CPU seconds of the per-camera work, whatever the number of clients."""
+    import numpy as np
+
+    from iotvideo.app.player import EncodedPacket
+    from iotvideo.app.restream.audio import AacTranscoder
+    from iotvideo.media.audio import AudioEncoder, Tone
+    from iotvideo.media.h264 import H264Decoder
+    from iotvideo.media.recorder import encode_picture
+
+    async def transcode(codec: str, mime: str, rate: int, packets: int = 500) -> float:
+        encoder, tone = AudioEncoder(codec), Tone(rate=rate)
+        data = [bytes(p) for _ in range(packets) for p in encoder.encode(tone.next_samples())]
+        out: list[EncodedPacket] = []
+        transcoder = AacTranscoder("bench", out.append)
+        began = time.process_time()
+        for i, d in enumerate(data):
+            transcoder._transcode(EncodedPacket(mime, d, i * 1800, False, 0.0))
+        spent = time.process_time() - began
+        transcoder.close()
+        return spent / len(data)
+
+    for codec, mime, rate in (("opus", "audio/opus", 48_000), ("pcmu", "audio/PCMU", 8_000)):
+        each = asyncio.run(transcode(codec, mime, rate))
+        print(f"AAC from {codec}: {each * 1000:.3f} ms of CPU per 20 ms ({each / 0.02:.1%})")
+    for width, height in ((640, 360), (1920, 1080)):
+        encoder: Any = av.CodecContext.create("libx264", "w")
+        encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+        encoder.time_base = Fraction(1, 15)
+        encoder.options = {"tune": "zerolatency", "preset": "ultrafast"}
+        rng = np.random.default_rng(1)
+        base = rng.integers(0, 4, (height, width, 3), dtype=np.uint8) * 64
+        units = []
+        for i in range(60):
+            frame = av.VideoFrame.from_ndarray(np.roll(base, 4 * i, axis=1), format="rgb24")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts = i
+            units += [bytes(p) for p in encoder.encode(frame)]
+        decoder, decoded = H264Decoder(), []
+        began = time.process_time()
+        for i, unit in enumerate(units):
+            decoded += decoder.decode(unit, i)
+        decode = (time.process_time() - began) / len(units)
+        began = time.process_time()
+        for frame in decoded[:20]:
+            encode_picture(frame, "jpeg")
+        jpeg = (time.process_time() - began) / 20
+        print(
+            f"MJPEG {width}x{height}: decode {decode * 1000:.2f} ms per frame, JPEG "
+            f"{jpeg * 1000:.1f} ms; at 15 fps with 5 JPEGs a second, "
+            f"{15 * decode + 5 * jpeg:.1%} of a core"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--costs", action="store_true", help="only part 4")
     parser.add_argument("--plays", type=int, default=10)
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--clients", default="0,10,20,40")
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
+    costs()
+    if args.costs:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         cloud = Cloud(Path(tmp) / "cloud")
         try:
