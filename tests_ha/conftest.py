@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,7 +139,9 @@ class Platform:
         )  # fmt: skip
         return dict(json.loads(out))
 
-    def start_camera(self, index: int = 0, *, audio: str = "none") -> Process:
+    def start_camera(
+        self, index: int = 0, *, audio: str = "none", motion_interval: float = 3600
+    ) -> Process:
         """Run the simulated camera ``index`` until :meth:`stop_camera`."""
         tid = self.tids[index]
         camera = Process(
@@ -149,7 +150,7 @@ class Platform:
              "--talk-dir", str(self.data / f"talk{index}"),
              "--vas-dir", str(self.data / f"vas{index}"),
              "--firmware-dir", str(self.data / f"firmware{index}"),
-             "--ice-address", "127.0.0.1"],
+             "--ice-address", "127.0.0.1", "--motion-interval", str(motion_interval)],
             ready=r"connecting to",
         )  # fmt: skip
         self.cameras[tid] = camera
@@ -242,19 +243,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_until(check: Any, timeout: float = 15.0, every: float = 0.1) -> None:
-    """For state another process changes on its own time (a sync check; blocking)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            check()
-            return
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(every)
 
 
 sys.path.insert(0, str(ROOT))  # custom_components is found from the repository's root

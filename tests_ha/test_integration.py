@@ -39,6 +39,7 @@ from homeassistant.components.camera import (
     async_get_image,
     async_get_stream_source,
 )
+from homeassistant.components.image import DATA_COMPONENT as IMAGE_COMPONENT
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
@@ -94,14 +95,16 @@ def entity_id(hass: HomeAssistant, platform_name: str, unique_id: str) -> str:
 
 
 async def until(check: Any, timeout: float = 15.0) -> None:
-    """Until ``check()`` holds (state that the cloud or a camera changes on its own time)."""
+    """Until ``check()`` holds: returns true, or returns without an AssertionError (state
+    that the cloud or a camera changes on its own time)."""
     async with asyncio.timeout(timeout):
         while True:
             try:
-                check()
-                return
+                if check() is not False:
+                    return
             except AssertionError:
-                await asyncio.sleep(0.05)
+                pass
+            await asyncio.sleep(0.05)
 
 
 async def test_config_flow_signs_in_and_says_why_not(
@@ -217,7 +220,7 @@ async def test_entities_follow_the_model_and_the_camera(
         await hass.services.async_call(
             "number", "set_value", {"entity_id": volume, "value": 35}, blocking=True
         )
-        await until(lambda: hass.states.get(volume).state == "35")
+        await until(lambda: hass.states.get(volume).state in ("35", "35.0"))
         assert sim.client.writable["volume"] == 35
         osd = entity_id(hass, "text", f"{tid}_w_osdText")
         assert hass.states.get(osd).attributes["max"] == 32
@@ -404,3 +407,30 @@ def test_a_gateways_channels_are_cameras() -> None:
     )
     assert gateway.channels == [1, 2]
     assert DeviceData("T", {"ProReadonly": {"temperature": {}}}, {}).channels == [0]
+
+
+async def test_an_event_picture_for_notifications(hass: HomeAssistant, platform: Platform) -> None:
+    """A camera recording to the cloud raises motion: the image entity shows the event's
+    picture (what a notification attaches)."""
+    tid = platform.tids[0]
+    await hass.async_add_executor_job(
+        lambda: platform.vendor("CreateStorageService", PkgId="yc1m3d", Tid=tid)
+    )
+    await hass.async_add_executor_job(lambda: platform.start_camera(0, motion_interval=1.5))
+    try:
+        entry = entry_of(platform)
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        picture = entity_id(hass, "image", f"{tid}_picture_0")
+        assert hass.states.get(picture).state == "unknown"
+        await until(
+            lambda: hass.states.get(picture).state not in ("unknown", "unavailable"), timeout=60
+        )
+        entity = hass.data[IMAGE_COMPONENT].get_entity(picture)
+        assert entity is not None
+        jpeg = await entity.async_image()
+        assert jpeg is not None and Image.open(io.BytesIO(jpeg)).format == "JPEG"
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await hass.async_add_executor_job(platform.stop_camera, 0)

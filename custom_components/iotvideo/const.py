@@ -15,3 +15,5 @@ CONF_RTSP_URL: Final = "rtsp_url"
 EVENT_IOTVIDEO: Final = "iotvideo_event"
 #: Seconds a motion sensor stays on after an event that has no end of its own.
 MOTION_HOLD: Final = 30.0
+#: Seconds to wait, and wait again, for an event's picture to reach the cloud.
+PICTURE_WAITS: Final = (1.0, 2.0, 4.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
@@ -34,7 +35,14 @@ class IotVideoEntity(Entity):
 
     async def async_added_to_hass(self) -> None:
         self.async_on_remove(
-            async_dispatcher_connect(
-                self.hass, signal_of(self.device.tid), self.async_write_ha_state
-            )
+            async_dispatcher_connect(self.hass, signal_of(self.device.tid), self._device_changed)
         )
+
+    @callback
+    def _device_changed(self) -> None:
+        self.update_from_device()
+        self.async_write_ha_state()
+
+    def update_from_device(self) -> None:
+        """Copy what the state shows from the device's data (for ``_attr_`` values
+        Home Assistant caches); most entities read it as their state is written."""

@@ -5,6 +5,7 @@ pushes (no polling)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from iotvideo.app.messages import DeviceMessage
 from iotvideo.app.status import LinkStatus
 from iotvideo.protocol.errors import IVError
 
-from .const import EVENT_IOTVIDEO, MOTION_HOLD
+from .const import EVENT_IOTVIDEO, MOTION_HOLD, PICTURE_WAITS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class DeviceData:
     state: dict[str, Any]
     #: Motion by channel: when it started and until when it holds (monotonic), while on.
     motion: dict[int, float] = field(default_factory=dict)
+    #: The newest event picture by channel: (its URL, the event's UNIX time).
+    pictures: dict[int, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -89,6 +92,7 @@ class IotVideoHub:
         self._on_token_failed = on_token_failed
         self._removers: list[Callable[[], None]] = []
         self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
+        self._picture_tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
 
     async def connect(self, timeout: float = 15.0) -> None:
         """Sign in and load every device's model and values; raises IVError (20010: the
@@ -112,6 +116,11 @@ class IotVideoHub:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        for task in list(self._picture_tasks.values()):
+            task.cancel()
+        for task in list(self._picture_tasks.values()):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         try:
             await self.sdk.unregister()
         except IVError as exc:
@@ -158,6 +167,8 @@ class IotVideoHub:
             "stVal": message.value,
             "t": message.t,
         }
+        if not value.get("end"):
+            self._look_for_picture(device, channel, message.t)
         if message.name != "motion":
             return
         key = (device.tid, channel)
@@ -175,6 +186,41 @@ class IotVideoHub:
             async_dispatcher_send(self.hass, signal_of(device.tid))
 
         self._timers[key] = self.hass.loop.call_later(MOTION_HOLD, hold_over)
+
+    # Event pictures
+
+    def _look_for_picture(self, device: DeviceData, channel: int, t: int) -> None:
+        """The cloud keeps a picture of an event the camera records (under a cloud-storage
+        plan); it arrives a moment after the event: look for it, in the background."""
+        key = (device.tid, channel)
+        if key in self._picture_tasks:
+            return
+        task = self.hass.async_create_background_task(
+            self._fetch_picture(device, channel, t), name=f"iotvideo picture {device.tid}"
+        )
+        self._picture_tasks[key] = task
+        task.add_done_callback(lambda _task: self._picture_tasks.pop(key, None))
+
+    async def _fetch_picture(self, device: DeviceData, channel: int, t: int) -> None:
+        for delay in PICTURE_WAITS:
+            await asyncio.sleep(delay)
+            try:
+                listed = await self.sdk.vas.get_event_list(
+                    device.tid, t - 60, t + 60, page_size=5, source_id=channel
+                )
+            except IVError as exc:  # no cloud storage (403): no pictures
+                _LOGGER.debug("no event pictures for %s: %s", device.tid, exc)
+                return
+            prefix = listed.get("imgUrlPrefix", "")
+            for event in listed.get("list", []):
+                suffix = event.get("imgUrlSuffix")
+                if not suffix:
+                    continue
+                when = int(event.get("startTime", 0))
+                if when >= device.pictures.get(channel, ("", 0))[1]:
+                    device.pictures[channel] = (prefix + suffix, when)
+                    async_dispatcher_send(self.hass, signal_of(device.tid))
+                return
 
     # Commands
 
