@@ -70,6 +70,15 @@ def entry_of(platform: Platform, token: str | None = None) -> MockConfigEntry:
     )
 
 
+async def set_up(hass: HomeAssistant, platform: Platform, token: str | None = None) -> Any:
+    """The user's config entry, set up (its devices and entities made)."""
+    entry = entry_of(platform, token)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
 @asynccontextmanager
 async def camera(platform: Platform, index: int = 1) -> AsyncIterator[SimulatedCamera]:
     """A simulated camera's link in this process (no media): its settings, actions and
@@ -155,10 +164,7 @@ async def test_entities_follow_the_model_and_the_camera(
         )
     )
     async with camera(platform) as sim:
-        entry = entry_of(platform)
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
+        entry = await set_up(hass, platform)
 
         # From the model: types and units.
         led = entity_id(hass, "switch", f"{tid}_w_led")
@@ -272,10 +278,7 @@ async def test_a_revoked_token_asks_to_sign_in_again(
     first = platform.vendor(
         "CreateUsrToken", AccessId=platform.access_id, UniqueId="ha-reauth", TtlMinutes=60
     )["AccessToken"]
-    entry = entry_of(platform, first)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = await set_up(hass, platform, first)
     # Renewing revokes the old token: the cloud ends its session, Home Assistant asks.
     second = platform.vendor(
         "CreateUsrToken", AccessId=platform.access_id, UniqueId="ha-reauth", TtlMinutes=60,
@@ -327,10 +330,7 @@ async def test_the_camera_image_and_the_restream_stream_source(
     await hass.async_add_executor_job(platform.start_camera, 0)
     restream = await hass.async_add_executor_job(platform.start_restream)
     try:
-        entry = entry_of(platform)
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
+        entry = await set_up(hass, platform)
         camera_entity = entity_id(hass, "camera", f"{tid}_camera_0")
         online = entity_id(hass, "binary_sensor", f"{tid}_online")
         await until(lambda: hass.states.get(online).state == STATE_ON, timeout=30)
@@ -418,10 +418,7 @@ async def test_an_event_picture_for_notifications(hass: HomeAssistant, platform:
     )
     await hass.async_add_executor_job(lambda: platform.start_camera(0, motion_interval=1.5))
     try:
-        entry = entry_of(platform)
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
+        entry = await set_up(hass, platform)
         picture = entity_id(hass, "image", f"{tid}_picture_0")
         assert hass.states.get(picture).state == "unknown"
         await until(
