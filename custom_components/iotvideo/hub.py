@@ -100,8 +100,8 @@ class IotVideoHub:
         await self.sdk.register(self.access_id, self._access_token, timeout=timeout, fail_fast=True)
         self._removers.append(self.sdk.message.add_listener(self._on_message))
         self.sdk.add_status_listener(self._on_status)
-        for tid in self.sdk.login_reply.get("devices", []):
-            await self._load(str(tid))
+        # Every device's model and values at once: one round trip's wait, not two per device.
+        await asyncio.gather(*(self._load(str(t)) for t in self.sdk.login_reply.get("devices", [])))
 
     async def _load(self, tid: str) -> None:
         model = (await self.sdk.request("model.get", {"tid": tid})).get("model") or {}
