@@ -225,9 +225,7 @@ async def _device(request: Request, *, cap: int, allow_empty: bool = False) -> s
         key = await conn.scalar(select(devices.c.public_key).where(devices.c.tid == tid))
     if key is None:
         raise Refused(401, ErrorCode.IVTermErr_msg_calling_check_token_error, "bad signature")
-    body = await read_capped(request, cap)
-    if not (body or allow_empty):
-        raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "empty body")
+    body = await _body(request, cap, allow_empty=allow_empty)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if not link.verify(key, upload_message(tid, request.method, target, body, when), signature):
         raise Refused(401, ErrorCode.IVTermErr_msg_calling_check_token_error, "bad signature")
@@ -250,11 +248,16 @@ async def _credential_upload(request: Request, token: str, cap: int) -> str:
         known = await conn.scalar(select(devices.c.tid).where(devices.c.tid == tid))
     if known is None:
         raise Refused(404, ErrorCode.IVASrvErr_dst_notexsit, "the device no longer exists")
-    body = await read_capped(request, cap)
-    if not body:
-        raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "empty body")
-    request.state.body = body
+    request.state.body = await _body(request, cap, allow_empty=False)
     return tid
+
+
+async def _body(request: Request, cap: int, *, allow_empty: bool) -> bytes:
+    """An upload's body, at most ``cap`` bytes; 400 when empty and it may not be."""
+    body = await read_capped(request, cap)
+    if not (body or allow_empty):
+        raise Refused(400, ErrorCode.IVTermErr_msg_user_cmd_param_error, "empty body")
+    return body
 
 
 def _declared_within(request: Request, cap: int) -> None:
